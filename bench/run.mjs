@@ -1,0 +1,75 @@
+// `npm run bench`: throughput of edgeplane's RPCs as ratios to a bare Hono route, all served
+// by the same workerd in the same run. workerd is driven through Miniflare directly because
+// `wrangler dev` puts a Node proxy in front that caps throughput (see PLATFORM-NOTES).
+import autocannon from "autocannon";
+import { execFileSync } from "node:child_process";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { Miniflare } from "miniflare";
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const outdir = ".wrangler/bench";
+
+execFileSync("wrangler", ["deploy", "--dry-run", "--outdir", outdir], { stdio: ["ignore", "ignore", "inherit"] });
+
+const mf = new Miniflare({
+  modules: true,
+  modulesRoot: outdir,
+  scriptPath: `${outdir}/index.js`,
+  compatibilityDate: "2026-11-01",
+  compatibilityFlags: ["nodejs_compat"],
+  d1Databases: ["DB"],
+  durableObjects: {
+    ENVIRONMENTS: { className: "EnvironmentDO", useSQLite: true },
+    ROLLOUTS: { className: "RolloutDO", useSQLite: true },
+  },
+  bindings: { PUBLIC_NAME: "edgeplane" },
+});
+const base = (await mf.ready).toString().replace(/\/$/, "");
+
+const db = await mf.getD1Database("DB");
+for (const file of readdirSync("migrations").filter((f) => f.endsWith(".sql")).sort()) {
+  for (const sql of readFileSync(`migrations/${file}`, "utf8").split("--> statement-breakpoint")) {
+    if (sql.trim()) await db.prepare(sql).run();
+  }
+}
+
+const rpc = async (path, body, token) => {
+  const res = await fetch(`${base}/${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  return res.json();
+};
+const password = "bench-Passw0rd!";
+const identifier = { email: "bench@example.com" };
+await rpc("api.v1.authentication.Service/Register", { userPassword: { identifier, password } });
+const { token } = await rpc("api.v1.authentication.Service/Login", { userPassword: { identifier, password } });
+
+async function measure(name, opts) {
+  const result = await autocannon({ url: base, connections, duration: seconds, ...opts });
+  const bad = result.non2xx + result.errors;
+  if (bad > 0) throw new Error(`${name}: ${bad} failed requests`);
+  return { name, value: Math.round(result.requests.average), unit: "req/s" };
+}
+
+const json = { "content-type": "application/json" };
+const baseline = await measure("bare Hono route (GET /healthz)", { path: "/healthz" });
+const runs = [
+  baseline,
+  await measure("unauthenticated RPC (authentication.GetAuthConfig)", {
+    path: "/api.v1.authentication.Service/GetAuthConfig", method: "POST", headers: json, body: "{}",
+  }),
+  await measure("authenticated RPC (authentication.Get: JWT + session check + D1 read)", {
+    path: "/api.v1.authentication.Service/Get", method: "POST",
+    headers: { ...json, authorization: `Bearer ${token.accessToken}` }, body: "{}",
+  }),
+];
+await mf.dispose();
+
+const results = runs.map((r) => ({ ...r, baseline: baseline.value, ratio: Number((r.value / baseline.value).toFixed(3)) }));
+for (const r of results) console.log(`${r.name.padEnd(75)} ${String(r.value).padStart(7)} ${r.unit}  ${r.ratio.toFixed(2)}x`);
+writeFileSync("bench/results.json", JSON.stringify(results, null, 2) + "\n");
+console.log("written to bench/results.json");

@@ -1,0 +1,34 @@
+import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { EnvironmentDO } from "./environment";
+import { EventLog } from "./event-log";
+
+describe("EventLog in a Durable Object", () => {
+  it("numbers events in order and keeps them across eviction", async () => {
+    const stub = env.ENVIRONMENTS.getByName("event-log-test");
+    await runInDurableObject(stub, (_obj: EnvironmentDO, state) => {
+      const log = new EventLog(state.storage.sql);
+      expect(log.append("created", { n: 1 }).seq).toBe(1);
+      expect(log.append("started", { n: 2 }).seq).toBe(2);
+    });
+    await evictDurableObject(stub);
+    const events = await stub.events(0);
+    expect(events.map((e) => [e.seq, e.type, e.data])).toEqual([
+      [1, "created", { n: 1 }],
+      [2, "started", { n: 2 }],
+    ]);
+    expect((await stub.events(1)).map((e) => e.seq)).toEqual([2]);
+  });
+
+  it("never reuses a sequence number after deletes", async () => {
+    const stub = env.ROLLOUTS.getByName("p/c/1");
+    await runInDurableObject(stub, (_obj, state) => {
+      const log = new EventLog(state.storage.sql);
+      log.append("a", {});
+      log.append("b", {});
+      state.storage.sql.exec("DELETE FROM events");
+      expect(log.append("c", {}).seq).toBe(3);
+      expect(log.lastSeq()).toBe(3);
+    });
+  });
+});

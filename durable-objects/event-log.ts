@@ -1,0 +1,46 @@
+/**
+ * The append-only event log every Durable Object keeps in its SQLite storage. Sequence
+ * numbers only grow (AUTOINCREMENT never reuses a number, even after deletes), so a
+ * subscriber that remembers the last one it saw can resume after any disconnect or eviction.
+ */
+export interface LoggedEvent {
+  seq: number;
+  type: string;
+  /** Milliseconds since the epoch. */
+  time: number;
+  data: unknown;
+}
+
+export class EventLog {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS events (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      type TEXT NOT NULL,
+      time INTEGER NOT NULL,
+      data TEXT NOT NULL
+    )`);
+  }
+
+  append(type: string, data: unknown, time = Date.now()): LoggedEvent {
+    const row = this.sql
+      .exec<{ seq: number }>("INSERT INTO events (type, time, data) VALUES (?, ?, ?) RETURNING seq", type, time, JSON.stringify(data))
+      .one();
+    return { seq: row.seq, type, time, data };
+  }
+
+  /** Events with a sequence number above `after`, oldest first. */
+  after(after: number, limit = 1000): LoggedEvent[] {
+    return this.sql
+      .exec<{ seq: number; type: string; time: number; data: string }>(
+        "SELECT seq, type, time, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+        after,
+        limit,
+      )
+      .toArray()
+      .map((r) => ({ seq: r.seq, type: r.type, time: r.time, data: JSON.parse(r.data) }));
+  }
+
+  lastSeq(): number {
+    return this.sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM events").one().seq ?? 0;
+  }
+}

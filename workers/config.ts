@@ -1,0 +1,28 @@
+/**
+ * Every default of edgeplane, in one place. Runtime settings that admins change
+ * (TTLs, hashing, registration) live in D1 and start from these values.
+ */
+export const defaults = {
+  /** Connect request bodies above this are refused with resource_exhausted. */
+  maxRequestBytes: 1024 * 1024,
+  accessTokenTtlMs: 60 * 60 * 1000,
+  refreshTokenTtlMs: 7 * 24 * 60 * 60 * 1000,
+  verificationCodeTtlMs: 10 * 60 * 1000,
+  /** Wrong guesses allowed per verification or reset code before it is burnt. */
+  verificationCodeMaxAttempts: 5,
+  /** A refresh token reused within this window after rotation is a race, not theft. */
+  refreshReuseGraceMs: 5_000,
+  bcryptCost: 10,
+  /** Firebase-style scrypt parameters, used when an admin picks scrypt without values. */
+  scrypt: { rounds: 8, memCost: 14, p: 1, keyLen: 32 },
+  /** Failed logins per identifier inside the window before logins are refused. */
+  loginFailureLimit: 5,
+  loginFailureWindowMs: 15 * 60 * 1000,
+  allowRegister: false,
+  publicName: "edgeplane",
+  mailjetApiUrl: "https://api.mailjet.com",
+  /** Outbox retry schedule: attempt n waits backoff[n-1] before the next try. */
+  outboxBackoffMs: [60_000, 5 * 60_000, 30 * 60_000, 2 * 60 * 60_000, 12 * 60 * 60_000],
+  pagination: { defaultLimit: 50, maxLimit: 1000 },
+  jwtIssuer: "edgeplane",
+} as const;

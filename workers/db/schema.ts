@@ -1,0 +1,180 @@
+/**
+ * D1 schema: what is queried across objects (identity, organization).
+ * Times are integer milliseconds since the epoch. `npx drizzle-kit generate` turns
+ * changes here into a new SQL file under migrations/.
+ */
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+export const users = sqliteTable(
+  "users",
+  {
+    id: text("id").primaryKey(),
+    /** Lower-cased; unique when set. */
+    email: text("email"),
+    username: text("username"),
+    phoneNumber: text("phone_number"),
+    /** model.HashingInstance as protobuf JSON; null for users created without a password. */
+    passwordHash: text("password_hash"),
+    firstName: text("first_name").notNull().default(""),
+    lastName: text("last_name").notNull().default(""),
+    emailVerified: integer("email_verified", { mode: "boolean" }).notNull().default(false),
+    phoneVerified: integer("phone_verified", { mode: "boolean" }).notNull().default(false),
+    /** "signup" or "system". */
+    registerMethod: text("register_method").notNull(),
+    registerLoginType: integer("register_login_type").notNull().default(0),
+    createdBy: text("created_by").notNull().default(""),
+    /** Metadata entries as a JSON object of base64 values. */
+    metadata: text("metadata").notNull().default("{}"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    newSessionsSince: integer("new_sessions_since").notNull().default(0),
+  },
+  (t) => [
+    uniqueIndex("users_email").on(t.email),
+    uniqueIndex("users_username").on(t.username),
+    uniqueIndex("users_phone_number").on(t.phoneNumber),
+  ],
+);
+
+export const serviceAccounts = sqliteTable(
+  "service_accounts",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    clientId: text("client_id").notNull(),
+    /** SHA-256 of the secret, hex: the secret is 256 random bits, so a slow hash adds nothing. */
+    secretHash: text("secret_hash").notNull(),
+    managed: integer("managed", { mode: "boolean" }).notNull().default(false),
+    /** model.Author as JSON. */
+    createdBy: text("created_by").notNull().default("{}"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("service_accounts_name").on(t.name), uniqueIndex("service_accounts_client_id").on(t.clientId)],
+);
+
+/**
+ * One row per login. Access tokens name their session and are refused once it is revoked;
+ * refresh tokens carry the generation they were minted at, so rotation is a compare-and-swap.
+ */
+export const sessions = sqliteTable(
+  "sessions",
+  {
+    id: text("id").primaryKey(),
+    subjectId: text("subject_id").notNull(),
+    /** "user" or "service_account". */
+    subjectType: text("subject_type").notNull(),
+    loginType: integer("login_type").notNull().default(0),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    renewedAt: integer("renewed_at"),
+    revokedAt: integer("revoked_at"),
+    refreshGeneration: integer("refresh_generation").notNull().default(0),
+    refreshRotatedAt: integer("refresh_rotated_at"),
+    /** Where the login came from, as Cloudflare saw it. */
+    country: text("country").notNull().default(""),
+    postalCode: integer("postal_code").notNull().default(0),
+  },
+  (t) => [index("sessions_subject").on(t.subjectId, t.createdAt)],
+);
+
+export const groups = sqliteTable("groups", {
+  id: text("id").primaryKey(),
+  createdAt: integer("created_at").notNull(),
+  createdBy: text("created_by").notNull().default("{}"),
+  updatedAt: integer("updated_at").notNull(),
+  metadata: text("metadata").notNull().default("{}"),
+});
+
+export const groupMembers = sqliteTable(
+  "group_members",
+  {
+    groupId: text("group_id").notNull(),
+    memberId: text("member_id").notNull(),
+    /** "user" or "service_account". */
+    memberType: text("member_type").notNull(),
+    joinedAt: integer("joined_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.groupId, t.memberId] }), index("group_members_member").on(t.memberId)],
+);
+
+export const roles = sqliteTable("roles", {
+  id: text("id").primaryKey(),
+  /** api.v1.role.Permission list as JSON. */
+  permissions: text("permissions").notNull().default("[]"),
+  predefined: integer("predefined", { mode: "boolean" }).notNull().default(false),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+  metadata: text("metadata").notNull().default("{}"),
+});
+
+export const roleAssignments = sqliteTable(
+  "role_assignments",
+  {
+    roleId: text("role_id").notNull(),
+    /** "user", "service_account" or "group". */
+    subjectType: text("subject_type").notNull(),
+    subjectId: text("subject_id").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.roleId, t.subjectType, t.subjectId] }), index("role_assignments_subject").on(t.subjectId)],
+);
+
+/** Installation-wide settings documents (protobuf JSON), one row per key. */
+export const settings = sqliteTable("settings", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+/** Email verification and password reset codes: one live code per user and purpose. */
+export const verificationCodes = sqliteTable(
+  "verification_codes",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id").notNull(),
+    /** api.v1.user.VerificationType number. */
+    type: integer("type").notNull(),
+    /** HMAC-SHA256 of the code under the installation key, hex. */
+    codeHash: text("code_hash").notNull(),
+    sentAt: integer("sent_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    lastAttemptAt: integer("last_attempt_at"),
+  },
+  (t) => [uniqueIndex("verification_codes_user_type").on(t.userId, t.type)],
+);
+
+/** Every email leaves through here, so a failed send is retried and visible, never lost. */
+export const outbox = sqliteTable(
+  "outbox",
+  {
+    id: text("id").primaryKey(),
+    channel: text("channel").notNull(),
+    recipient: text("recipient").notNull(),
+    subject: text("subject").notNull(),
+    body: text("body").notNull(),
+    /** "pending", "sent", "failed" (gave up) or "logged" (no provider: printed to the dev log). */
+    status: text("status").notNull(),
+    provider: text("provider").notNull().default(""),
+    attempts: integer("attempts").notNull().default(0),
+    lastError: text("last_error"),
+    createdAt: integer("created_at").notNull(),
+    nextAttemptAt: integer("next_attempt_at"),
+    sentAt: integer("sent_at"),
+  },
+  (t) => [index("outbox_due").on(t.status, t.nextAttemptAt)],
+);
+
+/** Failed logins per identifier, for throttling guessing. */
+export const loginFailures = sqliteTable("login_failures", {
+  identifier: text("identifier").primaryKey(),
+  failures: integer("failures").notNull(),
+  windowStartedAt: integer("window_started_at").notNull(),
+});
+
+/** Installation key used when no JWT_SECRET secret is configured (local dev). */
+export const installationKeys = sqliteTable("installation_keys", {
+  id: text("id").primaryKey(),
+  secret: text("secret").notNull(),
+  createdAt: integer("created_at").notNull(),
+});

@@ -1,0 +1,27 @@
+import type { EnvironmentDO } from "../durable-objects/environment";
+import type { RolloutDO } from "../durable-objects/rollout";
+
+/** Bindings of the edgeplane Worker, as declared in wrangler.toml. */
+export interface Env {
+  DB: D1Database;
+  ENVIRONMENTS: DurableObjectNamespace<EnvironmentDO>;
+  ROLLOUTS: DurableObjectNamespace<RolloutDO>;
+  /** HMAC key for access and refresh tokens (a wrangler secret in production). */
+  JWT_SECRET?: string;
+  PUBLIC_NAME?: string;
+  PUBLIC_LOGO_URL?: string;
+  /** Mailjet's API origin; overridable so tests can answer for it. */
+  MAILJET_API_URL?: string;
+}
+
+declare global {
+  namespace Cloudflare {
+    interface Env {
+      DB: D1Database;
+      ENVIRONMENTS: DurableObjectNamespace<EnvironmentDO>;
+      ROLLOUTS: DurableObjectNamespace<RolloutDO>;
+      TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
+      MAILJET_API_URL?: string;
+    }
+  }
+}

@@ -1,0 +1,25 @@
+import { exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+
+describe("HTTP surface", () => {
+  it("answers liveness", async () => {
+    const res = await exports.default.fetch("http://edgeplane.test/healthz");
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("ok");
+  });
+
+  it("answers CORS preflights for Connect calls from browsers", async () => {
+    const res = await exports.default.fetch("http://edgeplane.test/api.v1.authentication.Service/Login", {
+      method: "OPTIONS",
+      headers: {
+        origin: "https://app.example.com",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type,connect-protocol-version,authorization",
+      },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+    const allowed = res.headers.get("access-control-allow-headers")!.toLowerCase();
+    for (const h of ["content-type", "connect-protocol-version", "authorization"]) expect(allowed).toContain(h);
+  });
+});

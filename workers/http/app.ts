@@ -1,0 +1,37 @@
+import { cors as connectCors } from "@connectrpc/connect";
+import { Hono } from "hono";
+import { cors } from "hono/cors";
+import type { Env } from "../env";
+import { serveConnect } from "./connect";
+
+/** The Worker's HTTP surface: CORS for browser clients, liveness, and every RPC. */
+export const app = new Hono<{ Bindings: Env }>();
+
+app.use(
+  "*",
+  cors({
+    // Bearer tokens, not cookies, so any origin may call; browsers still need the headers listed.
+    origin: "*",
+    allowMethods: [...connectCors.allowedMethods],
+    allowHeaders: [...connectCors.allowedHeaders, "Authorization"],
+    exposeHeaders: [...connectCors.exposedHeaders, "Retry-After"],
+    maxAge: 7200,
+  }),
+);
+
+app.get("/healthz", (c) => c.text("ok"));
+
+app.on(["GET", "POST"], "/:service/:method", async (c, next) => {
+  const res = await serveConnect(c.req.raw, c.env, executionContext(c));
+  return res ?? next();
+});
+
+app.notFound((c) => c.json({ code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }, 404));
+
+function executionContext(c: { executionCtx: ExecutionContext }): ExecutionContext | undefined {
+  try {
+    return c.executionCtx;
+  } catch {
+    return undefined; // Hono throws when called without one (app.request in tests).
+  }
+}

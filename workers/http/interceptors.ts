@@ -1,0 +1,47 @@
+import type { Interceptor } from "@connectrpc/connect";
+import { allows, authenticate, bearerToken } from "../auth/principal";
+import type { Rule } from "../services/registry";
+import { kEnv, kPrincipal } from "./context";
+import { permissionDenied, toConnectError, unauthenticated } from "./errors";
+
+/** Maps every error a handler throws through the one error mapper. */
+export const mapErrors: Interceptor = (next) => async (req) => {
+  try {
+    return await next(req);
+  } catch (err) {
+    throw toConnectError(err);
+  }
+};
+
+/**
+ * The one authorization check. It runs before every handler, finds the RPC's rule by its
+ * path, resolves the caller from the bearer token and checks the rule's action and scope.
+ * RPCs with no implementation pass through to Connect's `unimplemented` answer.
+ */
+export function authorize(rules: ReadonlyMap<string, Rule>, implemented: ReadonlySet<string>): Interceptor {
+  return (next) => async (req) => {
+    const path = `${req.service.typeName}/${req.method.name}`;
+    const rule = rules.get(path);
+    if (!rule) {
+      if (implemented.has(path)) throw permissionDenied(`${path} has no access rule; it is refused until it gets one`);
+      return next(req);
+    }
+    const token = bearerToken(req.header);
+    const env = req.contextValues.get(kEnv);
+    if ("public" in rule) {
+      // A public RPC still learns who calls when a valid token is sent (e.g. Logout-less flows).
+      if (token) req.contextValues.set(kPrincipal, await authenticate(env, token).catch(() => undefined));
+      return next(req);
+    }
+    if (!token) throw unauthenticated(`${path} needs an access token: log in and send \`Authorization: Bearer <token>\``);
+    const principal = await authenticate(env, token);
+    req.contextValues.set(kPrincipal, principal);
+    if ("action" in rule) {
+      const scope = rule.scope && req.stream === false ? rule.scope(req.message) : {};
+      if (!allows(principal, rule.action, scope)) {
+        throw permissionDenied(`${rule.action} is not granted to this ${principal.subjectType.replace("_", " ")}`);
+      }
+    }
+    return next(req);
+  };
+}

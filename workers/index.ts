@@ -1,0 +1,14 @@
+/** The edgeplane Worker: HTTP (Hono + Connect), the cron trigger, and the Durable Object classes. */
+import type { Env } from "./env";
+import { app } from "./http/app";
+import { retryDueEmails } from "./outbox/outbox";
+
+export { EnvironmentDO } from "../durable-objects/environment";
+export { RolloutDO } from "../durable-objects/rollout";
+
+export default {
+  fetch: app.fetch,
+  async scheduled(_controller, env, ctx) {
+    ctx.waitUntil(retryDueEmails(env));
+  },
+} satisfies ExportedHandler<Env>;
