@@ -1,7 +1,7 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { EnvironmentDO } from "./environment";
-import { EventLog } from "./event-log";
+import { EventLog, type LoggedEvent } from "./event-log";
 
 describe("EventLog in a Durable Object", () => {
   it("numbers events in order and keeps them across eviction", async () => {
@@ -12,12 +12,14 @@ describe("EventLog in a Durable Object", () => {
       expect(log.append("started", { n: 2 }).seq).toBe(2);
     });
     await evictDurableObject(stub);
-    const events = await stub.events(0);
+    // Read through the object's own method after eviction: storage, not memory, must answer.
+    const events: LoggedEvent[] = await runInDurableObject(stub, (obj: EnvironmentDO) => obj.events(0));
     expect(events.map((e) => [e.seq, e.type, e.data])).toEqual([
       [1, "created", { n: 1 }],
       [2, "started", { n: 2 }],
     ]);
-    expect((await stub.events(1)).map((e) => e.seq)).toEqual([2]);
+    const later: LoggedEvent[] = await runInDurableObject(stub, (obj: EnvironmentDO) => obj.events(1));
+    expect(later.map((e) => e.seq)).toEqual([2]);
   });
 
   it("never reuses a sequence number after deletes", async () => {

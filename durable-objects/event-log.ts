@@ -3,12 +3,14 @@
  * numbers only grow (AUTOINCREMENT never reuses a number, even after deletes), so a
  * subscriber that remembers the last one it saw can resume after any disconnect or eviction.
  */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
 export interface LoggedEvent {
   seq: number;
   type: string;
   /** Milliseconds since the epoch. */
   time: number;
-  data: unknown;
+  data: Json;
 }
 
 export class EventLog {
@@ -21,7 +23,7 @@ export class EventLog {
     )`);
   }
 
-  append(type: string, data: unknown, time = Date.now()): LoggedEvent {
+  append(type: string, data: Json, time = Date.now()): LoggedEvent {
     const row = this.sql
       .exec<{ seq: number }>("INSERT INTO events (type, time, data) VALUES (?, ?, ?) RETURNING seq", type, time, JSON.stringify(data))
       .one();

@@ -16,6 +16,9 @@ export interface Env {
 
 declare global {
   namespace Cloudflare {
+    interface GlobalProps {
+      mainModule: typeof import("./index");
+    }
     interface Env {
       DB: D1Database;
       ENVIRONMENTS: DurableObjectNamespace<EnvironmentDO>;

@@ -22,15 +22,23 @@ app.use(
 app.get("/healthz", (c) => c.text("ok"));
 
 app.on(["GET", "POST"], "/:service/:method", async (c, next) => {
-  const res = await serveConnect(c.req.raw, c.env, executionContext(c));
+  const res = await serveConnect(c.req.raw, c.req.path, c.env, executionContext(c));
+  return res ?? next();
+});
+
+// Skaffold's API belongs to one environment, so its RPCs live under that environment's path.
+app.on(["GET", "POST"], "/environments/:id/skaffold/:service/:method", async (c, next) => {
+  const rpcPath = `/${c.req.param("service")}/${c.req.param("method")}`;
+  if (!rpcPath.startsWith("/proto.SkaffoldService/")) return next();
+  const res = await serveConnect(c.req.raw, rpcPath, c.env, executionContext(c));
   return res ?? next();
 });
 
 app.notFound((c) => c.json({ code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }, 404));
 
-function executionContext(c: { executionCtx: ExecutionContext }): ExecutionContext | undefined {
+function executionContext(c: { executionCtx: unknown }): ExecutionContext | undefined {
   try {
-    return c.executionCtx;
+    return c.executionCtx as ExecutionContext;
   } catch {
     return undefined; // Hono throws when called without one (app.request in tests).
   }

@@ -7,6 +7,7 @@
 import { createConnectRouter, createContextValues } from "@connectrpc/connect";
 import {
   type UniversalHandler,
+  type UniversalServerResponse,
   universalServerRequestFromFetch,
   universalServerResponseToFetch,
 } from "@connectrpc/connect/protocol";
@@ -41,12 +42,80 @@ function buildHandlers(): Map<string, UniversalHandler> {
 
 let handlers: Map<string, UniversalHandler> | undefined;
 
-/** Serves a Connect or gRPC-Web call; undefined when no RPC lives at the path. */
-export async function serveConnect(request: Request, env: Env, exec?: ExecutionContext): Promise<Response | undefined> {
+/**
+ * Serves a Connect or gRPC-Web call to the RPC at `rpcPath` (`/<service>/<method>`);
+ * undefined when no RPC lives there.
+ */
+export async function serveConnect(
+  request: Request,
+  rpcPath: string,
+  env: Env,
+  exec?: ExecutionContext,
+): Promise<Response | undefined> {
   handlers ??= buildHandlers();
-  const handler = handlers.get(new URL(request.url).pathname);
+  const handler = handlers.get(rpcPath);
   if (!handler) return undefined;
   const ureq = universalServerRequestFromFetch(request, {});
   ureq.contextValues = createContextValues().set(kEnv, env).set(kExecution, exec).set(kRequest, request);
-  return universalServerResponseToFetch(await handler(ureq));
+  const res = await handler(ureq);
+  return universalServerResponseToFetch(handler.method.methodKind === "unary" ? await binaryParseErrorsAreBadInput(res) : res);
+}
+
+/**
+ * connect-es reports a request body that is not valid protobuf as `internal` (its JSON parse
+ * errors are `invalid_argument`, as they should be). Bad input must never look like our fault,
+ * so those answers are rewritten here: Connect unary errors are a JSON body, gRPC-Web errors a
+ * trailer frame at the end of the body. Only unary answers are read, and they are small.
+ */
+async function binaryParseErrorsAreBadInput(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+  const type = res.header?.get("content-type") ?? "";
+  const connectError = res.status === 500 && type === "application/json";
+  const grpcWeb = type.startsWith("application/grpc-web");
+  if (!res.body || (!connectError && !grpcWeb)) return res;
+  const bytes = await readAll(res.body);
+  if (connectError) {
+    const error = JSON.parse(new TextDecoder().decode(bytes)) as { code?: string; message?: string };
+    if (error.code !== "internal" || !error.message?.startsWith(PARSE_ERROR)) return { ...res, body: once(bytes) };
+    return { ...res, status: 400, body: once(new TextEncoder().encode(JSON.stringify({ ...error, code: "invalid_argument" }))) };
+  }
+  // The trailer frame: flag 0x80, a 4-byte length, then HTTP/1-style header lines.
+  const at = lastFrameOffset(bytes);
+  if (at < 0 || bytes[at] !== 0x80) return { ...res, body: once(bytes) };
+  const trailer = new TextDecoder().decode(bytes.subarray(at + 5));
+  if (!trailer.includes("grpc-status: 13") || !trailer.includes(`grpc-message: ${encodeURIComponent(PARSE_ERROR)}`)) {
+    return { ...res, body: once(bytes) };
+  }
+  const fixed = new TextEncoder().encode(trailer.replace("grpc-status: 13", "grpc-status: 3"));
+  const frame = new Uint8Array(5 + fixed.length);
+  frame[0] = 0x80;
+  new DataView(frame.buffer).setUint32(1, fixed.length);
+  frame.set(fixed, 5);
+  const out = new Uint8Array(at + frame.length);
+  out.set(bytes.subarray(0, at));
+  out.set(frame, at);
+  return { ...res, body: once(out) };
+}
+
+const PARSE_ERROR = "parse binary";
+
+function lastFrameOffset(bytes: Uint8Array): number {
+  let at = 0;
+  let last = -1;
+  while (at + 5 <= bytes.length) {
+    last = at;
+    at += 5 + new DataView(bytes.buffer, bytes.byteOffset + at + 1, 4).getUint32(0);
+  }
+  return at === bytes.length ? last : -1;
+}
+
+async function readAll(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  chunks.reduce((at, c) => (out.set(c, at), at + c.length), 0);
+  return out;
+}
+
+async function* once(bytes: Uint8Array) {
+  yield bytes;
 }

@@ -1,0 +1,289 @@
+/** api.v1.authentication.Service: sign-up, login, tokens, verification and password reset. */
+import { Service } from "../../proto/gen/api/v1/authentication/service_pb";
+import { checkCode, CodePurpose, issueCode } from "../auth/codes";
+import { identifierOf } from "../auth/identifiers";
+import { sha256Hex, timingSafeEqual } from "../auth/keys";
+import { checkPasswordPolicy } from "../auth/password-policy";
+import { hashPassword, type StoredHash, verifyAgainstNothing, verifyPassword } from "../auth/passwords";
+import { insertSessionStatement, refreshSession, revokeSessions, tokensForNewSession } from "../auth/sessions";
+import { clearLoginAttempts, countLoginAttempt } from "../auth/throttle";
+import { mintPurposeToken, verifyPurposeToken } from "../auth/tokens";
+import { defaults } from "../config";
+import { type Identifier, findUser, getUser, groupIdsOf, type UserRow } from "../db/users";
+import { LoginType, loadUserSettings, renderTemplate, type UserSettings } from "../db/user-settings";
+import type { Env } from "../env";
+import { afterResponse, envOf, kRequest, principalOf } from "../http/context";
+import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../http/errors";
+import { enqueueEmail } from "../outbox/outbox";
+import { defineService } from "./registry";
+import { userInfo } from "./user-messages";
+import { deleteUserStatements } from "./user";
+
+const loginTypeOf: Record<Identifier["kind"], number> = {
+  email: LoginType.EMAIL_PASSWORD,
+  username: LoginType.USERNAME_PASSWORD,
+  phone_number: LoginType.PHONE_PASSWORD,
+};
+
+const mechanismName: Record<number, string> = {
+  [LoginType.EMAIL_PASSWORD]: "email and password",
+  [LoginType.USERNAME_PASSWORD]: "username and password",
+  [LoginType.PHONE_PASSWORD]: "phone number and password",
+};
+
+function requireMechanism(s: UserSettings, loginType: number) {
+  if (!s.loginMechanisms.includes(loginType)) {
+    throw failedPrecondition(`login with ${mechanismName[loginType]} is disabled on this installation`);
+  }
+}
+
+/** Sends a code by email through the outbox; the purpose token ties the answer to this code. */
+async function sendCode(env: Env, ctx: Parameters<typeof afterResponse>[0], s: UserSettings, u: UserRow, purpose: CodePurpose) {
+  if (!u.email) throw failedPrecondition("this user has no email address to send a code to");
+  const { id, code } = await issueCode(env, u.id, purpose, s.verificationCodeTtlMs);
+  const template = purpose === CodePurpose.EMAIL ? "verifyEmail" : "resetPasswordEmail";
+  const mail = renderTemplate(s, template, {
+    Name: env.PUBLIC_NAME ?? defaults.publicName,
+    Identifier: u.email,
+    Code: code,
+    Minutes: String(Math.round(s.verificationCodeTtlMs / 60_000)),
+  });
+  const { delivery } = await enqueueEmail(env, { to: u.email, ...mail });
+  if (delivery) afterResponse(ctx, delivery);
+  return mintPurposeToken(env, `code:${purpose}`, id, s.verificationCodeTtlMs);
+}
+
+/** Finds the pending code either from the purpose token or from the user the request names. */
+async function codeOwner(env: Env, purpose: CodePurpose, token: string, identifier?: Identifier) {
+  if (token) return { codeId: await verifyPurposeToken(env, token, `code:${purpose}`) };
+  if (!identifier) throw invalidArgument("token", "send the token returned when the code was sent, or the user's identifier");
+  const u = await findUser(env, identifier);
+  if (!u) throw notFound("user");
+  return { userId: u.id };
+}
+
+export const authentication = defineService(
+  Service,
+  {
+    login: { public: true },
+    register: { public: true },
+    refreshToken: { public: true },
+    getAuthConfig: { public: true },
+    sendVerificationEmail: { public: true },
+    verifyEmail: { public: true },
+    verifyPhoneNumber: { public: true },
+    sendPasswordReset: { public: true },
+    resetPassword: { public: true },
+    logout: { authenticated: true },
+    get: { authenticated: true },
+    delete: { authenticated: true },
+  },
+  {
+    async login(req, ctx) {
+      const env = envOf(ctx);
+      const s = await loadUserSettings(env);
+      const request = ctx.values.get(kRequest);
+      if (req.method.case === "clientCredentials") {
+        const { clientId, clientSecret } = req.method.value;
+        if (!clientId) throw invalidArgument("client_credentials.client_id", "is required");
+        await countLoginAttempt(env, `client:${clientId}`);
+        const sa = await env.DB.prepare("SELECT id, secret_hash FROM service_accounts WHERE client_id = ?")
+          .bind(clientId)
+          .first<{ id: string; secret_hash: string }>();
+        if (!sa || !timingSafeEqual(await sha256Hex(clientSecret), sa.secret_hash)) {
+          throw unauthenticated("client id or secret is wrong");
+        }
+        const subject = { type: "service_account" as const, id: sa.id };
+        const { sessionId, statement } = insertSessionStatement(env, subject, 0, s, request);
+        await env.DB.batch([statement, env.DB.prepare("DELETE FROM login_failures WHERE identifier = ?").bind(`client:${clientId}`)]);
+        return { token: await tokensForNewSession(env, subject, sessionId, s), userId: sa.id };
+      }
+      if (req.method.case !== "userPassword") throw invalidArgument("method", "set user_password or client_credentials");
+      const identifier = identifierOf(req.method.value.identifier?.identifier, "user_password.identifier");
+      const loginType = loginTypeOf[identifier.kind];
+      requireMechanism(s, loginType);
+      const throttleKey = `${identifier.kind}:${identifier.value}`;
+      await countLoginAttempt(env, throttleKey);
+      const u = await findUser(env, identifier);
+      if (!u) {
+        await verifyAgainstNothing(req.method.value.password, s.passwordHashing);
+        throw notFound("user");
+      }
+      const stored = u.password_hash ? (JSON.parse(u.password_hash) as StoredHash) : undefined;
+      if (!stored || !(await verifyPassword(req.method.value.password, stored))) throw unauthenticated("wrong password");
+      if (s.isVerifiedEmailRequired && u.email && !u.email_verified) {
+        throw failedPrecondition("the email address is not verified yet: verify it with the code sent by SendVerificationEmail");
+      }
+      const subject = { type: "user" as const, id: u.id };
+      const { sessionId, statement } = insertSessionStatement(env, subject, loginType, s, request);
+      await env.DB.batch([statement, env.DB.prepare("DELETE FROM login_failures WHERE identifier = ?").bind(throttleKey)]);
+      if (stored.alg !== ("bcrypt" in s.passwordHashing ? "bcrypt" : "scrypt")) {
+        // New hashes use the configured algorithm: move this user over now that we know the password.
+        afterResponse(ctx, rehash(env, u.id, req.method.value.password, s));
+      }
+      const groups = await groupIdsOf(env, [u.id]);
+      return { token: await tokensForNewSession(env, subject, sessionId, s), userId: u.id, userInfo: userInfo(u, groups.get(u.id)!) };
+    },
+
+    async register(req, ctx) {
+      const env = envOf(ctx);
+      const s = await loadUserSettings(env);
+      if (req.method.case !== "userPassword") throw invalidArgument("user_password", "is required");
+      const { password } = req.method.value;
+      const identifier = identifierOf(req.method.value.identifier?.identifier, "user_password.identifier");
+      const loginType = loginTypeOf[identifier.kind];
+      requireMechanism(s, loginType);
+      checkPasswordPolicy(password, "user_password.password");
+      const hash = JSON.stringify(await hashPassword(password, s.passwordHashing));
+      const id = crypto.randomUUID();
+      const now = Date.now();
+      const subject = { type: "user" as const, id };
+      const session = insertSessionStatement(env, subject, loginType, s, ctx.values.get(kRequest));
+      const needsVerification = s.isVerifiedEmailRequired && identifier.kind === "email";
+      // One transaction: the user is inserted only while registration is open (it always is for
+      // the very first user), that first user becomes admin, and the session exists only if the user does.
+      const results = await env.DB.batch([
+        env.DB.prepare(
+          `INSERT INTO users (id, ${identifier.kind}, password_hash, register_method, register_login_type, created_at, updated_at)
+           SELECT ?1, ?2, ?3, 'signup', ?4, ?5, ?5 WHERE ?6 OR NOT EXISTS (SELECT 1 FROM users)`,
+        ).bind(id, identifier.value, hash, loginType, now, s.allowRegister ? 1 : 0),
+        env.DB.prepare(
+          `INSERT INTO role_assignments (role_id, subject_type, subject_id, created_at)
+           SELECT 'admin', 'user', ?1, ?2 WHERE (SELECT COUNT(*) FROM users) = 1 AND EXISTS (SELECT 1 FROM users WHERE id = ?1)`,
+        ).bind(id, now),
+        ...(needsVerification ? [] : [session.statement]),
+      ]);
+      if (results[0]!.meta.changes === 0) {
+        throw permissionDenied("self-registration is disabled: ask an administrator to create your account");
+      }
+      const u = (await getUser(env, id))!;
+      if (needsVerification) afterResponse(ctx, sendCode(env, ctx, s, u, CodePurpose.EMAIL).catch((e) => console.error(e)));
+      if (s.sendWelcomeMail && u.email) {
+        const mail = renderTemplate(s, "welcomeEmail", { Name: env.PUBLIC_NAME ?? defaults.publicName, Identifier: u.email });
+        const { delivery } = await enqueueEmail(env, { to: u.email, ...mail });
+        if (delivery) afterResponse(ctx, delivery);
+      }
+      return {
+        // With verification required, tokens come from Login once the email is verified.
+        token: needsVerification ? undefined : await tokensForNewSession(env, subject, session.sessionId, s),
+        userId: id,
+        userInfo: userInfo(u, []),
+      };
+    },
+
+    async logout(_req, ctx) {
+      const p = principalOf(ctx);
+      await revokeSessions(envOf(ctx), "id = ?", p.sessionId).run();
+      return {};
+    },
+
+    async get(_req, ctx) {
+      const env = envOf(ctx);
+      const p = principalOf(ctx);
+      const groups = await groupIdsOf(env, [p.subjectId]);
+      if (p.subjectType === "service_account") {
+        const sa = await env.DB.prepare("SELECT name, created_at FROM service_accounts WHERE id = ?")
+          .bind(p.subjectId)
+          .first<{ name: string; created_at: number }>();
+        if (!sa) throw notFound("service account");
+        return { userId: p.subjectId, userInfo: { username: sa.name, groupIds: groups.get(p.subjectId) } };
+      }
+      const u = await getUser(env, p.subjectId);
+      if (!u) throw notFound("user");
+      return { userId: u.id, userInfo: userInfo(u, groups.get(u.id)!) };
+    },
+
+    async delete(_req, ctx) {
+      const env = envOf(ctx);
+      const p = principalOf(ctx);
+      if (p.subjectType !== "user") throw failedPrecondition("a service account cannot delete itself; delete it with service_account.Delete");
+      await env.DB.batch(await deleteUserStatements(env, p.subjectId));
+      return {};
+    },
+
+    async refreshToken(req, ctx) {
+      const env = envOf(ctx);
+      if (!req.refreshToken) throw invalidArgument("refresh_token", "is required");
+      return { token: await refreshSession(env, req.refreshToken, await loadUserSettings(env)) };
+    },
+
+    async getAuthConfig(_req, ctx) {
+      const env = envOf(ctx);
+      const [s, anyUser] = await Promise.all([
+        loadUserSettings(env),
+        env.DB.prepare("SELECT 1 AS one FROM users LIMIT 1").first(),
+      ]);
+      return {
+        name: env.PUBLIC_NAME ?? defaults.publicName,
+        logoUrl: env.PUBLIC_LOGO_URL ?? "",
+        validatePassword: true,
+        loginTypes: s.loginMechanisms,
+        allowsRegister: s.allowRegister || !anyUser,
+        ssoOptions: [],
+      };
+    },
+
+    async sendVerificationEmail(req, ctx) {
+      const env = envOf(ctx);
+      const u = await findUser(env, identifierOf(req.identifier?.identifier));
+      if (!u) throw notFound("user");
+      if (u.email_verified) throw failedPrecondition("the email address is already verified");
+      return { token: await sendCode(env, ctx, await loadUserSettings(env), u, CodePurpose.EMAIL) };
+    },
+
+    async verifyEmail(req, ctx) {
+      const env = envOf(ctx);
+      const identifier = req.email ? identifierOf({ case: "email", value: req.email }) : undefined;
+      const owner = await codeOwner(env, CodePurpose.EMAIL, req.token, identifier);
+      const checked = await checkCode(env, owner, CodePurpose.EMAIL, req.code);
+      const u = await getUser(env, checked.userId);
+      if (!u) throw notFound("user");
+      if (identifier && u.email !== identifier.value) throw permissionDenied("the code was not sent to this email address");
+      const [consumed] = await env.DB.batch([
+        checked.consume,
+        env.DB.prepare("UPDATE users SET email_verified = 1, updated_at = ? WHERE id = ? AND changes() = 1").bind(Date.now(), u.id),
+      ]);
+      if (consumed!.meta.changes !== 1) throw failedPrecondition("the code was already used");
+      return {};
+    },
+
+    async verifyPhoneNumber(req, ctx) {
+      const env = envOf(ctx);
+      const u = await findUser(env, identifierOf({ case: "phoneNumber", value: req.phoneNumber }));
+      if (!u) throw notFound("user");
+      throw failedPrecondition("phone numbers cannot be verified: edgeplane sends no text messages (text is deprecated in this API)");
+    },
+
+    async sendPasswordReset(req, ctx) {
+      const env = envOf(ctx);
+      const u = await findUser(env, identifierOf(req.identifier?.identifier));
+      if (!u) throw notFound("user");
+      return { token: await sendCode(env, ctx, await loadUserSettings(env), u, CodePurpose.RESET_PASSWORD) };
+    },
+
+    async resetPassword(req, ctx) {
+      const env = envOf(ctx);
+      checkPasswordPolicy(req.newPassword, "new_password");
+      const identifier = req.identifier?.identifier?.case ? identifierOf(req.identifier.identifier) : undefined;
+      const owner = await codeOwner(env, CodePurpose.RESET_PASSWORD, req.token, identifier);
+      const checked = await checkCode(env, owner, CodePurpose.RESET_PASSWORD, req.code);
+      const s = await loadUserSettings(env);
+      const hash = JSON.stringify(await hashPassword(req.newPassword, s.passwordHashing));
+      const now = Date.now();
+      // The password changes only if this request consumed the code; every session ends with it.
+      const [consumed] = await env.DB.batch([
+        checked.consume,
+        env.DB.prepare("UPDATE users SET password_hash = ?, updated_at = ?, new_sessions_since = ? WHERE id = ? AND changes() = 1")
+          .bind(hash, now, now, checked.userId),
+        revokeSessions(env, "subject_id = ?", checked.userId),
+      ]);
+      if (consumed!.meta.changes !== 1) throw failedPrecondition("the code was already used");
+      return {};
+    },
+  },
+);
+
+async function rehash(env: Env, userId: string, password: string, s: UserSettings) {
+  const hash = JSON.stringify(await hashPassword(password, s.passwordHashing));
+  await env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?").bind(hash, userId).run();
+}

@@ -1,0 +1,104 @@
+/** api.v1.service_account.Service: machine identities that log in with client credentials. */
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Service } from "../../proto/gen/api/v1/service_account/service_pb";
+import { sha256Hex, toHex } from "../auth/keys";
+import { revokeSessions } from "../auth/sessions";
+import { getUser, groupIdsOf, printableName } from "../db/users";
+import { envOf, principalOf } from "../http/context";
+import { invalidArgument, notFound } from "../http/errors";
+import { defineService } from "./registry";
+import { requireGroup } from "./user";
+import type { Env } from "../env";
+import type { Principal } from "../auth/principal";
+
+const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+interface ServiceAccountRow {
+  id: string;
+  name: string;
+  client_id: string;
+  managed: number;
+  created_by: string;
+  created_at: number;
+}
+
+/** model.Author of whoever makes a change, with names cached as they are now. */
+async function authorOf(env: Env, p: Principal) {
+  if (p.subjectType === "user") {
+    const u = await getUser(env, p.subjectId);
+    return { identifier: u?.email ?? u?.username ?? "", printableName: u ? printableName(u) : "", userId: p.subjectId };
+  }
+  const sa = await env.DB.prepare("SELECT name FROM service_accounts WHERE id = ?").bind(p.subjectId).first<{ name: string }>();
+  return { identifier: sa?.name ?? "", printableName: sa?.name ?? "", serviceAccountId: p.subjectId };
+}
+
+export const serviceAccounts = defineService(
+  Service,
+  {
+    create: { action: "serviceaccount:edit", scope: () => ({ resource: "serviceaccount/*" }) },
+    list: { action: "serviceaccount:view", scope: () => ({ resource: "serviceaccount/*" }) },
+    delete: { action: "serviceaccount:edit", scope: (m: { serviceAccountId: string }) => ({ resource: `serviceaccount/${m.serviceAccountId}` }) },
+  },
+  {
+    async create(req, ctx) {
+      const env = envOf(ctx);
+      if (!NAME.test(req.name)) throw invalidArgument("name", "must be a DNS label: 1-63 lowercase letters, digits or '-'");
+      if (req.initialGroupId) await requireGroup(env, req.initialGroupId);
+      const author = await authorOf(env, principalOf(ctx));
+      const id = crypto.randomUUID();
+      const clientId = `rig_${crypto.randomUUID()}`;
+      // 256 random bits: shown once here, stored only as a hash.
+      const clientSecret = `secret_${toHex(crypto.getRandomValues(new Uint8Array(32)))}`;
+      const now = Date.now();
+      await env.DB.batch([
+        env.DB.prepare(
+          "INSERT INTO service_accounts (id, name, client_id, secret_hash, managed, created_by, created_at) VALUES (?, ?, ?, ?, 0, ?, ?)",
+        ).bind(id, req.name, clientId, await sha256Hex(clientSecret), JSON.stringify(author), now),
+        ...(req.initialGroupId
+          ? [env.DB.prepare("INSERT INTO group_members (group_id, member_id, member_type, joined_at) VALUES (?, ?, 'service_account', ?)").bind(req.initialGroupId, id, now)]
+          : []),
+      ]);
+      return {
+        serviceAccount: {
+          name: req.name,
+          createdAt: timestampFromMs(now),
+          createdBy: author,
+          managed: false,
+          groupIds: req.initialGroupId ? [req.initialGroupId] : [],
+        },
+        clientId,
+        clientSecret,
+      };
+    },
+
+    async list(_req, ctx) {
+      const env = envOf(ctx);
+      const { results } = await env.DB.prepare(
+        "SELECT id, name, client_id, managed, created_by, created_at FROM service_accounts ORDER BY name",
+      ).all<ServiceAccountRow>();
+      const groups = await groupIdsOf(env, results.map((r) => r.id));
+      return {
+        serviceAccounts: results.map((r) => ({
+          serviceAccountId: r.id,
+          name: r.name,
+          clientId: r.client_id,
+          groupIds: groups.get(r.id),
+          createdAt: timestampFromMs(r.created_at),
+          createdBy: JSON.parse(r.created_by),
+        })),
+      };
+    },
+
+    async delete(req, ctx) {
+      const env = envOf(ctx);
+      const [deleted] = await env.DB.batch([
+        env.DB.prepare("DELETE FROM service_accounts WHERE id = ?").bind(req.serviceAccountId),
+        revokeSessions(env, "subject_id = ? AND changes() = 1", req.serviceAccountId),
+        env.DB.prepare("DELETE FROM role_assignments WHERE subject_type = 'service_account' AND subject_id = ?").bind(req.serviceAccountId),
+        env.DB.prepare("DELETE FROM group_members WHERE member_id = ?").bind(req.serviceAccountId),
+      ]);
+      if (deleted!.meta.changes === 0) throw notFound(`service account ${req.serviceAccountId}`);
+      return {};
+    },
+  },
+);
