@@ -4,7 +4,7 @@
 import autocannon from "autocannon";
 import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { Miniflare } from "miniflare";
+import { Miniflare, supportedCompatibilityDate } from "bench-miniflare";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -12,11 +12,15 @@ const outdir = ".wrangler/bench";
 
 execFileSync("wrangler", ["deploy", "--dry-run", "--outdir", outdir], { stdio: ["ignore", "ignore", "inherit"] });
 
+// Miniflare 4 (stable) is pinned for this; its workerd may predate wrangler.toml's
+// compatibility date, so the newest date it supports is used when that is older.
+const wranglerDate = /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync("wrangler.toml", "utf8"))[1];
+const compatibilityDate = [wranglerDate, supportedCompatibilityDate].sort()[0];
 const mf = new Miniflare({
   modules: true,
   modulesRoot: outdir,
   scriptPath: `${outdir}/index.js`,
-  compatibilityDate: "2026-11-01",
+  compatibilityDate,
   compatibilityFlags: ["nodejs_compat"],
   d1Databases: ["DB"],
   durableObjects: {
@@ -48,10 +52,10 @@ const identifier = { email: "bench@example.com" };
 await rpc("api.v1.authentication.Service/Register", { userPassword: { identifier, password } });
 const { token } = await rpc("api.v1.authentication.Service/Login", { userPassword: { identifier, password } });
 
-async function measure(name, opts) {
-  const result = await autocannon({ url: base, connections, duration: seconds, ...opts });
+async function measure(name, { path, ...opts }) {
+  const result = await autocannon({ url: `${base}${path}`, connections, duration: seconds, ...opts });
   const bad = result.non2xx + result.errors;
-  if (bad > 0) throw new Error(`${name}: ${bad} failed requests`);
+  if (bad > 0) throw new Error(`${name}: ${bad} failed requests (${JSON.stringify({ non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts, statusCodeStats: result.statusCodeStats })})`);
   return { name, value: Math.round(result.requests.average), unit: "req/s" };
 }
 
@@ -59,6 +63,8 @@ const json = { "content-type": "application/json" };
 const baseline = await measure("bare Hono route (GET /healthz)", { path: "/healthz" });
 const runs = [
   baseline,
+  // The floor for any RPC that reads D1: the same bare route plus one D1 round trip.
+  await measure("bare Hono route + one D1 query (GET /readyz)", { path: "/readyz" }),
   await measure("unauthenticated RPC (authentication.GetAuthConfig)", {
     path: "/api.v1.authentication.Service/GetAuthConfig", method: "POST", headers: json, body: "{}",
   }),

@@ -5,9 +5,13 @@
  */
 import type { Env } from "../env";
 
-let cached: { source: string; key: Uint8Array } | undefined;
+let cached: { source: string; key: CryptoKey } | undefined;
 
-export async function installationKey(env: Env): Promise<Uint8Array> {
+/**
+ * The key, imported for HMAC-SHA256. Importing costs as much as a signature, so it is done
+ * once per isolate rather than on every token check.
+ */
+export async function installationHmacKey(env: Env): Promise<CryptoKey> {
   const source = env.JWT_SECRET ? `secret:${env.JWT_SECRET}` : "d1";
   if (cached?.source === source) return cached.key;
   let secret = env.JWT_SECRET;
@@ -20,15 +24,17 @@ export async function installationKey(env: Env): Promise<Uint8Array> {
     ]);
     secret = row!.results[0]!.secret;
   }
-  const key = new TextEncoder().encode(secret);
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+    "verify",
+  ]);
   cached = { source, key };
   return key;
 }
 
 /** Hex HMAC-SHA256, for codes that must be stored hashed but are too short to hash unkeyed. */
 export async function hmacHex(env: Env, value: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", await installationKey(env), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(value));
+  const mac = await crypto.subtle.sign("HMAC", await installationHmacKey(env), new TextEncoder().encode(value));
   return toHex(new Uint8Array(mac));
 }
 

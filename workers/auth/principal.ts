@@ -1,8 +1,11 @@
 /**
  * Who is calling. Resolving a bearer token costs one signature check and one D1 round
- * trip: the session row (revocation takes effect on the next request, not at expiry) and
- * the subject's permissions (direct roles and roles of its groups) come back in one batch.
+ * trip: the session row (revocation takes effect on the next request, not at expiry), the
+ * subject's permissions (direct roles and roles of its groups) and the subject itself come
+ * back in one batch, so handlers that only need the caller read nothing more.
  */
+import { selectServiceAccounts, type ServiceAccountRow } from "../db/service-accounts";
+import { selectUsers, type UserRow } from "../db/users";
 import type { Env } from "../env";
 import { unauthenticated } from "../http/errors";
 import { type SubjectType, verifyAccessToken } from "./tokens";
@@ -17,6 +20,8 @@ export interface Principal {
   subjectId: string;
   sessionId: string;
   permissions: Permission[];
+  /** The caller's row, as of this request. */
+  subject: { type: "user"; row: UserRow } | { type: "service_account"; row: ServiceAccountRow };
 }
 
 export function bearerToken(headers: Headers): string | undefined {
@@ -29,21 +34,31 @@ export function bearerToken(headers: Headers): string | undefined {
 
 export async function authenticate(env: Env, token: string): Promise<Principal> {
   const claims = await verifyAccessToken(env, token);
-  const [session, perms] = await env.DB.batch<Record<string, unknown>>([
+  const subjectQuery = claims.sty === "user" ? selectUsers("WHERE u.id = ?") : selectServiceAccounts("WHERE s.id = ?");
+  const [session, perms, subject] = await env.DB.batch<Record<string, unknown>>([
     env.DB.prepare("SELECT revoked_at, expires_at, refresh_generation FROM sessions WHERE id = ? AND subject_id = ?").bind(claims.jti, claims.sub),
     env.DB.prepare(
       `SELECT r.permissions FROM role_assignments a JOIN roles r ON r.id = a.role_id
        WHERE (a.subject_type = ?1 AND a.subject_id = ?2)
           OR (a.subject_type = 'group' AND a.subject_id IN (SELECT group_id FROM group_members WHERE member_id = ?2))`,
     ).bind(claims.sty, claims.sub),
+    env.DB.prepare(subjectQuery).bind(claims.sub),
   ]);
-  const row = session!.results[0] as { revoked_at: number | null; expires_at: number; refresh_generation: number } | undefined;
-  if (!row) throw unauthenticated("session not found: log in again");
-  if (row.revoked_at !== null) throw unauthenticated("session has been revoked: log in again");
-  if (row.expires_at <= Date.now()) throw unauthenticated("session has expired: log in again");
-  if (row.refresh_generation !== claims.gen) throw unauthenticated("access token was superseded by a token refresh: use the newest one");
+  const live = session!.results[0] as { revoked_at: number | null; expires_at: number; refresh_generation: number } | undefined;
+  if (!live) throw unauthenticated("session not found: log in again");
+  if (live.revoked_at !== null) throw unauthenticated("session has been revoked: log in again");
+  if (live.expires_at <= Date.now()) throw unauthenticated("session has expired: log in again");
+  if (live.refresh_generation !== claims.gen) throw unauthenticated("access token was superseded by a token refresh: use the newest one");
+  const row = subject!.results[0];
+  if (!row) throw unauthenticated(`${claims.sty.replace("_", " ")} no longer exists`);
   const permissions = perms!.results.flatMap((r) => JSON.parse(r.permissions as string) as Permission[]);
-  return { subjectType: claims.sty, subjectId: claims.sub, sessionId: claims.jti, permissions };
+  return {
+    subjectType: claims.sty,
+    subjectId: claims.sub,
+    sessionId: claims.jti,
+    permissions,
+    subject: claims.sty === "user" ? { type: "user", row: row as unknown as UserRow } : { type: "service_account", row: row as unknown as ServiceAccountRow },
+  };
 }
 
 /** The scope an RPC acts in; unset parts match anything the role grants. */

@@ -7,7 +7,7 @@ import { errors, jwtVerify, SignJWT } from "jose";
 import { defaults } from "../config";
 import type { Env } from "../env";
 import { unauthenticated } from "../http/errors";
-import { installationKey } from "./keys";
+import { installationHmacKey } from "./keys";
 
 const ALG = "HS256";
 const ACCESS = "edgeplane:access";
@@ -41,12 +41,12 @@ async function sign(env: Env, audience: string, claims: Record<string, unknown>,
     .setAudience(audience)
     .setIssuedAt(Math.floor(now / 1000))
     .setExpirationTime(Math.floor((now + ttlMs) / 1000))
-    .sign(await installationKey(env));
+    .sign(await installationHmacKey(env));
 }
 
 async function verify(env: Env, token: string, audience: string, what: string) {
   try {
-    const { payload } = await jwtVerify(token, await installationKey(env), {
+    const { payload } = await jwtVerify(token, await installationHmacKey(env), {
       algorithms: [ALG],
       issuer: defaults.jwtIssuer,
       audience,

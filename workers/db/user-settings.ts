@@ -52,9 +52,16 @@ export const defaultUserSettings = (): UserSettings => ({
 
 const KEY = "users";
 
+/** The read, as a statement, for callers that batch it with their own. */
+export const userSettingsStatement = (env: Env) => env.DB.prepare("SELECT value FROM settings WHERE key = ?").bind(KEY);
+
+export const parseUserSettings = (row: { value: string } | undefined | null): UserSettings => ({
+  ...defaultUserSettings(),
+  ...(row ? (JSON.parse(row.value) as Partial<UserSettings>) : {}),
+});
+
 export async function loadUserSettings(env: Env): Promise<UserSettings> {
-  const row = await env.DB.prepare("SELECT value FROM settings WHERE key = ?").bind(KEY).first<{ value: string }>();
-  return { ...defaultUserSettings(), ...(row ? (JSON.parse(row.value) as Partial<UserSettings>) : {}) };
+  return parseUserSettings(await userSettingsStatement(env).first<{ value: string }>());
 }
 
 export function saveUserSettingsStatement(env: Env, s: UserSettings): D1PreparedStatement {

@@ -1,4 +1,4 @@
-/** Users in D1: lookups by id and by identifier, and their group memberships. */
+/** Users in D1: lookups by id and by identifier, with their group ids in the same query. */
 import type { Env } from "../env";
 
 export interface UserRow {
@@ -18,29 +18,23 @@ export interface UserRow {
   created_at: number;
   updated_at: number;
   new_sessions_since: number;
+  /** JSON array of the user's group ids, sorted (see `selectUsers`). */
+  group_ids: string;
 }
 
 /** One of the three ways to name a user, already validated and normalized. */
 export type Identifier = { kind: "email" | "username" | "phone_number"; value: string };
 
-export const getUser = (env: Env, id: string) =>
-  env.DB.prepare("SELECT * FROM users WHERE id = ?").bind(id).first<UserRow>();
+/** Every user column plus its group ids, so one query answers what the API shows of a user. */
+export const selectUsers = (rest: string) => `SELECT u.*, (SELECT json_group_array(group_id) FROM
+  (SELECT group_id FROM group_members WHERE member_id = u.id ORDER BY group_id)) AS group_ids FROM users u ${rest}`;
+
+export const groupsOf = (row: { group_ids: string }): string[] => JSON.parse(row.group_ids) as string[];
+
+export const getUser = (env: Env, id: string) => env.DB.prepare(selectUsers("WHERE id = ?")).bind(id).first<UserRow>();
 
 export const findUser = (env: Env, id: Identifier) =>
-  env.DB.prepare(`SELECT * FROM users WHERE ${id.kind} = ?`).bind(id.value).first<UserRow>();
-
-/** Group ids per member id, for a page of users or service accounts, in one query. */
-export async function groupIdsOf(env: Env, memberIds: string[]): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>(memberIds.map((id) => [id, []]));
-  if (memberIds.length === 0) return out;
-  const { results } = await env.DB.prepare(
-    `SELECT member_id, group_id FROM group_members WHERE member_id IN (SELECT value FROM json_each(?)) ORDER BY group_id`,
-  )
-    .bind(JSON.stringify(memberIds))
-    .all<{ member_id: string; group_id: string }>();
-  for (const r of results) out.get(r.member_id)?.push(r.group_id);
-  return out;
-}
+  env.DB.prepare(selectUsers(`WHERE ${id.kind} = ?`)).bind(id.value).first<UserRow>();
 
 /** Printable name: the first identifier a person would recognise. */
 export const printableName = (u: Pick<UserRow, "email" | "username" | "phone_number" | "first_name" | "last_name">) =>

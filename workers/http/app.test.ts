@@ -8,6 +8,11 @@ describe("HTTP surface", () => {
     expect(await res.text()).toBe("ok");
   });
 
+  it("answers readiness once D1 is reachable", async () => {
+    const res = await exports.default.fetch("http://edgeplane.test/readyz");
+    expect(res.status).toBe(200);
+  });
+
   it("answers CORS preflights for Connect calls from browsers", async () => {
     const res = await exports.default.fetch("http://edgeplane.test/api.v1.authentication.Service/Login", {
       method: "OPTIONS",

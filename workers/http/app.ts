@@ -21,6 +21,17 @@ app.use(
 
 app.get("/healthz", (c) => c.text("ok"));
 
+/** Readiness: the Worker can reach D1 (one round trip, also the benchmark's floor for an RPC that reads D1). */
+app.get("/readyz", async (c) => {
+  try {
+    await c.env.DB.prepare("SELECT 1").run();
+    return c.text("ok");
+  } catch (err) {
+    console.error("readiness check failed", err);
+    return c.text("D1 is unreachable", 503);
+  }
+});
+
 app.on(["GET", "POST"], "/:service/:method", async (c, next) => {
   const res = await serveConnect(c.req.raw, c.req.path, c.env, executionContext(c));
   return res ?? next();

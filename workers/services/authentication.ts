@@ -1,4 +1,5 @@
 /** api.v1.authentication.Service: sign-up, login, tokens, verification and password reset. */
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/authentication/service_pb";
 import { checkCode, CodePurpose, issueCode } from "../auth/codes";
 import { identifierOf } from "../auth/identifiers";
@@ -9,8 +10,15 @@ import { insertSessionStatement, refreshSession, revokeSessions, tokensForNewSes
 import { clearLoginAttempts, countLoginAttempt } from "../auth/throttle";
 import { mintPurposeToken, verifyPurposeToken } from "../auth/tokens";
 import { defaults } from "../config";
-import { type Identifier, findUser, getUser, groupIdsOf, type UserRow } from "../db/users";
-import { LoginType, loadUserSettings, renderTemplate, type UserSettings } from "../db/user-settings";
+import { findUser, getUser, groupsOf, type Identifier, type UserRow } from "../db/users";
+import {
+  LoginType,
+  loadUserSettings,
+  parseUserSettings,
+  renderTemplate,
+  type UserSettings,
+  userSettingsStatement,
+} from "../db/user-settings";
 import type { Env } from "../env";
 import { afterResponse, envOf, kRequest, principalOf } from "../http/context";
 import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../http/errors";
@@ -121,8 +129,7 @@ export const authentication = defineService(
         // New hashes use the configured algorithm: move this user over now that we know the password.
         afterResponse(ctx, rehash(env, u.id, req.method.value.password, s));
       }
-      const groups = await groupIdsOf(env, [u.id]);
-      return { token: await tokensForNewSession(env, subject, sessionId, s), userId: u.id, userInfo: userInfo(u, groups.get(u.id)!) };
+      return { token: await tokensForNewSession(env, subject, sessionId, s), userId: u.id, userInfo: userInfo(u) };
     },
 
     async register(req, ctx) {
@@ -167,7 +174,7 @@ export const authentication = defineService(
         // With verification required, tokens come from Login once the email is verified.
         token: needsVerification ? undefined : await tokensForNewSession(env, subject, session.sessionId, s),
         userId: id,
-        userInfo: userInfo(u, []),
+        userInfo: userInfo(u),
       };
     },
 
@@ -178,19 +185,12 @@ export const authentication = defineService(
     },
 
     async get(_req, ctx) {
-      const env = envOf(ctx);
-      const p = principalOf(ctx);
-      const groups = await groupIdsOf(env, [p.subjectId]);
-      if (p.subjectType === "service_account") {
-        const sa = await env.DB.prepare("SELECT name, created_at FROM service_accounts WHERE id = ?")
-          .bind(p.subjectId)
-          .first<{ name: string; created_at: number }>();
-        if (!sa) throw notFound("service account");
-        return { userId: p.subjectId, userInfo: { username: sa.name, groupIds: groups.get(p.subjectId) } };
+      const { subject } = principalOf(ctx);
+      if (subject.type === "service_account") {
+        const sa = subject.row;
+        return { userId: sa.id, userInfo: { username: sa.name, createdAt: timestampFromMs(sa.created_at), groupIds: groupsOf(sa) } };
       }
-      const u = await getUser(env, p.subjectId);
-      if (!u) throw notFound("user");
-      return { userId: u.id, userInfo: userInfo(u, groups.get(u.id)!) };
+      return { userId: subject.row.id, userInfo: userInfo(subject.row) };
     },
 
     async delete(_req, ctx) {
@@ -209,16 +209,17 @@ export const authentication = defineService(
 
     async getAuthConfig(_req, ctx) {
       const env = envOf(ctx);
-      const [s, anyUser] = await Promise.all([
-        loadUserSettings(env),
-        env.DB.prepare("SELECT 1 AS one FROM users LIMIT 1").first(),
+      const [settingsRow, anyUser] = await env.DB.batch([
+        userSettingsStatement(env),
+        env.DB.prepare("SELECT 1 AS one FROM users LIMIT 1"),
       ]);
+      const s = parseUserSettings(settingsRow!.results[0] as { value: string } | undefined);
       return {
         name: env.PUBLIC_NAME ?? defaults.publicName,
         logoUrl: env.PUBLIC_LOGO_URL ?? "",
         validatePassword: true,
         loginTypes: s.loginMechanisms,
-        allowsRegister: s.allowRegister || !anyUser,
+        allowsRegister: s.allowRegister || anyUser!.results.length === 0,
         ssoOptions: [],
       };
     },

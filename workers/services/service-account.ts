@@ -3,34 +3,15 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/service_account/service_pb";
 import { sha256Hex, toHex } from "../auth/keys";
 import { revokeSessions } from "../auth/sessions";
-import { getUser, groupIdsOf, printableName } from "../db/users";
+import { listServiceAccounts } from "../db/service-accounts";
+import { groupsOf } from "../db/users";
 import { envOf, principalOf } from "../http/context";
 import { invalidArgument, notFound } from "../http/errors";
 import { defineService } from "./registry";
 import { requireGroup } from "./user";
-import type { Env } from "../env";
-import type { Principal } from "../auth/principal";
+import { authorOf } from "./user-messages";
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-interface ServiceAccountRow {
-  id: string;
-  name: string;
-  client_id: string;
-  managed: number;
-  created_by: string;
-  created_at: number;
-}
-
-/** model.Author of whoever makes a change, with names cached as they are now. */
-async function authorOf(env: Env, p: Principal) {
-  if (p.subjectType === "user") {
-    const u = await getUser(env, p.subjectId);
-    return { identifier: u?.email ?? u?.username ?? "", printableName: u ? printableName(u) : "", userId: p.subjectId };
-  }
-  const sa = await env.DB.prepare("SELECT name FROM service_accounts WHERE id = ?").bind(p.subjectId).first<{ name: string }>();
-  return { identifier: sa?.name ?? "", printableName: sa?.name ?? "", serviceAccountId: p.subjectId };
-}
 
 export const serviceAccounts = defineService(
   Service,
@@ -44,7 +25,7 @@ export const serviceAccounts = defineService(
       const env = envOf(ctx);
       if (!NAME.test(req.name)) throw invalidArgument("name", "must be a DNS label: 1-63 lowercase letters, digits or '-'");
       if (req.initialGroupId) await requireGroup(env, req.initialGroupId);
-      const author = await authorOf(env, principalOf(ctx));
+      const author = authorOf(principalOf(ctx));
       const id = crypto.randomUUID();
       const clientId = `rig_${crypto.randomUUID()}`;
       // 256 random bits: shown once here, stored only as a hash.
@@ -73,16 +54,12 @@ export const serviceAccounts = defineService(
 
     async list(_req, ctx) {
       const env = envOf(ctx);
-      const { results } = await env.DB.prepare(
-        "SELECT id, name, client_id, managed, created_by, created_at FROM service_accounts ORDER BY name",
-      ).all<ServiceAccountRow>();
-      const groups = await groupIdsOf(env, results.map((r) => r.id));
       return {
-        serviceAccounts: results.map((r) => ({
+        serviceAccounts: (await listServiceAccounts(env)).map((r) => ({
           serviceAccountId: r.id,
           name: r.name,
           clientId: r.client_id,
-          groupIds: groups.get(r.id),
+          groupIds: groupsOf(r),
           createdAt: timestampFromMs(r.created_at),
           createdBy: JSON.parse(r.created_by),
         })),

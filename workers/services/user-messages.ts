@@ -1,17 +1,18 @@
-/** D1 user rows as the API's messages (model.UserInfo, model.UserEntry, api.v1.user.User). */
+/** D1 rows of users and callers as the API's messages (model.UserInfo, UserEntry, Author; api.v1.user.User). */
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { UserInfoSchema, UserEntrySchema, RegisterInfoSchema } from "../../proto/gen/model/user_pb";
 import type { UserSchema } from "../../proto/gen/api/v1/user/user_pb";
-import { printableName, type UserRow } from "../db/users";
+import type { Principal } from "../auth/principal";
+import { groupsOf, printableName, type UserRow } from "../db/users";
 import { unb64 } from "../auth/passwords";
 
-export const userInfo = (u: UserRow, groupIds: string[]): MessageInitShape<typeof UserInfoSchema> => ({
+export const userInfo = (u: UserRow): MessageInitShape<typeof UserInfoSchema> => ({
   email: u.email ?? "",
   username: u.username ?? "",
   phoneNumber: u.phone_number ?? "",
   createdAt: timestampFromMs(u.created_at),
-  groupIds,
+  groupIds: groupsOf(u),
 });
 
 const registerInfo = (u: UserRow): MessageInitShape<typeof RegisterInfoSchema> => ({
@@ -22,18 +23,18 @@ const registerInfo = (u: UserRow): MessageInitShape<typeof RegisterInfoSchema> =
       : { method: { case: "system", value: {} } },
 });
 
-export const userEntry = (u: UserRow, groupIds: string[]): MessageInitShape<typeof UserEntrySchema> => ({
+export const userEntry = (u: UserRow): MessageInitShape<typeof UserEntrySchema> => ({
   userId: u.id,
   printableName: printableName(u),
   registerInfo: registerInfo(u),
   verified: Boolean(u.email_verified || u.phone_verified),
-  groupIds,
+  groupIds: groupsOf(u),
   createdAt: timestampFromMs(u.created_at),
 });
 
-export const user = (u: UserRow, groupIds: string[]): MessageInitShape<typeof UserSchema> => ({
+export const user = (u: UserRow): MessageInitShape<typeof UserSchema> => ({
   userId: u.id,
-  userInfo: userInfo(u, groupIds),
+  userInfo: userInfo(u),
   profile: { firstName: u.first_name, lastName: u.last_name },
   updatedAt: timestampFromMs(u.updated_at),
   registerInfo: registerInfo(u),
@@ -42,3 +43,14 @@ export const user = (u: UserRow, groupIds: string[]): MessageInitShape<typeof Us
   newSessionsSince: timestampFromMs(u.new_sessions_since),
   metadata: Object.fromEntries(Object.entries(JSON.parse(u.metadata) as Record<string, string>).map(([k, v]) => [k, unb64(v)])),
 });
+
+/** model.Author of whoever makes a change, with names cached as they are now. */
+export function authorOf(p: Principal) {
+  const s = p.subject;
+  if (s.type === "user") {
+    const u = s.row;
+    return { identifier: u.email ?? u.username ?? u.phone_number ?? "", printableName: printableName(u), account: { case: "userId" as const, value: u.id } };
+  }
+  return { identifier: s.row.name, printableName: s.row.name, account: { case: "serviceAccountId" as const, value: s.row.id } };
+}
+

@@ -7,7 +7,7 @@ import { identifierOf, normalizeEmail, normalizePhone, normalizeUsername } from 
 import { checkPasswordPolicy } from "../auth/password-policy";
 import { b64, hashPassword, type StoredHash } from "../auth/passwords";
 import { revokeSessions } from "../auth/sessions";
-import { findUser, getUser, groupIdsOf, type UserRow } from "../db/users";
+import { findUser, getUser, selectUsers, type UserRow } from "../db/users";
 import { loadUserSettings, type UserSettings } from "../db/user-settings";
 import type { Env } from "../env";
 import { envOf, principalOf } from "../http/context";
@@ -158,7 +158,7 @@ export const users = defineService(
           ? [env.DB.prepare("INSERT INTO group_members (group_id, member_id, member_type, joined_at) VALUES (?, ?, 'user', ?)").bind(req.initialGroupId, id, now)]
           : []),
       ]);
-      return { user: user((await getUser(env, id))!, req.initialGroupId ? [req.initialGroupId] : []) };
+      return { user: user((await getUser(env, id))!) };
     },
 
     async update(req, ctx) {
@@ -184,14 +184,14 @@ export const users = defineService(
       const env = envOf(ctx);
       const u = await getUser(env, req.userId);
       if (!u) throw notFound(`user ${req.userId}`);
-      return { user: user(u, (await groupIdsOf(env, [u.id])).get(u.id)!) };
+      return { user: user(u) };
     },
 
     async getByIdentifier(req, ctx) {
       const env = envOf(ctx);
       const u = await findUser(env, identifierOf(req.identifier?.identifier));
       if (!u) throw notFound("user");
-      return { user: user(u, (await groupIdsOf(env, [u.id])).get(u.id)!) };
+      return { user: user(u) };
     },
 
     async list(req, ctx) {
@@ -201,13 +201,12 @@ export const users = defineService(
       const where = `WHERE ?1 = '%%' OR email LIKE ?1 ESCAPE '\\' OR username LIKE ?1 ESCAPE '\\' OR phone_number LIKE ?1 ESCAPE '\\'
         OR (first_name || ' ' || last_name) LIKE ?1 ESCAPE '\\'`;
       const [rows, total] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare(`SELECT * FROM users ${where} ORDER BY created_at ${page.descending ? "DESC" : "ASC"}, id LIMIT ?2 OFFSET ?3`)
+        env.DB.prepare(selectUsers(`${where} ORDER BY created_at ${page.descending ? "DESC" : "ASC"}, id LIMIT ?2 OFFSET ?3`))
           .bind(search, page.limit, page.offset),
         env.DB.prepare(`SELECT COUNT(*) AS n FROM users ${where}`).bind(search),
       ]);
       const list = rows!.results as unknown as UserRow[];
-      const groups = await groupIdsOf(env, list.map((u) => u.id));
-      return { users: list.map((u) => userEntry(u, groups.get(u.id)!)), total: BigInt(total!.results[0]!.n as number) };
+      return { users: list.map(userEntry), total: BigInt(total!.results[0]!.n as number) };
     },
 
     async listSessions(req, ctx) {
