@@ -2,10 +2,11 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { createScheduledController, createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import worker from "../workers/index";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, inject, it } from "vitest";
+import { smtpInbox } from "./helpers/smtp";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
-import { SettingsSchema } from "../proto/gen/api/v1/user/settings/settings_pb";
+import { SettingsSchema, TemplateType } from "../proto/gen/api/v1/user/settings/settings_pb";
 import { toJsonString } from "@bufbuild/protobuf";
 import { client } from "./helpers/client";
 import { freshEmail, latestEmail, login, register, registerAdmin } from "./helpers/identity";
@@ -139,5 +140,45 @@ describe("email delivery through the outbox", () => {
     await settings().updateSettings({
       settings: [{ field: { case: "emailProvider", value: { instance: { instance: { case: "default", value: {} } } } } }],
     });
+  });
+
+  it("sends through SMTP with the configured template", async () => {
+    await settings().updateSettings({
+      settings: [
+        {
+          field: {
+            case: "emailProvider",
+            value: {
+              from: "noreply@example.com",
+              credentials: { publicKey: "smtp-user", privateKey: "smtp-pass" },
+              instance: { instance: { case: "smtp", value: { host: "127.0.0.1", port: BigInt(inject("smtpPort")) } } },
+            },
+          },
+        },
+        {
+          field: {
+            case: "template",
+            value: { type: TemplateType.EMAIL_RESET_PASSWORD, subject: "Reset for {{ .Identifier }}", body: "Use {{ .Code }} on {{ .Name }}.", format: [] },
+          },
+        },
+      ],
+    });
+    try {
+      const to = freshEmail("smtp");
+      await register(to);
+      await client(AuthService).sendPasswordReset({ identifier: { identifier: { case: "email", value: to } } });
+      await expect.poll(async () => (await latestEmail(to)).status, { timeout: 10_000 }).toBe("sent");
+      const mail = await latestEmail(to);
+      expect(mail.subject).toBe(`Reset for ${to}`);
+      expect(mail.body).toMatch(/^Use \d{6} on edgeplane\.$/);
+      const inbox = await smtpInbox();
+      const delivered = inbox.find((d) => d.to.some((r) => r.includes(to)));
+      expect(delivered?.data).toContain(`Reset for ${to}`);
+      expect(delivered?.auth).toMatch(/^AUTH (PLAIN|LOGIN)/);
+    } finally {
+      await settings().updateSettings({
+        settings: [{ field: { case: "emailProvider", value: { instance: { instance: { case: "default", value: {} } } } } }],
+      });
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { WorkerMailer } from "worker-mailer";
+import { LogLevel, WorkerMailer } from "worker-mailer";
 import { defaults } from "../config";
 import type { EmailProviderConfig } from "../db/user-settings";
 import type { Env } from "../env";
@@ -28,6 +28,9 @@ export async function sendViaSmtp(p: EmailProviderConfig, email: Email): Promise
       port: p.port,
       secure: p.port === 465,
       credentials: p.publicKey ? { username: p.publicKey, password: p.privateKey } : undefined,
+      // worker-mailer offers no mechanism unless told which; take whichever the server supports.
+      authType: ["plain", "login", "cram-md5"],
+      logLevel: LogLevel.WARN,
       socketTimeoutMs: 10_000,
       responseTimeoutMs: 10_000,
     },
