@@ -178,3 +178,52 @@ export const installationKeys = sqliteTable("installation_keys", {
   secret: text("secret").notNull(),
   createdAt: integer("created_at").notNull(),
 });
+
+export const projects = sqliteTable("projects", {
+  id: text("id").primaryKey(),
+  /** Deprecated in Rig's API (the id is the name) but still settable. */
+  name: text("name").notNull().default(""),
+  installationId: text("installation_id").notNull(),
+  /** SPKI public key, PEM. */
+  publicKey: text("public_key").notNull(),
+  /** PKCS#8 private key, encrypted under the installation key; never leaves the server. */
+  privateKey: text("private_key").notNull(),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+/** Docker registries a project pulls images from (api.v1.project.settings). */
+export const dockerRegistries = sqliteTable(
+  "docker_registries",
+  {
+    id: text("id").primaryKey(),
+    projectId: text("project_id").notNull(),
+    host: text("host").notNull(),
+    /** Credentials or auth string, encrypted under the installation key. */
+    secret: text("secret").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("docker_registries_project_host").on(t.projectId, t.host)],
+);
+
+/** Rig environments (deployment targets). Each has an EnvironmentDO named by its id. */
+export const environments = sqliteTable("environments", {
+  id: text("id").primaryKey(),
+  clusterId: text("cluster_id").notNull(),
+  namespaceTemplate: text("namespace_template").notNull(),
+  isDefault: integer("is_default", { mode: "boolean" }).notNull().default(false),
+  ephemeral: integer("ephemeral", { mode: "boolean" }).notNull().default(false),
+  /** Active in every project; otherwise only in those of environment_projects. */
+  global: integer("global", { mode: "boolean" }).notNull().default(false),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+export const environmentProjects = sqliteTable(
+  "environment_projects",
+  {
+    environmentId: text("environment_id").notNull(),
+    projectId: text("project_id").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.environmentId, t.projectId] }), index("environment_projects_project").on(t.projectId)],
+);

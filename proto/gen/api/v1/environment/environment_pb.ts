@@ -10,10 +10,11 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file api/v1/environment/environment.proto.
  */
 export const file_api_v1_environment_environment: GenFile = /*@__PURE__*/
-  fileDesc("CiRhcGkvdjEvZW52aXJvbm1lbnQvZW52aXJvbm1lbnQucHJvdG8SEmFwaS52MS5lbnZpcm9ubWVudCIkCgZVcGRhdGUSEQoHZGVmYXVsdBgBIAEoCEgAQgcKBWZpZWxkIoABCgtFbnZpcm9ubWVudBIWCg5lbnZpcm9ubWVudF9pZBgBIAEoCRIPCgdkZWZhdWx0GAIgASgIEhgKEG9wZXJhdG9yX3ZlcnNpb24YAyABKAkSEgoKY2x1c3Rlcl9pZBgEIAEoCRIaChJuYW1lc3BhY2VfdGVtcGxhdGUYBSABKAliBnByb3RvMw");
+  fileDesc("CiRhcGkvdjEvZW52aXJvbm1lbnQvZW52aXJvbm1lbnQucHJvdG8SEmFwaS52MS5lbnZpcm9ubWVudCJrCgZVcGRhdGUSEQoHZGVmYXVsdBgBIAEoCEgAEhUKC2FkZF9wcm9qZWN0GAIgASgJSAASGAoOcmVtb3ZlX3Byb2plY3QYAyABKAlIABIUCgpzZXRfZ2xvYmFsGAQgASgISABCBwoFZmllbGQivAEKC0Vudmlyb25tZW50EhYKDmVudmlyb25tZW50X2lkGAEgASgJEg8KB2RlZmF1bHQYAiABKAgSGAoQb3BlcmF0b3JfdmVyc2lvbhgDIAEoCRISCgpjbHVzdGVyX2lkGAQgASgJEhoKEm5hbWVzcGFjZV90ZW1wbGF0ZRgFIAEoCRIRCgllcGhlbWVyYWwYBiABKAgSFwoPYWN0aXZlX3Byb2plY3RzGAcgAygJEg4KBmdsb2JhbBgIIAEoCGIGcHJvdG8z");
 
 /**
  * One change to an environment.
+ * Fields 2-4 come from Rig v1.9, which scoped environments to projects; v1.8 clients never send them.
  *
  * @generated from message api.v1.environment.Update
  */
@@ -27,6 +28,28 @@ export type Update = Message<"api.v1.environment.Update"> & {
      */
     value: boolean;
     case: "default";
+  } | {
+    /**
+     * Makes the environment active in this project.
+     *
+     * @generated from field: string add_project = 2;
+     */
+    value: string;
+    case: "addProject";
+  } | {
+    /**
+     * @generated from field: string remove_project = 3;
+     */
+    value: string;
+    case: "removeProject";
+  } | {
+    /**
+     * Active in every project.
+     *
+     * @generated from field: bool set_global = 4;
+     */
+    value: boolean;
+    case: "setGlobal";
   } | { case: undefined; value?: undefined };
 };
 
@@ -73,6 +96,26 @@ export type Environment = Message<"api.v1.environment.Environment"> & {
    * @generated from field: string namespace_template = 5;
    */
   namespaceTemplate: string;
+
+  /**
+   * Fields 6-8 come from Rig v1.9 (v1.8 clients skip them).
+   * Short-lived, e.g. a developer environment; governed by environment:edit:ephemeral.
+   *
+   * @generated from field: bool ephemeral = 6;
+   */
+  ephemeral: boolean;
+
+  /**
+   * Projects the environment is active in (all of them when global).
+   *
+   * @generated from field: repeated string active_projects = 7;
+   */
+  activeProjects: string[];
+
+  /**
+   * @generated from field: bool global = 8;
+   */
+  global: boolean;
 };
 
 /**
