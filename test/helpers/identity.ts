@@ -50,3 +50,7 @@ export async function latestCode(to: string, since = 0): Promise<string> {
   if (!code) throw new Error(`no code in email to ${to}: ${mail.body}`);
   return code;
 }
+
+let admin: ReturnType<typeof registerAdmin> | undefined;
+/** The administrator of this test file's installation, registered on first use. */
+export const fileAdmin = () => (admin ??= registerAdmin());

@@ -20,13 +20,10 @@ import { authorize, mapErrors } from "./interceptors";
 
 function buildHandlers(): Map<string, UniversalHandler> {
   const rules = new Map<string, Rule>();
-  const implemented = new Set<string>();
   for (const entry of services) {
     for (const method of entry.service.methods) {
-      const path = `${entry.service.typeName}/${method.name}`;
       const rule = entry.rules[method.localName];
-      if (rule) rules.set(path, rule);
-      if (entry.impl[method.localName]) implemented.add(path);
+      if (rule) rules.set(`${entry.service.typeName}/${method.name}`, rule);
     }
   }
   const router = createConnectRouter({
@@ -34,7 +31,7 @@ function buildHandlers(): Map<string, UniversalHandler> {
     connect: true,
     grpcWeb: true,
     readMaxBytes: defaults.maxRequestBytes,
-    interceptors: [mapErrors, authorize(rules, implemented)],
+    interceptors: [mapErrors, authorize(rules)],
   });
   for (const entry of services) router.service(entry.service, entry.impl);
   return new Map(router.handlers.map((h) => [h.requestPath, h]));

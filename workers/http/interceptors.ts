@@ -16,16 +16,12 @@ export const mapErrors: Interceptor = (next) => async (req) => {
 /**
  * The one authorization check. It runs before every handler, finds the RPC's rule by its
  * path, resolves the caller from the bearer token and checks the rule's action and scope.
- * RPCs with no implementation pass through to Connect's `unimplemented` answer.
  */
-export function authorize(rules: ReadonlyMap<string, Rule>, implemented: ReadonlySet<string>): Interceptor {
+export function authorize(rules: ReadonlyMap<string, Rule>): Interceptor {
   return (next) => async (req) => {
     const path = `${req.service.typeName}/${req.method.name}`;
     const rule = rules.get(path);
-    if (!rule) {
-      if (implemented.has(path)) throw permissionDenied(`${path} has no access rule; it is refused until it gets one`);
-      return next(req);
-    }
+    if (!rule) throw permissionDenied(`${path} has no access rule, so it is refused`);
     const token = bearerToken(req.header);
     const env = req.contextValues.get(kEnv);
     if ("public" in rule) {
@@ -37,7 +33,7 @@ export function authorize(rules: ReadonlyMap<string, Rule>, implemented: Readonl
     const principal = await authenticate(env, token);
     req.contextValues.set(kPrincipal, principal);
     if ("action" in rule) {
-      const scope = rule.scope && req.stream === false ? rule.scope(req.message) : {};
+      const scope = rule.scope ? rule.scope(req.stream ? {} : req.message, new URL(req.url)) : {};
       if (!allows(principal, rule.action, scope)) {
         throw permissionDenied(`${rule.action} is not granted to this ${principal.subjectType.replace("_", " ")}`);
       }

@@ -1,22 +1,23 @@
 /**
- * Every service edgeplane routes, in one list. A service a later milestone implements is
- * listed with `notYetImplemented`, so each of its RPCs answers `unimplemented` naming itself.
+ * Every service edgeplane routes, in one list. Each file declares the access rule of every
+ * RPC of its service; services a later milestone implements are `notYetImplemented`, so
+ * their rules already apply and each RPC answers `unimplemented` naming itself.
  */
-import { Service as CapsuleService } from "../../proto/gen/api/v1/capsule/service_pb";
-import { Service as ClusterService } from "../../proto/gen/api/v1/cluster/service_pb";
-import { Service as EnvironmentService } from "../../proto/gen/api/v1/environment/service_pb";
-import { Service as GroupService } from "../../proto/gen/api/v1/group/service_pb";
-import { Service as ImageService } from "../../proto/gen/api/v1/image/service_pb";
-import { Service as ProjectService } from "../../proto/gen/api/v1/project/service_pb";
-import { Service as ProjectSettingsService } from "../../proto/gen/api/v1/project/settings/service_pb";
-import { Service as RoleService } from "../../proto/gen/api/v1/role/service_pb";
-import { EnvironmentAutomationService } from "../../proto/gen/gitpod/v1/environment_automation_pb";
-import { EnvironmentService as GitpodEnvironmentService } from "../../proto/gen/gitpod/v1/environment_pb";
-import { EventService } from "../../proto/gen/gitpod/v1/event_pb";
-import { SkaffoldService } from "../../proto/gen/skaffold/v1/skaffold_pb";
 import { authentication } from "./authentication";
-import { notYetImplemented, type ServiceEntry } from "./registry";
+import { capsules } from "./capsule";
+import { clusters } from "./cluster";
+import { environments } from "./environment";
+import { gitpodAutomations } from "./gitpod-automation";
+import { gitpodEnvironments } from "./gitpod-environment";
+import { gitpodEvents } from "./gitpod-event";
+import { groups } from "./group";
+import { images } from "./image";
+import { projects } from "./project";
+import { projectSettings } from "./project-settings";
+import type { ServiceEntry } from "./registry";
+import { roles } from "./role";
 import { serviceAccounts } from "./service-account";
+import { skaffold } from "./skaffold";
 import { users } from "./user";
 import { userSettings } from "./user-settings";
 
@@ -27,19 +28,19 @@ export const services: ServiceEntry[] = [
   userSettings,
   serviceAccounts,
   // Rig: organization
-  notYetImplemented(GroupService),
-  notYetImplemented(RoleService),
-  notYetImplemented(ProjectService),
-  notYetImplemented(ProjectSettingsService),
-  notYetImplemented(ClusterService),
-  notYetImplemented(EnvironmentService),
+  groups,
+  roles,
+  projects,
+  projectSettings,
+  clusters,
+  environments,
   // Rig: capsules, images and rollouts
-  notYetImplemented(ImageService),
-  notYetImplemented(CapsuleService),
+  images,
+  capsules,
   // Gitpod
-  notYetImplemented(GitpodEnvironmentService),
-  notYetImplemented(EnvironmentAutomationService),
-  notYetImplemented(EventService),
+  gitpodEnvironments,
+  gitpodAutomations,
+  gitpodEvents,
   // Skaffold (served per environment under /environments/<id>/skaffold/)
-  notYetImplemented(SkaffoldService),
+  skaffold,
 ];

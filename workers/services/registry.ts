@@ -1,7 +1,8 @@
 /**
  * How a service is declared: its descriptor, its implementation, and next to it the
- * access rule of every RPC it implements. The authorization interceptor reads these
- * rules; an implemented RPC without a rule is refused.
+ * access rule of every one of its RPCs (the types require a rule per RPC). The
+ * authorization interceptor reads these rules before any handler runs; an RPC without a
+ * rule is refused.
  */
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
@@ -12,8 +13,12 @@ export type Rule =
   | { public: true }
   /** Any logged-in user or service account, acting on itself. */
   | { authenticated: true }
-  /** Needs the action, in the scope the request names. */
-  | { action: string; scope?: (message: any) => Scope };
+  /**
+   * Needs the action, in the scope the request names: in its message (unary requests) or its
+   * URL (e.g. the environment of a Skaffold call). Streaming requests that name their scope
+   * only in a later message are checked by their handler as well.
+   */
+  | { action: string; scope?: (message: any, url: URL) => Scope };
 
 export interface ServiceEntry {
   service: DescService;
@@ -21,13 +26,16 @@ export interface ServiceEntry {
   rules: Record<string, Rule>;
 }
 
-export function defineService<S extends DescService>(
-  service: S,
-  rules: { [M in keyof ServiceImpl<S>]?: Rule },
-  impl: Partial<ServiceImpl<S>>,
-): ServiceEntry {
+/** The access rule of every RPC of `S`, by method local name. */
+export type Rules<S extends DescService> = { [M in keyof ServiceImpl<S>]: Rule };
+
+export function defineService<S extends DescService>(service: S, rules: Rules<S>, impl: Partial<ServiceImpl<S>>): ServiceEntry {
   return { service, impl: impl as Partial<ServiceImpl<DescService>>, rules: rules as Record<string, Rule> };
 }
 
-/** A service whose RPCs a later milestone implements: every RPC answers `unimplemented`. */
-export const notYetImplemented = (service: DescService): ServiceEntry => ({ service, impl: {}, rules: {} });
+/**
+ * A service whose RPCs a later milestone implements: its access rules are already
+ * enforced, and every RPC then answers `unimplemented` naming itself.
+ */
+export const notYetImplemented = <S extends DescService>(service: S, rules: Rules<S>): ServiceEntry =>
+  defineService(service, rules, {});

@@ -1,0 +1,22 @@
+/**
+ * Scopes of requests, for access rules: Rig scopes a permission by resource
+ * (`type/id`), project and environment, and requests name them in their fields.
+ */
+import type { Scope } from "./principal";
+
+type Named = { projectId?: string; environmentId?: string };
+
+/**
+ * The scope of a request about a `type` resource whose id is in the field `idField`
+ * (no field, or an empty one, means any resource of the type: lists and creates).
+ */
+export const scoped =
+  <M extends object = Named>(type: string, idField?: keyof M) =>
+  (m: M & Named): Scope => {
+    const id = idField ? m[idField] : undefined;
+    return {
+      resource: `${type}/${typeof id === "string" && id ? id : "*"}`,
+      project: m.projectId || undefined,
+      environment: m.environmentId || undefined,
+    };
+  };
