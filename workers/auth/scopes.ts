@@ -7,8 +7,9 @@ import type { Scope } from "./principal";
 type Named = { projectId?: string; environmentId?: string };
 
 /**
- * The scope of a request about a `type` resource whose id is in the field `idField`
- * (no field, or an empty one, means any resource of the type: lists and creates).
+ * The scope of a request about a `type` resource whose id is in the field `idField`.
+ * An empty id, project or environment field means "any", which only a grant for all of
+ * them (`*`) covers; a field the request does not have leaves that part unconstrained.
  */
 export const scoped =
   <M extends object = Named>(type: string, idField?: keyof M) =>
@@ -16,7 +17,7 @@ export const scoped =
     const id = idField ? m[idField] : undefined;
     return {
       resource: `${type}/${typeof id === "string" && id ? id : "*"}`,
-      project: m.projectId || undefined,
-      environment: m.environmentId || undefined,
+      project: m.projectId === undefined ? undefined : m.projectId || "*",
+      environment: m.environmentId === undefined ? undefined : m.environmentId || "*",
     };
   };

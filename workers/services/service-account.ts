@@ -1,17 +1,17 @@
 /** api.v1.service_account.Service: machine identities that log in with client credentials. */
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/service_account/service_pb";
+import { assertAdminRemains } from "../auth/admins";
 import { sha256Hex, toHex } from "../auth/keys";
 import { revokeSessions } from "../auth/sessions";
 import { listServiceAccounts } from "../db/service-accounts";
 import { groupsOf } from "../db/users";
 import { envOf, principalOf } from "../http/context";
-import { invalidArgument, notFound } from "../http/errors";
+import { notFound } from "../http/errors";
+import { checkDnsLabel } from "../http/names";
 import { defineService } from "./registry";
 import { requireGroup } from "./user";
-import { authorOf } from "./user-messages";
-
-const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+import { authorOf, serviceAccountEntry } from "./user-messages";
 
 export const serviceAccounts = defineService(
   Service,
@@ -23,7 +23,7 @@ export const serviceAccounts = defineService(
   {
     async create(req, ctx) {
       const env = envOf(ctx);
-      if (!NAME.test(req.name)) throw invalidArgument("name", "must be a DNS label: 1-63 lowercase letters, digits or '-'");
+      checkDnsLabel("name", req.name);
       if (req.initialGroupId) await requireGroup(env, req.initialGroupId);
       const author = authorOf(principalOf(ctx));
       const id = crypto.randomUUID();
@@ -55,19 +55,13 @@ export const serviceAccounts = defineService(
     async list(_req, ctx) {
       const env = envOf(ctx);
       return {
-        serviceAccounts: (await listServiceAccounts(env)).map((r) => ({
-          serviceAccountId: r.id,
-          name: r.name,
-          clientId: r.client_id,
-          groupIds: groupsOf(r),
-          createdAt: timestampFromMs(r.created_at),
-          createdBy: JSON.parse(r.created_by),
-        })),
+        serviceAccounts: (await listServiceAccounts(env)).map(serviceAccountEntry),
       };
     },
 
     async delete(req, ctx) {
       const env = envOf(ctx);
+      await assertAdminRemains(env, { subject: req.serviceAccountId });
       const [deleted] = await env.DB.batch([
         env.DB.prepare("DELETE FROM service_accounts WHERE id = ?").bind(req.serviceAccountId),
         revokeSessions(env, "subject_id = ? AND changes() = 1", req.serviceAccountId),

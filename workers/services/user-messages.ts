@@ -4,8 +4,9 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { UserInfoSchema, UserEntrySchema, RegisterInfoSchema } from "../../proto/gen/model/user_pb";
 import type { UserSchema } from "../../proto/gen/api/v1/user/user_pb";
 import type { Principal } from "../auth/principal";
+import type { ServiceAccountRow } from "../db/service-accounts";
 import { groupsOf, printableName, type UserRow } from "../db/users";
-import { unb64 } from "../auth/passwords";
+import { metadataMap } from "../db/metadata";
 
 export const userInfo = (u: UserRow): MessageInitShape<typeof UserInfoSchema> => ({
   email: u.email ?? "",
@@ -41,7 +42,7 @@ export const user = (u: UserRow): MessageInitShape<typeof UserSchema> => ({
   isPhoneVerified: Boolean(u.phone_verified),
   isEmailVerified: Boolean(u.email_verified),
   newSessionsSince: timestampFromMs(u.new_sessions_since),
-  metadata: Object.fromEntries(Object.entries(JSON.parse(u.metadata) as Record<string, string>).map(([k, v]) => [k, unb64(v)])),
+  metadata: metadataMap(u.metadata),
 });
 
 /** model.Author of whoever makes a change, with names cached as they are now. */
@@ -54,3 +55,13 @@ export function authorOf(p: Principal) {
   return { identifier: s.row.name, printableName: s.row.name, account: { case: "serviceAccountId" as const, value: s.row.id } };
 }
 
+
+/** model.ServiceAccountEntry of a service account row. */
+export const serviceAccountEntry = (s: ServiceAccountRow) => ({
+  serviceAccountId: s.id,
+  name: s.name,
+  clientId: s.client_id,
+  groupIds: groupsOf(s),
+  createdAt: timestampFromMs(s.created_at),
+  createdBy: JSON.parse(s.created_by) as ReturnType<typeof authorOf>,
+});

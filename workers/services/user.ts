@@ -7,6 +7,8 @@ import { identifierOf, normalizeEmail, normalizePhone, normalizeUsername } from 
 import { checkPasswordPolicy } from "../auth/password-policy";
 import { b64, hashPassword, type StoredHash } from "../auth/passwords";
 import { revokeSessions } from "../auth/sessions";
+import { assertAdminRemains } from "../auth/admins";
+import { updateMetadata } from "../db/metadata";
 import { findUser, getUser, selectUsers, type UserRow } from "../db/users";
 import { loadUserSettings, type UserSettings } from "../db/user-settings";
 import type { Env } from "../env";
@@ -23,8 +25,6 @@ type Changes = Partial<Record<keyof UserRow, string | number | null>> & { resetS
 
 async function applyUpdates(env: Env, s: UserSettings, updates: Update[], current: Pick<UserRow, "metadata">): Promise<Changes> {
   const c: Changes = {};
-  const metadata = JSON.parse(current.metadata) as Record<string, string>;
-  let metadataChanged = false;
   for (const [i, u] of updates.entries()) {
     const f = u.field;
     const at = (name: string) => `updates[${i}].${name}`;
@@ -61,19 +61,13 @@ async function applyUpdates(env: Env, s: UserSettings, updates: Update[], curren
         c.resetSessions = true;
         break;
       case "setMetadata":
-        if (!f.value.key) throw invalidArgument(at("set_metadata.key"), "is required");
-        metadata[f.value.key] = b64(f.value.value);
-        metadataChanged = true;
-        break;
       case "deleteMetadataKey":
-        delete metadata[f.value];
-        metadataChanged = true;
+        c.metadata = updateMetadata(String(c.metadata ?? current.metadata), f, `updates[${i}]`);
         break;
       default:
         throw invalidArgument(at("field"), "set one field per update");
     }
   }
-  if (metadataChanged) c.metadata = JSON.stringify(metadata);
   return c;
 }
 
@@ -100,12 +94,7 @@ function importHash(h: HashingInstance, field: string): StoredHash {
 
 /** Statements that delete a user and everything that grants it access, for one batch. */
 export async function deleteUserStatements(env: Env, userId: string): Promise<D1PreparedStatement[]> {
-  const admins = await env.DB.prepare(
-    "SELECT subject_id FROM role_assignments WHERE role_id = 'admin' AND subject_type = 'user' LIMIT 2",
-  ).all<{ subject_id: string }>();
-  if (admins.results.length === 1 && admins.results[0]!.subject_id === userId) {
-    throw failedPrecondition("this is the last administrator: make another user admin before deleting it");
-  }
+  await assertAdminRemains(env, { subject: userId });
   return [
     env.DB.prepare("DELETE FROM users WHERE id = ?").bind(userId),
     revokeSessions(env, "subject_id = ?", userId),
