@@ -61,22 +61,28 @@ export async function authenticate(env: Env, token: string): Promise<Principal> 
   };
 }
 
-/** The scope an RPC acts in; unset parts match anything the role grants. */
+/**
+ * The scope an RPC acts in. A part left out means all of them (`*`), which only a grant
+ * for all of them covers: a role scoped to one project never reaches beyond it.
+ */
 export interface Scope {
   resource?: string;
   project?: string;
   environment?: string;
 }
 
-const matches = (granted: string | undefined, wanted: string | undefined) =>
-  !granted || granted === "*" || wanted === undefined || granted === wanted ||
-  (granted.endsWith("/*") && wanted.startsWith(granted.slice(0, -1)));
+const matches = (granted: string | undefined, wanted = "*") =>
+  !granted || granted === "*" || granted === wanted || (granted.endsWith("/*") && wanted.startsWith(granted.slice(0, -1)));
 
 const actionMatches = (granted: string, wanted: string) =>
   granted === "*" || granted === wanted || (granted.endsWith(":*") && wanted.startsWith(granted.slice(0, -1)));
 
-/** True when one of the principal's permissions grants `action` in `scope`. */
-export function allows(p: Principal, action: string, scope: Scope = {}): boolean {
+/**
+ * True when one of the principal's permissions grants `action` in `scope`, or, with no
+ * scope, anywhere at all (for lists, which then show only what the caller may see).
+ */
+export function allows(p: Principal, action: string, scope?: Scope): boolean {
+  if (!scope) return p.permissions.some((g) => actionMatches(g.action, action));
   return p.permissions.some(
     (g) =>
       actionMatches(g.action, action) &&

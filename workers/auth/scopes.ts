@@ -8,8 +8,7 @@ type Named = { projectId?: string; environmentId?: string };
 
 /**
  * The scope of a request about a `type` resource whose id is in the field `idField`.
- * An empty id, project or environment field means "any", which only a grant for all of
- * them (`*`) covers; a field the request does not have leaves that part unconstrained.
+ * An empty or missing id, project or environment means all of them (see `Scope`).
  */
 export const scoped =
   <M extends object = Named>(type: string, idField?: keyof M) =>
@@ -17,7 +16,7 @@ export const scoped =
     const id = idField ? m[idField] : undefined;
     return {
       resource: `${type}/${typeof id === "string" && id ? id : "*"}`,
-      project: m.projectId === undefined ? undefined : m.projectId || "*",
-      environment: m.environmentId === undefined ? undefined : m.environmentId || "*",
+      project: m.projectId || undefined,
+      environment: m.environmentId || undefined,
     };
   };

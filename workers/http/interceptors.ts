@@ -33,7 +33,8 @@ export function authorize(rules: ReadonlyMap<string, Rule>): Interceptor {
     const principal = await authenticate(env, token);
     req.contextValues.set(kPrincipal, principal);
     if ("action" in rule) {
-      const scope = rule.scope ? rule.scope(req.stream ? {} : req.message, new URL(req.url)) : {};
+      const scope =
+        rule.scope === "any" ? undefined : rule.scope ? rule.scope(req.stream ? {} : req.message, new URL(req.url)) : {};
       if (!allows(principal, rule.action, scope)) {
         throw permissionDenied(`${rule.action} is not granted to this ${principal.subjectType.replace("_", " ")}`);
       }

@@ -15,10 +15,12 @@ export type Rule =
   | { authenticated: true }
   /**
    * Needs the action, in the scope the request names: in its message (unary requests) or its
-   * URL (e.g. the environment of a Skaffold call). Streaming requests that name their scope
-   * only in a later message are checked by their handler as well.
+   * URL (e.g. the environment of a Skaffold call). Without a scope function the action must
+   * be granted for everything; `"any"` accepts a grant anywhere, for lists that show only
+   * what the caller may see and handlers that check each item. Streaming requests that name
+   * their scope only in a later message are checked by their handler as well.
    */
-  | { action: string; scope?: (message: any, url: URL) => Scope };
+  | { action: string; scope?: ((message: any, url: URL) => Scope) | "any" };
 
 export interface ServiceEntry {
   service: DescService;
