@@ -52,6 +52,21 @@ const identifier = { email: "bench@example.com" };
 await rpc("api.v1.authentication.Service/Register", { userPassword: { identifier, password } });
 const { token } = await rpc("api.v1.authentication.Service/Login", { userPassword: { identifier, password } });
 
+// A member who holds its permissions through two groups and three roles.
+const admin = token.accessToken;
+await rpc("api.v1.user.settings.Service/UpdateSettings", { settings: [{ allowRegister: true }] }, admin);
+const member = await rpc("api.v1.authentication.Service/Register", {
+  userPassword: { identifier: { email: "member@example.com" }, password },
+});
+for (const [roleId, action] of [["readers", "user:view"], ["group-readers", "group:view"], ["role-readers", "role:view"]]) {
+  await rpc("api.v1.role.Service/Create", { roleId, permissions: [{ action, scope: { resource: "*", project: "*", environment: "*" } }] }, admin);
+}
+for (const [groupId, roles] of [["team-a", ["readers", "group-readers"]], ["team-b", ["role-readers"]]]) {
+  await rpc("api.v1.group.Service/Create", { initializers: [{ groupId }] }, admin);
+  await rpc("api.v1.group.Service/AddMember", { groupId, memberIds: [{ userId: member.userId }] }, admin);
+  for (const roleId of roles) await rpc("api.v1.role.Service/Assign", { roleId, entityId: { groupId } }, admin);
+}
+
 async function measure(name, { path, ...opts }) {
   const result = await autocannon({ url: `${base}${path}`, connections, duration: seconds, ...opts });
   const bad = result.non2xx + result.errors;
@@ -71,6 +86,10 @@ const runs = [
   await measure("authenticated RPC (authentication.Get: JWT + session check + D1 read)", {
     path: "/api.v1.authentication.Service/Get", method: "POST",
     headers: { ...json, authorization: `Bearer ${token.accessToken}` }, body: "{}",
+  }),
+  await measure("authorized RPC (user.Get, permission held through 2 groups and 3 roles)", {
+    path: "/api.v1.user.Service/Get", method: "POST",
+    headers: { ...json, authorization: `Bearer ${member.token.accessToken}` }, body: JSON.stringify({ userId: member.userId }),
   }),
 ];
 await mf.dispose();
