@@ -2,6 +2,8 @@
  * Every default of edgeplane, in one place. Runtime settings that admins change
  * (TTLs, hashing, registration) live in D1 and start from these values.
  */
+import type { ClusterConfig } from "./env";
+
 export const defaults = {
   /** Connect request bodies above this are refused with resource_exhausted. */
   maxRequestBytes: 1024 * 1024,
@@ -25,4 +27,11 @@ export const defaults = {
   outboxBackoffMs: [60_000, 5 * 60_000, 30 * 60_000, 2 * 60 * 60_000, 12 * 60 * 60_000],
   pagination: { defaultLimit: 50, maxLimit: 1000 },
   jwtIssuer: "edgeplane",
+  /** Clusters when the CLUSTERS var is unset: one local Docker host. */
+  clusters: [{ id: "local", type: "docker" }] as readonly ClusterConfig[],
 } as const;
+
+/** The version of edgeplane (package.json's), reported as Rig's platform version. */
+export const platformVersion = "0.1.0";
+/** Rig's namespace template when an environment names none: one namespace per project, named after it. */
+export const defaultNamespaceTemplate = "{{ .Project.Name }}";

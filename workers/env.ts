@@ -12,6 +12,21 @@ export interface Env {
   PUBLIC_LOGO_URL?: string;
   /** Mailjet's API origin; overridable so tests can answer for it. */
   MAILJET_API_URL?: string;
+  /**
+   * The clusters environments run on, as a JSON array of ClusterConfig (a string, or an
+   * array when wrangler.toml gives it as TOML); unset means `defaults.clusters`.
+   */
+  CLUSTERS?: string | ClusterConfig[];
+}
+
+/** A cluster, as configured by the operator (clusters are not created through the API). */
+export interface ClusterConfig {
+  id: string;
+  type: "docker" | "kubernetes";
+  /** Registry that locally built images are pushed to; unset on Docker means the local daemon. */
+  devRegistryHost?: string;
+  /** Whether the cluster has an ingress controller. */
+  ingress?: boolean;
 }
 
 declare global {

@@ -7,7 +7,7 @@
 import { scryptAsync } from "@noble/hashes/scrypt.js";
 import bcrypt from "bcryptjs";
 import { defaults } from "../config";
-import { timingSafeEqual } from "./keys";
+import { b64, timingSafeEqual, unb64 } from "./keys";
 
 export interface ScryptParams {
   /** Base64; when set, the hash is the signer key encrypted with the derived key (Firebase). */
@@ -65,6 +65,3 @@ async function scryptHash(password: string, salt: Uint8Array, s: ScryptParams): 
   const cipher = await crypto.subtle.encrypt({ name: "AES-CTR", counter: new Uint8Array(16), length: 128 }, key, unb64(s.signerKey));
   return new Uint8Array(cipher);
 }
-
-export const b64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
-export const unb64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));

@@ -2,7 +2,7 @@
  * Metadata of users, groups and roles: `map<string, bytes>` on the wire, stored in D1 as a
  * JSON object of base64 values.
  */
-import { b64, unb64 } from "../auth/passwords";
+import { b64, unb64 } from "../auth/keys";
 import { invalidArgument } from "../http/errors";
 
 export type MetadataUpdate =

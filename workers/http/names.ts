@@ -1,10 +1,14 @@
 import { invalidArgument } from "./errors";
 
-const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** One DNS label, as a regular expression source (for composing host names). */
+export const DNS_LABEL_SOURCE = "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?";
+const DNS_LABEL = new RegExp(`^${DNS_LABEL_SOURCE}$`);
+
+export const isDnsLabel = (value: string) => DNS_LABEL.test(value);
 
 /** Names users choose (projects, environments, capsules, groups, roles) are DNS labels. */
 export function checkDnsLabel(field: string, value: string): string {
-  if (!DNS_LABEL.test(value)) {
+  if (!isDnsLabel(value)) {
     throw invalidArgument(field, `"${value}" is not a DNS label: use 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit`);
   }
   return value;

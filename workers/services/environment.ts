@@ -1,16 +1,333 @@
 /** api.v1.environment.Service: deployment targets, each owned by an EnvironmentDO. */
+import type { Update } from "../../proto/gen/api/v1/environment/environment_pb";
 import { Service } from "../../proto/gen/api/v1/environment/service_pb";
+import { allows, type Principal } from "../auth/principal";
 import { scoped } from "../auth/scopes";
-import { notYetImplemented } from "./registry";
+import { defaultNamespaceTemplate, platformVersion } from "../config";
+import type { Env } from "../env";
+import { envOf, principalOf } from "../http/context";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../http/errors";
+import { checkDnsLabel, isDnsLabel } from "../http/names";
+import { pageOf } from "../http/pagination";
+import { clustersOf } from "./cluster";
+import { defineService } from "./registry";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");
+const viewScope = (id: string) => ({ environment: id, resource: `environment/${id}` });
 
-export const environments = notYetImplemented(Service, {
-  // Creating an ephemeral environment needs only environment:edit:ephemeral (checked by the handler).
-  create: { action: "environment:edit", scope: environment },
-  update: { action: "environment:edit", scope: environment },
-  delete: { action: "environment:edit", scope: environment },
-  // Lists show only the environments the caller may view.
-  list: { action: "environment:view" },
-  getNamespaces: { action: "environment:view" },
-});
+
+/** A namespace template, parsed: literal text and the two values Rig offers. */
+type Segment = string | { value: "project" | "environment" };
+
+/** `{{ x }}`, with Go's optional trim markers `{{- ` and ` -}}`. */
+const ACTION = /\{\{(-\s)?\s*(.*?)\s*(\s-)?\}\}/gs;
+const VALUES: Record<string, "project" | "environment"> = { ".Project.Name": "project", ".Environment.Name": "environment" };
+
+/** Parses a Go text/template restricted to `.Project.Name` and `.Environment.Name`. */
+export function parseNamespaceTemplate(template: string, field = "namespace_template"): Segment[] {
+  const out: Segment[] = [];
+  const text = (s: string) => {
+    if (s.includes("{{")) throw invalidArgument(field, "has a '{{' without its '}}'");
+    if (s) out.push(s);
+  };
+  let last = 0;
+  let trimNext = false;
+  for (const m of template.matchAll(ACTION)) {
+    let before = template.slice(last, m.index);
+    if (trimNext) before = before.trimStart();
+    if (m[1]) before = before.trimEnd();
+    text(before);
+    const value = VALUES[m[2]!];
+    if (!value) throw invalidArgument(field, `uses "${m[2]}": only {{ .Project.Name }} and {{ .Environment.Name }} are available`);
+    out.push({ value });
+    trimNext = !!m[3];
+    last = m.index + m[0].length;
+  }
+  text(trimNext ? template.slice(last).trimStart() : template.slice(last));
+  return out;
+}
+
+export function renderNamespace(segments: Segment[], projectName: string, environmentName: string): string {
+  return segments.map((s) => (typeof s === "string" ? s : s.value === "project" ? projectName : environmentName)).join("");
+}
+
+/** Checks that a template renders to a DNS label (a Kubernetes namespace) for a typical project name. */
+function checkNamespaceTemplate(template: string, environmentId: string): void {
+  const sample = "my-project";
+  const ns = renderNamespace(parseNamespaceTemplate(template), sample, environmentId);
+  if (!isDnsLabel(ns)) {
+    throw invalidArgument(
+      "namespace_template",
+      `renders to "${ns}" for a project named ${sample}, which is not a DNS label: use lowercase letters, digits and '-' around the values`,
+    );
+  }
+}
+
+/** What an environment's Update messages change. */
+interface EnvironmentState {
+  isDefault: boolean;
+  global: boolean;
+  /** Projects the environment is explicitly active in (environment_projects). */
+  projects: Set<string>;
+  added: Set<string>;
+  removed: Set<string>;
+}
+
+/** Applies `updates` in order to `s`; project existence is checked afterwards, in one query. */
+function applyUpdates(s: EnvironmentState, updates: Update[], field: string, environmentId: string): void {
+  for (const [i, u] of updates.entries()) {
+    const f = u.field;
+    const at = (name: string) => `${field}[${i}].${name}`;
+    switch (f.case) {
+      case "default":
+        s.isDefault = f.value;
+        break;
+      case "setGlobal":
+        s.global = f.value;
+        break;
+      case "addProject":
+        if (!f.value) throw invalidArgument(at("add_project"), "is required");
+        s.projects.add(f.value);
+        s.added.add(f.value);
+        s.removed.delete(f.value);
+        break;
+      case "removeProject":
+        if (!f.value) throw invalidArgument(at("remove_project"), "is required");
+        if (s.global) {
+          throw failedPrecondition(`environment ${environmentId} is global (active in every project): set_global false before removing a project`);
+        }
+        if (!s.projects.has(f.value)) throw notFound(`project ${f.value} among the active projects of environment ${environmentId}`);
+        s.projects.delete(f.value);
+        s.removed.add(f.value);
+        s.added.delete(f.value);
+        break;
+      default:
+        throw invalidArgument(at("field"), "set one field per update");
+    }
+  }
+}
+
+/** Throws not_found for the first of `ids` that is not a project. */
+async function requireProjects(env: Env, ids: Iterable<string>): Promise<void> {
+  const wanted = [...ids];
+  if (wanted.length === 0) return;
+  const found = await env.DB.prepare("SELECT id FROM projects WHERE id IN (SELECT value FROM json_each(?))")
+    .bind(JSON.stringify(wanted))
+    .all<{ id: string }>();
+  const known = new Set(found.results.map((r) => r.id));
+  const missing = wanted.find((id) => !known.has(id));
+  if (missing !== undefined) throw notFound(`project ${missing}`);
+}
+
+/**
+ * Statements writing `s` to environment `id`, for one batch. Each is guarded by the
+ * environment's existence, so a concurrent Delete leaves no orphan rows behind.
+ */
+function writeStatements(env: Env, id: string, s: EnvironmentState, now: number): D1PreparedStatement[] {
+  const exists = "EXISTS (SELECT 1 FROM environments WHERE id = ?1)";
+  return [
+    env.DB.prepare("UPDATE environments SET is_default = ?2, global = ?3, updated_at = ?4 WHERE id = ?1").bind(id, s.isDefault ? 1 : 0, s.global ? 1 : 0, now),
+    // At most one default environment: setting one clears the others in the same batch.
+    ...(s.isDefault
+      ? [env.DB.prepare(`UPDATE environments SET is_default = 0, updated_at = ?2 WHERE is_default = 1 AND id != ?1 AND ${exists}`).bind(id, now)]
+      : []),
+    ...[...s.added].map((p) =>
+      env.DB.prepare(`INSERT OR IGNORE INTO environment_projects (environment_id, project_id) SELECT ?1, id FROM projects WHERE id = ?2 AND ${exists}`).bind(id, p),
+    ),
+    ...[...s.removed].map((p) => env.DB.prepare("DELETE FROM environment_projects WHERE environment_id = ? AND project_id = ?").bind(id, p)),
+  ];
+}
+
+interface EnvironmentRow {
+  id: string;
+  cluster_id: string;
+  namespace_template: string;
+  is_default: number;
+  ephemeral: number;
+  global: number;
+  /** JSON array of project ids, from environment_projects. */
+  projects: string;
+}
+
+const SELECT_ENVIRONMENTS = `SELECT e.id, e.cluster_id, e.namespace_template, e.is_default, e.ephemeral, e.global,
+  (SELECT json_group_array(project_id) FROM (SELECT project_id FROM environment_projects WHERE environment_id = e.id ORDER BY project_id)) AS projects
+  FROM environments e`;
+
+const canEdit = (p: Principal, environmentId: string) => allows(p, "environment:edit", environment({ environmentId }));
+
+export const environments = defineService(
+  Service,
+  {
+    // The lesser action, so that developers (who hold only environment:edit:ephemeral) reach the
+    // handler, which requires environment:edit as well for anything but an ephemeral environment.
+    create: { action: "environment:edit:ephemeral", scope: environment },
+    update: { action: "environment:edit", scope: environment },
+    delete: { action: "environment:edit", scope: environment },
+    // Both check each environment: List shows only those the caller may view.
+    list: { action: "environment:view", scope: "any" },
+    getNamespaces: { action: "environment:view", scope: "any" },
+  },
+  {
+    async create(req, ctx) {
+      const env = envOf(ctx);
+      const p = principalOf(ctx);
+      const id = checkDnsLabel("environment_id", req.environmentId);
+      const full = canEdit(p, id);
+      if (!req.ephemeral && !full) {
+        throw permissionDenied("environment:edit is not granted to this caller: without it, only ephemeral environments can be created");
+      }
+      const clusters = clustersOf(env);
+      let clusterId = req.clusterId;
+      if (!clusterId) {
+        if (clusters.length !== 1) {
+          throw invalidArgument("cluster_id", `is required when several clusters are configured (${clusters.map((c) => c.id).join(", ")})`);
+        }
+        clusterId = clusters[0]!.id;
+      } else if (!clusters.some((c) => c.id === clusterId)) {
+        throw notFound(`cluster ${clusterId}`);
+      }
+      const template = req.namespaceTemplate || defaultNamespaceTemplate;
+      checkNamespaceTemplate(template, id);
+      const s: EnvironmentState = { isDefault: false, global: false, projects: new Set(), added: new Set(), removed: new Set() };
+      applyUpdates(s, req.initializers, "initializers", id);
+      // The default environment is what requests without one land in: not a developer's to move.
+      if (s.isDefault && !full) throw permissionDenied("environment:edit is needed to make an environment the default");
+
+      if (await env.DB.prepare("SELECT 1 AS one FROM environments WHERE id = ?").bind(id).first()) throw alreadyExists(`environment ${id}`);
+      await requireProjects(env, s.added);
+      const now = Date.now();
+      await env.DB.batch([
+        env.DB.prepare(
+          "INSERT INTO environments (id, cluster_id, namespace_template, is_default, ephemeral, global, created_at, updated_at) VALUES (?, ?, ?, 0, ?, 0, ?, ?)",
+        ).bind(id, clusterId, template, req.ephemeral ? 1 : 0, now, now),
+        ...writeStatements(env, id, s, now),
+      ]);
+      try {
+        await env.ENVIRONMENTS.getByName(id).initialize({ environmentId: id, ephemeral: req.ephemeral, createdAt: now });
+      } catch (err) {
+        // Without its object the environment cannot work: undo the rows of this incarnation so Create can be retried.
+        await env.DB.batch([
+          env.DB.prepare("DELETE FROM environment_projects WHERE environment_id = ?1 AND EXISTS (SELECT 1 FROM environments WHERE id = ?1 AND created_at = ?2)").bind(id, now),
+          env.DB.prepare("DELETE FROM environments WHERE id = ? AND created_at = ?").bind(id, now),
+        ]);
+        throw err;
+      }
+      return {};
+    },
+
+    async update(req, ctx) {
+      const env = envOf(ctx);
+      const id = req.environmentId;
+      const [row, projects] = await env.DB.batch<Record<string, unknown>>([
+        env.DB.prepare("SELECT is_default, global FROM environments WHERE id = ?").bind(id),
+        env.DB.prepare("SELECT project_id FROM environment_projects WHERE environment_id = ?").bind(id),
+      ]);
+      const current = row!.results[0] as { is_default: number; global: number } | undefined;
+      if (!current) throw notFound(`environment ${id}`);
+      const s: EnvironmentState = {
+        isDefault: current.is_default === 1,
+        global: current.global === 1,
+        projects: new Set(projects!.results.map((r) => r.project_id as string)),
+        added: new Set(),
+        removed: new Set(),
+      };
+      applyUpdates(s, req.updates, "updates", id);
+      await requireProjects(env, s.added);
+      const [updated] = await env.DB.batch(writeStatements(env, id, s, Date.now()));
+      if (updated!.meta.changes === 0) throw notFound(`environment ${id}`);
+      return {};
+    },
+
+    async delete(req, ctx) {
+      const env = envOf(ctx);
+      const id = req.environmentId;
+      if (!(await env.DB.prepare("SELECT 1 AS one FROM environments WHERE id = ?").bind(id).first())) throw notFound(`environment ${id}`);
+      const object = env.ENVIRONMENTS.getByName(id);
+      // The object owns what runs in the environment, so it is the one to ask.
+      const capsules = await object.deployedCapsules();
+      if (capsules.length > 0 && !req.force) {
+        const names = capsules.slice(0, 10).map((c) => `${c.projectId}/${c.capsuleId}`).join(", ");
+        throw failedPrecondition(
+          `environment ${id} still has ${capsules.length} capsule(s) deployed (${names}${capsules.length > 10 ? ", ..." : ""}): remove them first, or delete with force`,
+        );
+      }
+      const [deleted] = await env.DB.batch([
+        env.DB.prepare("DELETE FROM environments WHERE id = ?").bind(id),
+        env.DB.prepare("DELETE FROM environment_projects WHERE environment_id = ?").bind(id),
+      ]);
+      if (deleted!.meta.changes === 0) throw notFound(`environment ${id}`);
+      // If this fails the rows are gone already; a later Create of the same name wipes the stale object first.
+      await object.destroy();
+      return {};
+    },
+
+    async list(req, ctx) {
+      const env = envOf(ctx);
+      const p = principalOf(ctx);
+      const page = pageOf(req.pagination);
+      const filter = req.projectFilter;
+      const [rows, project] = await env.DB.batch<Record<string, unknown>>([
+        env.DB.prepare(
+          `${SELECT_ENVIRONMENTS}
+           WHERE (?1 = 0 OR e.ephemeral = 0)
+             AND (?2 = '' OR e.global = 1 OR EXISTS (SELECT 1 FROM environment_projects ep WHERE ep.environment_id = e.id AND ep.project_id = ?2))
+           ORDER BY e.id ${page.descending ? "DESC" : "ASC"}`,
+        ).bind(req.excludeEphemeral ? 1 : 0, filter),
+        env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(filter),
+      ]);
+      if (filter && project!.results.length === 0) throw notFound(`project ${filter}`);
+      // Permissions may be scoped to single environments, which SQL cannot see: filter, then page.
+      // Environments number in the hundreds at most, so reading them all is cheap.
+      const visible = (rows!.results as unknown as EnvironmentRow[]).filter((r) => allows(p, "environment:view", viewScope(r.id)));
+      return {
+        environments: visible.slice(page.offset, page.offset + page.limit).map((r) => ({
+          environmentId: r.id,
+          default: r.is_default === 1,
+          // No operator runs in the clusters yet; the runner protocol will report its version.
+          operatorVersion: "",
+          clusterId: r.cluster_id,
+          namespaceTemplate: r.namespace_template,
+          ephemeral: r.ephemeral === 1,
+          activeProjects: JSON.parse(r.projects) as string[],
+          global: r.global === 1,
+        })),
+        platformVersion,
+      };
+    },
+
+    async getNamespaces(req, ctx) {
+      const env = envOf(ctx);
+      const p = principalOf(ctx);
+      const pairs = req.projectEnvs;
+      if (pairs.length === 0) return { namespaces: [] };
+      for (const pe of pairs) {
+        if (!allows(p, "environment:view", viewScope(pe.environmentId))) {
+          throw permissionDenied(`environment:view on environment ${pe.environmentId} is not granted to this caller`);
+        }
+      }
+      const [envRows, projectRows] = await env.DB.batch<Record<string, unknown>>([
+        env.DB.prepare("SELECT id, namespace_template FROM environments WHERE id IN (SELECT value FROM json_each(?))").bind(
+          JSON.stringify(pairs.map((pe) => pe.environmentId)),
+        ),
+        env.DB.prepare("SELECT id FROM projects WHERE id IN (SELECT value FROM json_each(?))").bind(JSON.stringify(pairs.map((pe) => pe.projectId))),
+      ]);
+      const templates = new Map(envRows!.results.map((r) => [r.id as string, r.namespace_template as string]));
+      const projects = new Set(projectRows!.results.map((r) => r.id as string));
+      return {
+        namespaces: pairs.map((pe, i) => {
+          const template = templates.get(pe.environmentId);
+          if (template === undefined) throw notFound(`environment ${pe.environmentId}`);
+          if (!projects.has(pe.projectId)) throw notFound(`project ${pe.projectId}`);
+          const namespace = renderNamespace(parseNamespaceTemplate(template, `project_envs[${i}]`), pe.projectId, pe.environmentId);
+          // Create checked the template against a short project name; a long one can still overflow.
+          if (!isDnsLabel(namespace)) {
+            throw failedPrecondition(
+              `the namespace of project ${pe.projectId} in environment ${pe.environmentId} would be "${namespace}", which is not a DNS label (at most 63 characters): shorten the environment's namespace_template`,
+            );
+          }
+          return { projectId: pe.projectId, environmentId: pe.environmentId, namespace };
+        }),
+      };
+    },
+  },
+);
