@@ -5,18 +5,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
 import { Service as UserService } from "../proto/gen/api/v1/user/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
+import { codeOf } from "./helpers/errors";
 import { client } from "./helpers/client";
 import { freshEmail, latestCode, login, register, registerAdmin, strongPassword } from "./helpers/identity";
 
-/** The Connect code a call fails with. */
-async function codeOf(call: Promise<unknown>): Promise<Code> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-  throw new Error("expected the call to fail");
-}
 
 let admin: Awaited<ReturnType<typeof registerAdmin>>;
 const settings = () => client(SettingsService, admin.accessToken);

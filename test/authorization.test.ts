@@ -15,6 +15,7 @@ import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/se
 import { actions } from "../workers/auth/actions";
 import { services } from "../workers/services";
 import type { Rule } from "../workers/services/registry";
+import { codeOf } from "./helpers/errors";
 import { client, workerFetch } from "./helpers/client";
 import { fileAdmin, freshEmail, register } from "./helpers/identity";
 
@@ -147,7 +148,6 @@ describe("authorization matrix", () => {
 });
 
 describe("scopes", () => {
-  const codeOf = async (p: Promise<unknown>) => ConnectError.from(await p.then(() => new Error("expected failure"), (e) => e)).code;
 
   it("a role scoped to project A cannot read project B", async () => {
     const capsules = client(CapsuleService, tokens["alpha-only"]);

@@ -5,12 +5,12 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ClusterType, GetConfigResponseSchema, Service as ClusterService } from "../proto/gen/api/v1/cluster/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
 import { clustersOf, configOf } from "../workers/services/cluster";
+import { errorOf } from "./helpers/errors";
 import { client } from "./helpers/client";
 import { fileAdmin, freshEmail, register } from "./helpers/identity";
 
 let admin: Awaited<ReturnType<typeof fileAdmin>>;
 const clusters = () => client(ClusterService, admin.accessToken);
-const errorOf = async (p: Promise<unknown>) => ConnectError.from(await p.then(() => new Error("expected failure"), (e) => e));
 
 beforeAll(async () => {
   admin = await fileAdmin();

@@ -4,21 +4,12 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
 import type { EnvironmentDO } from "../durable-objects/environment";
+import { errorOf } from "./helpers/errors";
 import { client } from "./helpers/client";
 import { fileAdmin, freshEmail, register } from "./helpers/identity";
 
 let admin: Awaited<ReturnType<typeof fileAdmin>>;
 const environments = (token = admin.accessToken) => client(EnvironmentService, token);
-
-/** The error a call fails with. */
-async function errorOf(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 async function insertProject(id: string) {
   await env.DB.prepare(

@@ -7,10 +7,10 @@ import { Service as RoleService } from "../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_account/service_pb";
 import { Service as UserService } from "../proto/gen/api/v1/user/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
+import { codeOf } from "./helpers/errors";
 import { client } from "./helpers/client";
 import { fileAdmin, freshEmail, register } from "./helpers/identity";
 
-const codeOf = async (p: Promise<unknown>) => ConnectError.from(await p.then(() => new Error("expected failure"), (e) => e)).code;
 let admin: Awaited<ReturnType<typeof fileAdmin>>;
 const groupsApi = () => client(GroupService, admin.accessToken);
 const rolesApi = () => client(RoleService, admin.accessToken);

@@ -12,13 +12,12 @@ import {
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
 import { b64, decryptSecret } from "../workers/auth/keys";
 import type { Env } from "../workers/env";
+import { codeOf, errorOf } from "./helpers/errors";
 import { client } from "./helpers/client";
 import { fileAdmin, freshEmail, register } from "./helpers/identity";
 
 let admin: Awaited<ReturnType<typeof fileAdmin>>;
 const projects = () => client(ProjectService, admin.accessToken);
-const errorOf = async (p: Promise<unknown>) => ConnectError.from(await p.then(() => new Error("expected failure"), (e) => e));
-const codeOf = async (p: Promise<unknown>) => (await errorOf(p)).code;
 
 beforeAll(async () => {
   admin = await fileAdmin();

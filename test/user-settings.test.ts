@@ -8,12 +8,12 @@ import { Service as AuthService } from "../proto/gen/api/v1/authentication/servi
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
 import { SettingsSchema, TemplateType } from "../proto/gen/api/v1/user/settings/settings_pb";
 import { toJsonString } from "@bufbuild/protobuf";
+import { codeOf } from "./helpers/errors";
 import { client } from "./helpers/client";
 import { freshEmail, latestEmail, login, register, registerAdmin } from "./helpers/identity";
 
 let admin: Awaited<ReturnType<typeof registerAdmin>>;
 const settings = () => client(SettingsService, admin.accessToken);
-const codeOf = async (p: Promise<unknown>) => ConnectError.from(await p.then(() => new Error("expected failure"), (e) => e)).code;
 const passwordHashOf = async (email: string) =>
   JSON.parse((await env.DB.prepare("SELECT password_hash FROM users WHERE email = ?").bind(email).first<{ password_hash: string }>())!.password_hash);
 

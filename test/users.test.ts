@@ -4,12 +4,12 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
 import { Service as UserService } from "../proto/gen/api/v1/user/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
+import { codeOf } from "./helpers/errors";
 import { client } from "./helpers/client";
 import { freshEmail, login, registerAdmin, strongPassword } from "./helpers/identity";
 
 let admin: Awaited<ReturnType<typeof registerAdmin>>;
 const users = () => client(UserService, admin.accessToken);
-const codeOf = async (p: Promise<unknown>) => ConnectError.from(await p.then(() => new Error("expected failure"), (e) => e)).code;
 
 beforeAll(async () => {
   admin = await registerAdmin();
