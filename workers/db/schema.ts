@@ -227,3 +227,37 @@ export const environmentProjects = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.environmentId, t.projectId] }), index("environment_projects_project").on(t.projectId)],
 );
+
+/** Capsules: named per project; their rollouts live in the EnvironmentDOs of the environments they run in. */
+export const capsules = sqliteTable(
+  "capsules",
+  {
+    projectId: text("project_id").notNull(),
+    id: text("id").notNull(),
+    /** model.Author as JSON. */
+    updatedBy: text("updated_by").notNull().default("{}"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.id] })],
+);
+
+/** Images added to a capsule, by normalized reference (`registry/repository:tag@digest`). */
+export const images = sqliteTable(
+  "images",
+  {
+    projectId: text("project_id").notNull(),
+    capsuleId: text("capsule_id").notNull(),
+    id: text("id").notNull(),
+    repository: text("repository").notNull(),
+    tag: text("tag").notNull().default(""),
+    digest: text("digest").notNull().default(""),
+    /** api.v1.capsule.Origin as protobuf JSON. */
+    origin: text("origin").notNull().default("{}"),
+    labels: text("labels").notNull().default("{}"),
+    /** model.Author as JSON. */
+    createdBy: text("created_by").notNull().default("{}"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.capsuleId, t.id] })],
+);
