@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../workers/env";
 import { EventLog, type LoggedEvent } from "./event-log";
+import { EventStream } from "./event-stream";
 
 /** Who an EnvironmentDO is, as recorded by `initialize`. */
 export interface EnvironmentIdentity {
@@ -24,6 +25,12 @@ export interface DeployedCapsule {
 export class EnvironmentDO extends DurableObject<Env> {
   /** The event log, once the schema exists in storage; cleared by `destroy`, which drops every table. */
   private eventLog?: EventLog;
+  private readonly stream: EventStream;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.stream = new EventStream(ctx, () => this.open().log);
+  }
 
   /**
    * The object's storage, with its tables. They are created on first use rather than in the
@@ -62,10 +69,10 @@ export class EnvironmentDO extends DurableObject<Env> {
     if (current?.createdAt === identity.createdAt && current.environmentId === identity.environmentId) return false;
     if (current) await this.destroy();
     const { environmentId, ephemeral, createdAt } = identity;
-    const { sql, log } = this.open();
+    const { sql } = this.open();
     this.ctx.storage.transactionSync(() => {
       sql.exec("INSERT INTO identity (singleton, environment_id, ephemeral, created_at) VALUES (1, ?, ?, ?)", environmentId, ephemeral ? 1 : 0, createdAt);
-      log.append("environment.created", { environmentId, ephemeral });
+      this.stream.publish("environment.created", { environmentId, ephemeral });
     });
     return true;
   }
@@ -86,8 +93,31 @@ export class EnvironmentDO extends DurableObject<Env> {
       .map((r) => ({ projectId: r.project_id, capsuleId: r.capsule_id }));
   }
 
+  /** Appends an event to the environment's log and sends it to its subscribers. */
+  async publish(type: string, data: LoggedEvent["data"]): Promise<number> {
+    return this.stream.publish(type, data).seq;
+  }
+
+  /** A single-use ticket for a WebSocket subscription; the Worker has authorized `subject`. */
+  async issueStreamTicket(subject: string): Promise<{ ticket: string; expiresAt: number }> {
+    return this.stream.issueTicket(subject);
+  }
+
+  /** WebSocket subscriptions to the event stream (`GET .../events?ticket=&after=`). */
+  async fetch(request: Request): Promise<Response> {
+    return this.stream.subscribe(request);
+  }
+
+  /** Subscribers only listen; anything they send but the keep-alive ping is ignored. */
+  async webSocketMessage(): Promise<void> {}
+
+  async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    ws.close(code === 1005 ? 1000 : code, "closing");
+  }
+
   /** Drops all of the object's storage and its alarm: the environment was deleted. */
   async destroy(): Promise<void> {
+    for (const ws of this.ctx.getWebSockets()) ws.close(1001, "environment deleted");
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.eventLog = undefined;

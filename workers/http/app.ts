@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import type { Env } from "../env";
 import { serveConnect } from "./connect";
+import { streams } from "./streams";
 
 /** The Worker's HTTP surface: CORS for browser clients, liveness, and every RPC. */
 export const app = new Hono<{ Bindings: Env }>();
@@ -31,6 +32,8 @@ app.get("/readyz", async (c) => {
     return c.text("D1 is unreachable", 503);
   }
 });
+
+app.route("/", streams);
 
 app.on(["GET", "POST"], "/:service/:method", async (c, next) => {
   const res = await serveConnect(c.req.raw, c.req.path, c.env, executionContext(c));
