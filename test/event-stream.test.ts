@@ -65,6 +65,15 @@ describe("environment event stream over WebSocket", () => {
     s.ws.close();
   });
 
+  it("carries the environment's own changes", async () => {
+    const start = await runInDurableObject(stub(), (o: EnvironmentDO) => o.publish("marker", {}));
+    const s = await subscribe(start);
+    await client(EnvironmentService, admin.accessToken).update({ environmentId: "live", updates: [{ field: { case: "setGlobal", value: true } }] });
+    const [changed] = await s.waitFor(1);
+    expect(changed).toMatchObject({ seq: start + 1, type: "environment.updated", data: { global: true } });
+    s.ws.close();
+  });
+
   it("batches a burst into one frame", async () => {
     const s = await subscribe(await runInDurableObject(stub(), (o: EnvironmentDO) => o.publish("marker", {})));
     await runInDurableObject(stub(), async (o: EnvironmentDO) => {

@@ -235,6 +235,12 @@ export const environments = defineService(
       await requireProjects(env, s.added);
       const [updated] = await env.DB.batch(writeStatements(env, id, s, Date.now()));
       if (updated!.meta.changes === 0) throw notFound(`environment ${id}`);
+      await env.ENVIRONMENTS.getByName(id).publish("environment.updated", {
+        default: s.isDefault,
+        global: s.global,
+        addedProjects: [...s.added],
+        removedProjects: [...s.removed],
+      });
       return {};
     },
 
