@@ -151,7 +151,7 @@ describe("scopes", () => {
 
   it("a role scoped to project A cannot read project B", async () => {
     const capsules = client(CapsuleService, tokens["alpha-only"]);
-    expect(await codeOf(capsules.get({ projectId: "alpha", capsuleId: "web" }))).toBe(Code.Unimplemented);
+    expect(await codeOf(capsules.get({ projectId: "alpha", capsuleId: "web" }))).toBe(Code.NotFound);
     expect(await codeOf(capsules.get({ projectId: "beta", capsuleId: "web" }))).toBe(Code.PermissionDenied);
     expect(await codeOf(capsules.list({ projectId: "beta" }))).toBe(Code.PermissionDenied);
   });
@@ -178,7 +178,7 @@ describe("scopes", () => {
     const u = await register(freshEmail("web"));
     await client(RoleService, admin.accessToken).assign({ roleId: "web-only", entityId: user(u.userId) });
     const capsules = client(CapsuleService, u.token!.accessToken);
-    expect(await codeOf(capsules.get({ projectId: "shop", capsuleId: "web" }))).toBe(Code.Unimplemented);
+    expect(await codeOf(capsules.get({ projectId: "shop", capsuleId: "web" }))).toBe(Code.NotFound);
     expect(await codeOf(capsules.get({ projectId: "shop", capsuleId: "db" }))).toBe(Code.PermissionDenied);
   });
 });

@@ -27,6 +27,14 @@ export const defaults = {
   outboxBackoffMs: [60_000, 5 * 60_000, 30 * 60_000, 2 * 60 * 60_000, 12 * 60 * 60_000],
   pagination: { defaultLimit: 50, maxLimit: 1000 },
   jwtIssuer: "edgeplane",
+  registry: {
+    /** A container registry that does not answer within this is reported unavailable. */
+    timeoutMs: 10_000,
+    /** Manifests and configs are a few KiB; anything this large is not one. */
+    maxBodyBytes: 4 * 1024 * 1024,
+    /** Tag lists are paged by the registry; a repository with more pages than this is cut short. */
+    maxTagPages: 20,
+  },
   /** Clusters when the CLUSTERS var is unset: one local Docker host. */
   clusters: [{ id: "local", type: "docker" }] as readonly ClusterConfig[],
 } as const;

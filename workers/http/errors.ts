@@ -13,6 +13,7 @@ export const failedPrecondition = (why: string) => new ConnectError(why, Code.Fa
 export const unauthenticated = (why: string) => new ConnectError(why, Code.Unauthenticated);
 export const permissionDenied = (why: string) => new ConnectError(why, Code.PermissionDenied);
 export const aborted = (why: string) => new ConnectError(why, Code.Aborted);
+export const unavailable = (why: string) => new ConnectError(why, Code.Unavailable);
 export const resourceExhausted = (why: string, retryAfterSeconds?: number) => {
   const metadata = new Headers();
   if (retryAfterSeconds !== undefined) metadata.set("retry-after", String(retryAfterSeconds));

@@ -1,16 +1,190 @@
-/** api.v1.image.Service: container images known to a project. */
+/** api.v1.image.Service: container images registered for capsules, and registry look-ups. */
+import { fromJsonString, type MessageInitShape, toJsonString } from "@bufbuild/protobuf";
+import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { OriginSchema } from "../../proto/gen/api/v1/capsule/image_pb";
 import { Service } from "../../proto/gen/api/v1/image/service_pb";
 import { scoped } from "../auth/scopes";
-import { notYetImplemented } from "./registry";
+import type { Env } from "../env";
+import { envOf, principalOf } from "../http/context";
+import { failedPrecondition, invalidArgument, notFound } from "../http/errors";
+import { pageOf } from "../http/pagination";
+import { checkDigest, checkRegistry, checkRepository, DOCKER_HUB, formatReference, parseReference } from "../images/reference";
+import { Registry } from "../images/registry";
+import { capsuleKey, requireCapsule } from "./capsule";
+import { defineService } from "./registry";
+import { authorOf } from "./user-messages";
 
 const image = scoped<{ imageId?: string; projectId?: string }>("image", "imageId");
 const anyImage = scoped("image");
 
-export const images = notYetImplemented(Service, {
-  getImageInfo: { action: "image:view", scope: anyImage },
-  getRepositoryInfo: { action: "image:view", scope: anyImage },
-  get: { action: "image:view", scope: image },
-  add: { action: "image:add", scope: anyImage },
-  list: { action: "image:view", scope: anyImage },
-  delete: { action: "image:delete", scope: image },
+interface ImageRow {
+  id: string;
+  repository: string;
+  tag: string;
+  digest: string;
+  origin: string;
+  labels: string;
+  created_by: string;
+  created_at: number;
+}
+const COLUMNS = "id, repository, tag, digest, origin, labels, created_by, created_at";
+
+const imageMessage = (r: ImageRow) => ({
+  imageId: r.id,
+  digest: r.digest,
+  repository: r.repository,
+  tag: r.tag,
+  createdBy: JSON.parse(r.created_by) as ReturnType<typeof authorOf>,
+  createdAt: timestampFromMs(r.created_at),
+  origin: fromJsonString(OriginSchema, r.origin),
+  labels: JSON.parse(r.labels) as Record<string, string>,
 });
+
+/** An image id as stored: ids are normalized references, so any spelling of one finds it. */
+function imageIdOf(value: string): string {
+  if (!value) throw invalidArgument("image_id", "is required");
+  return formatReference(parseReference(value, "image_id"));
+}
+
+/**
+ * Whether a capsule's current rollout runs the image, in which case it may not be deleted.
+ * Rollouts do not exist yet, so nothing runs any image: the rollout milestone must make this
+ * consult the capsule's current rollouts (in every environment).
+ */
+export async function imageInUse(_env: Env, _projectId: string, _capsuleId: string, _imageId: string): Promise<boolean> {
+  return false;
+}
+
+/** Where an image came from, read from the OCI source and revision labels its build set. */
+function originOf(labels: Record<string, string>): MessageInitShape<typeof OriginSchema> | undefined {
+  const url = labels["org.opencontainers.image.source"];
+  if (!url) return undefined;
+  const sha = labels["org.opencontainers.image.revision"] ?? "";
+  const github = /^https:\/\/github\.com\/[^/]+\/[^/]+?(\.git)?$/.test(url);
+  return {
+    kind: {
+      case: "gitReference",
+      value: { repositoryUrl: url, commitSha: sha, commitUrl: github && sha ? `${url.replace(/\.git$/, "")}/commit/${sha}` : "" },
+    },
+  };
+}
+
+export const images = defineService(
+  Service,
+  {
+    getImageInfo: { action: "image:view", scope: anyImage },
+    getRepositoryInfo: { action: "image:view", scope: anyImage },
+    get: { action: "image:view", scope: image },
+    add: { action: "image:add", scope: anyImage },
+    list: { action: "image:view", scope: anyImage },
+    delete: { action: "image:delete", scope: image },
+  },
+  {
+    async getImageInfo(req) {
+      const ref = parseReference(req.image);
+      const info = await new Registry(ref.registry).inspect(ref);
+      return {
+        imageId: { registry: ref.registry, repository: ref.repository, tag: ref.tag, digest: info.digest },
+        imageString: req.image,
+        createdAt: info.createdAt && timestampFromDate(info.createdAt),
+        origin: originOf(info.labels),
+      };
+    },
+
+    async getRepositoryInfo(req) {
+      const registry = req.registry ? checkRegistry("registry", req.registry) : DOCKER_HUB;
+      const repository = checkRepository("repository", registry, req.repository);
+      const tags = await new Registry(registry).tags(repository);
+      // image_created_at stays unset: it costs a manifest and a config fetch per tag, which
+      // repositories with hundreds of tags cannot afford within a Worker's subrequest limit.
+      // GetImageInfo answers it for one tag.
+      return { tags: tags.map((tag) => ({ tag })) };
+    },
+
+    async get(req, ctx) {
+      const { projectId, capsuleId } = capsuleKey(req);
+      const id = imageIdOf(req.imageId);
+      const row = await envOf(ctx)
+        .DB.prepare(`SELECT ${COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?`)
+        .bind(projectId, capsuleId, id)
+        .first<ImageRow>();
+      if (!row) throw notFound(`image ${id} in capsule ${capsuleId} of project ${projectId}`);
+      return { image: imageMessage(row) };
+    },
+
+    async add(req, ctx) {
+      const env = envOf(ctx);
+      const { projectId, capsuleId } = capsuleKey(req);
+      let ref = parseReference(req.image);
+      if (req.digest && !ref.digest) {
+        // Parsed again with the digest, so that `latest` is not assumed for an image pinned by it.
+        ref = parseReference(`${req.image.trim()}@${checkDigest("digest", req.digest)}`);
+      } else if (req.digest && req.digest !== ref.digest) {
+        throw invalidArgument("digest", `${req.digest} differs from the digest in image (${ref.digest})`);
+      }
+      // Fail on a missing capsule before asking a registry.
+      await requireCapsule(env, projectId, capsuleId);
+      // Images are immutable: the id pins the digest the tag points to now, so a moved tag
+      // makes a new image rather than changing an old one.
+      if (!req.skipImageCheck) ref.digest = await new Registry(ref.registry).resolve(ref);
+      const id = formatReference(ref);
+      const origin = req.origin ? toJsonString(OriginSchema, req.origin) : "{}";
+      // One statement adds the image only to a capsule that still exists, and only once: a
+      // repeated add changes nothing and reports so.
+      const [inserted, capsule] = await env.DB.batch([
+        env.DB.prepare(
+          `INSERT INTO images (project_id, capsule_id, id, repository, tag, digest, origin, labels, created_by, created_at)
+           SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1 AND id = ?2)
+           ON CONFLICT DO NOTHING`,
+        ).bind(
+          projectId,
+          capsuleId,
+          id,
+          // The Image message has no registry field, so its repository names the registry too.
+          `${ref.registry}/${ref.repository}`,
+          ref.tag,
+          ref.digest,
+          origin,
+          JSON.stringify(req.labels),
+          JSON.stringify(authorOf(principalOf(ctx))),
+          Date.now(),
+        ),
+        env.DB.prepare("SELECT 1 AS one FROM capsules WHERE project_id = ? AND id = ?").bind(projectId, capsuleId),
+      ]);
+      if (!capsule!.results.length) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
+      return { imageId: id, addedNewImage: inserted!.meta.changes > 0 };
+    },
+
+    async list(req, ctx) {
+      const env = envOf(ctx);
+      const { projectId, capsuleId } = capsuleKey(req);
+      const page = pageOf(req.pagination);
+      // Newest first, the useful order for picking an image to deploy; `descending` reverses it.
+      const order = page.descending ? "ASC" : "DESC";
+      const [capsule, rows, total] = await env.DB.batch<Record<string, unknown>>([
+        env.DB.prepare("SELECT 1 AS one FROM capsules WHERE project_id = ? AND id = ?").bind(projectId, capsuleId),
+        env.DB.prepare(
+          `SELECT ${COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? ORDER BY created_at ${order}, rowid ${order} LIMIT ? OFFSET ?`,
+        ).bind(projectId, capsuleId, page.limit, page.offset),
+        env.DB.prepare("SELECT COUNT(*) AS n FROM images WHERE project_id = ? AND capsule_id = ?").bind(projectId, capsuleId),
+      ]);
+      if (!capsule!.results.length) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
+      return {
+        images: (rows!.results as unknown as ImageRow[]).map(imageMessage),
+        total: BigInt(total!.results[0]!.n as number),
+      };
+    },
+
+    async delete(req, ctx) {
+      const env = envOf(ctx);
+      const { projectId, capsuleId } = capsuleKey(req);
+      const id = imageIdOf(req.imageId);
+      if (await imageInUse(env, projectId, capsuleId, id)) {
+        throw failedPrecondition(`image ${id} is running in capsule ${capsuleId}: deploy another image first, then delete this one`);
+      }
+      const res = await env.DB.prepare("DELETE FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?").bind(projectId, capsuleId, id).run();
+      if (res.meta.changes === 0) throw notFound(`image ${id} in capsule ${capsuleId} of project ${projectId}`);
+      return {};
+    },
+  },
+);
