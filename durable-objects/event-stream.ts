@@ -75,6 +75,15 @@ export class EventStream {
     if (!Number.isSafeInteger(after) || after < 0) {
       return Response.json({ code: "invalid_argument", message: "after: must be a non-negative integer" }, { status: 400 });
     }
+    const last = this.log().lastSeq();
+    if (after > last) {
+      // A cursor from the future: most likely kept from an environment of the same name that was
+      // deleted and created again. Resuming from it would silently skip events, so say so.
+      return Response.json(
+        { code: "out_of_range", message: `after: ${after} is beyond the last event (${last}); resubscribe with after=0` },
+        { status: 400 },
+      );
+    }
     const row = this.tickets()
       .exec<{ subject: string; expires_at: number }>(
         "DELETE FROM stream_tickets WHERE ticket = ? RETURNING subject, expires_at",

@@ -111,6 +111,13 @@ describe("environment event stream over WebSocket", () => {
     s.ws.close();
   });
 
+  it("refuses a cursor beyond the last event rather than skip events", async () => {
+    const { url } = (await (await ticket()).json()) as { url: string };
+    const res = await exports.default.fetch(`${base}${url}&after=999999`, { headers: { upgrade: "websocket" } });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: "out_of_range" });
+  });
+
   it("uses each ticket once and refuses expired, unknown or missing ones", async () => {
     const { url } = (await (await ticket()).json()) as { url: string };
     const ok = await exports.default.fetch(`${base}${url}`, { headers: { upgrade: "websocket" } });
