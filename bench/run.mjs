@@ -5,6 +5,7 @@ import autocannon from "autocannon";
 import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { Miniflare, supportedCompatibilityDate } from "bench-miniflare";
+import { benchStreams, streamBenchWorkers } from "./streams.mjs";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -17,17 +18,24 @@ execFileSync("wrangler", ["deploy", "--dry-run", "--outdir", outdir], { stdio: [
 const wranglerDate = /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync("wrangler.toml", "utf8"))[1];
 const compatibilityDate = [wranglerDate, supportedCompatibilityDate].sort()[0];
 const mf = new Miniflare({
-  modules: true,
-  modulesRoot: outdir,
-  scriptPath: `${outdir}/index.js`,
-  compatibilityDate,
-  compatibilityFlags: ["nodejs_compat"],
-  d1Databases: ["DB"],
-  durableObjects: {
-    ENVIRONMENTS: { className: "EnvironmentDO", useSQLite: true },
-    ROLLOUTS: { className: "RolloutDO", useSQLite: true },
-  },
-  bindings: { PUBLIC_NAME: "edgeplane" },
+  workers: [
+    {
+      name: "edgeplane",
+      modules: true,
+      modulesRoot: outdir,
+      scriptPath: `${outdir}/index.js`,
+      compatibilityDate,
+      compatibilityFlags: ["nodejs_compat"],
+      d1Databases: ["DB"],
+      durableObjects: {
+        ENVIRONMENTS: { className: "EnvironmentDO", useSQLite: true },
+        ROLLOUTS: { className: "RolloutDO", useSQLite: true },
+      },
+      bindings: { PUBLIC_NAME: "edgeplane" },
+    },
+    // Baseline and driver of the stream benchmark, defined here so production code has no bench hooks.
+    ...streamBenchWorkers(compatibilityDate),
+  ],
 });
 const base = (await mf.ready).toString().replace(/\/$/, "");
 
@@ -97,9 +105,11 @@ const runs = [
     headers: { ...json, authorization: `Bearer ${member.token.accessToken}` }, body: JSON.stringify({ userId: member.userId }),
   }),
 ];
+runs.push(...(await benchStreams(mf, rpc, admin)));
 await mf.dispose();
 
-const results = runs.map((r) => ({ ...r, baseline: baseline.value, ratio: Number((r.value / baseline.value).toFixed(3)) }));
+// Stream results carry their own baseline (a bare Durable Object); the rest compare to the bare route.
+const results = runs.map((r) => r.baseline !== undefined ? r : { ...r, baseline: baseline.value, ratio: Number((r.value / baseline.value).toFixed(3)) });
 for (const r of results) console.log(`${r.name.padEnd(75)} ${String(r.value).padStart(7)} ${r.unit}  ${r.ratio.toFixed(2)}x`);
 writeFileSync("bench/results.json", JSON.stringify(results, null, 2) + "\n");
 console.log("written to bench/results.json");
