@@ -10,8 +10,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
 import { Hono } from "hono";
 import { allows, authenticate, bearerToken } from "../auth/principal";
+import { requireExisting } from "../db/exists";
 import type { Env } from "../env";
-import { notFound, permissionDenied, toConnectError, unauthenticated } from "./errors";
+import { permissionDenied, toConnectError, unauthenticated } from "./errors";
 
 export const streams = new Hono<{ Bindings: Env }>();
 
@@ -31,7 +32,7 @@ streams.post("/environments/:id/events/tickets", async (c) => {
     if (!allows(principal, "capsule:view", { environment: id, resource: "capsule/*" })) {
       throw permissionDenied(`capsule:view in environment ${id} is not granted to this ${principal.subjectType.replace("_", " ")}`);
     }
-    if (!(await c.env.DB.prepare("SELECT 1 AS one FROM environments WHERE id = ?").bind(id).first())) throw notFound(`environment ${id}`);
+    await requireExisting(c.env, "environment", id);
     const { ticket, expiresAt } = await c.env.ENVIRONMENTS.getByName(id).issueStreamTicket(`${principal.subjectType}/${principal.subjectId}`);
     return c.json({ ticket, expiresAt: new Date(expiresAt).toISOString(), url: `/environments/${id}/events?ticket=${ticket}` });
   } catch (err) {
@@ -41,8 +42,10 @@ streams.post("/environments/:id/events/tickets", async (c) => {
 
 streams.get("/environments/:id/events", async (c) => {
   const id = c.req.param("id");
-  if (!(await c.env.DB.prepare("SELECT 1 AS one FROM environments WHERE id = ?").bind(id).first())) {
-    return errorResponse(notFound(`environment ${id}`));
+  try {
+    await requireExisting(c.env, "environment", id);
+  } catch (err) {
+    return errorResponse(err);
   }
   if (!c.req.query("ticket")) return errorResponse(new ConnectError("ticket: get one from POST /environments/<id>/events/tickets", Code.Unauthenticated));
   return c.env.ENVIRONMENTS.getByName(id).fetch(c.req.raw);

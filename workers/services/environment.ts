@@ -4,6 +4,7 @@ import { Service } from "../../proto/gen/api/v1/environment/service_pb";
 import { allows, type Principal } from "../auth/principal";
 import { scoped } from "../auth/scopes";
 import { defaultNamespaceTemplate, platformVersion } from "../config";
+import { requireExisting } from "../db/exists";
 import type { Env } from "../env";
 import { envOf, principalOf } from "../http/context";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../http/errors";
@@ -247,7 +248,7 @@ export const environments = defineService(
     async delete(req, ctx) {
       const env = envOf(ctx);
       const id = req.environmentId;
-      if (!(await env.DB.prepare("SELECT 1 AS one FROM environments WHERE id = ?").bind(id).first())) throw notFound(`environment ${id}`);
+      await requireExisting(env, "environment", id);
       const object = env.ENVIRONMENTS.getByName(id);
       // The object owns what runs in the environment, so it is the one to ask.
       const capsules = await object.deployedCapsules();

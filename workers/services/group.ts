@@ -4,6 +4,7 @@ import { Service } from "../../proto/gen/api/v1/group/service_pb";
 import type { MemberID, Update } from "../../proto/gen/api/v1/group/group_pb";
 import { assertAdminRemains } from "../auth/admins";
 import { scoped } from "../auth/scopes";
+import { requireExisting } from "../db/exists";
 import { metadataMap, updateMetadata } from "../db/metadata";
 import { selectServiceAccounts, type ServiceAccountRow } from "../db/service-accounts";
 import { selectUsers, type UserRow } from "../db/users";
@@ -48,10 +49,8 @@ async function getGroup(env: Env, id: string): Promise<GroupRow> {
 async function memberOf(env: Env, m: MemberID | undefined, field: string): Promise<{ type: "user" | "service_account"; id: string }> {
   const k = m?.kind;
   if (!k?.case || !k.value) throw invalidArgument(field, "set user_id or service_account_id");
-  const [type, table] = k.case === "userId" ? (["user", "users"] as const) : (["service_account", "service_accounts"] as const);
-  if (!(await env.DB.prepare(`SELECT 1 AS one FROM ${table} WHERE id = ?`).bind(k.value).first())) {
-    throw notFound(`${type.replace("_", " ")} ${k.value}`);
-  }
+  const type = k.case === "userId" ? "user" : "service_account";
+  await requireExisting(env, type, k.value);
   return { type, id: k.value };
 }
 

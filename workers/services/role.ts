@@ -5,6 +5,7 @@ import type { EntityID, Permission } from "../../proto/gen/api/v1/role/role_pb";
 import { isGrantableAction } from "../auth/actions";
 import { assertAdminRemains } from "../auth/admins";
 import { scoped } from "../auth/scopes";
+import { requireExisting } from "../db/exists";
 import { metadataMap, updateMetadata } from "../db/metadata";
 import type { Env } from "../env";
 import { envOf } from "../http/context";
@@ -56,11 +57,9 @@ async function getRole(env: Env, id: string): Promise<RoleRow> {
 /** The entity as stored in role_assignments, after checking it exists. */
 async function entityOf(env: Env, e: EntityID | undefined): Promise<{ type: string; id: string }> {
   const k = e?.kind;
-  const [type, table] =
-    k?.case === "userId" ? ["user", "users"] : k?.case === "serviceAccountId" ? ["service_account", "service_accounts"] : k?.case === "groupId" ? ["group", "groups"] : [];
+  const type = k?.case === "userId" ? "user" : k?.case === "serviceAccountId" ? "service_account" : k?.case === "groupId" ? "group" : undefined;
   if (!type || !k?.value) throw invalidArgument("entity_id", "set user_id, service_account_id or group_id");
-  const found = await env.DB.prepare(`SELECT 1 AS one FROM ${table} WHERE id = ?`).bind(k.value).first();
-  if (!found) throw notFound(`${type.replace("_", " ")} ${k.value}`);
+  await requireExisting(env, type, k.value);
   return { type, id: k.value };
 }
 

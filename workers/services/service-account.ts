@@ -4,13 +4,13 @@ import { Service } from "../../proto/gen/api/v1/service_account/service_pb";
 import { assertAdminRemains } from "../auth/admins";
 import { sha256Hex, toHex } from "../auth/keys";
 import { revokeSessions } from "../auth/sessions";
+import { requireExisting } from "../db/exists";
 import { listServiceAccounts } from "../db/service-accounts";
 import { groupsOf } from "../db/users";
 import { envOf, principalOf } from "../http/context";
 import { notFound } from "../http/errors";
 import { checkDnsLabel } from "../http/names";
 import { defineService } from "./registry";
-import { requireGroup } from "./user";
 import { authorOf, serviceAccountEntry } from "./user-messages";
 
 export const serviceAccounts = defineService(
@@ -24,7 +24,7 @@ export const serviceAccounts = defineService(
     async create(req, ctx) {
       const env = envOf(ctx);
       checkDnsLabel("name", req.name);
-      if (req.initialGroupId) await requireGroup(env, req.initialGroupId);
+      if (req.initialGroupId) await requireExisting(env, "group", req.initialGroupId);
       const author = authorOf(principalOf(ctx));
       const id = crypto.randomUUID();
       const clientId = `rig_${crypto.randomUUID()}`;

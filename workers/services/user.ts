@@ -9,6 +9,7 @@ import { b64 } from "../auth/keys";
 import { hashPassword, type StoredHash } from "../auth/passwords";
 import { revokeSessions } from "../auth/sessions";
 import { assertAdminRemains } from "../auth/admins";
+import { requireExisting } from "../db/exists";
 import { updateMetadata } from "../db/metadata";
 import { findUser, getUser, selectUsers, type UserRow } from "../db/users";
 import { loadUserSettings, type UserSettings } from "../db/user-settings";
@@ -136,7 +137,7 @@ export const users = defineService(
       if (!c.email && !c.username && !c.phone_number) {
         throw invalidArgument("initializers", "set at least one of email, username or phone_number");
       }
-      if (req.initialGroupId) await requireGroup(env, req.initialGroupId);
+      if (req.initialGroupId) await requireExisting(env, "group", req.initialGroupId);
       const id = crypto.randomUUID();
       const now = Date.now();
       const { resetSessions: _, ...columns } = c;
@@ -238,9 +239,4 @@ interface SessionRow {
   revoked_at: number | null;
   country: string;
   postal_code: number;
-}
-
-export async function requireGroup(env: Env, groupId: string): Promise<void> {
-  const g = await env.DB.prepare("SELECT 1 AS one FROM groups WHERE id = ?").bind(groupId).first();
-  if (!g) throw notFound(`group ${groupId}`);
 }
