@@ -167,4 +167,27 @@ describe("role.Service", () => {
     await client(RoleService, other.token).assign({ roleId: "admin", entityId: user(admin.userId) });
     expect((await rolesApi().get({ roleId: "admin" })).role?.roleId).toBe("admin");
   });
+
+  it("keeps an admin when two admins are revoked at the same time", async () => {
+    const second = await newUser();
+    await rolesApi().assign({ roleId: "admin", entityId: user(second.id) });
+    const admins = async () =>
+      (await env.DB.prepare("SELECT COUNT(DISTINCT admin_id) AS n FROM admin_paths").first<{ n: number }>())!.n;
+    const before = await admins();
+    // Revoke every admin but these two first, so that exactly these two remain.
+    const others = await env.DB.prepare("SELECT DISTINCT admin_id FROM admin_paths WHERE admin_id NOT IN (?, ?)").bind(admin.userId, second.id).all<{ admin_id: string }>();
+    expect(before).toBe(2 + others.results.length);
+    for (const o of others.results) {
+      await env.DB.prepare("DELETE FROM role_assignments WHERE role_id = 'admin' AND subject_id = ?").bind(o.admin_id).run();
+      await env.DB.prepare("DELETE FROM group_members WHERE member_id = ?").bind(o.admin_id).run();
+    }
+    expect(await admins()).toBe(2);
+    const results = await Promise.allSettled([
+      rolesApi().revoke({ roleId: "admin", entityId: user(second.id) }),
+      client(RoleService, second.token).revoke({ roleId: "admin", entityId: user(admin.userId) }),
+    ]);
+    const refused = results.filter((r) => r.status === "rejected").map((r) => ConnectError.from((r as PromiseRejectedResult).reason).code);
+    expect(refused.every((c) => c === Code.FailedPrecondition || c === Code.PermissionDenied)).toBe(true);
+    expect(await admins()).toBe(1);
+  });
 });

@@ -1,40 +1,17 @@
 /**
- * An installation must keep at least one administrator. Admin rights come from the
- * predefined `admin` role held directly or through a group; a change that would take the
- * last of them away is refused before it is made.
+ * An installation with users must keep at least one administrator: someone holding the
+ * predefined `admin` role, directly or through a group (the `admin_paths` view). Every
+ * batch that could take the role away ends with `adminGuard`, which fails the batch, and so
+ * rolls all of it back, when no admin would remain. Being a statement of the same
+ * transaction, it also holds when two such changes race.
  */
 import type { Env } from "../env";
-import { failedPrecondition } from "../http/errors";
 
-/** One way a subject holds the admin role: `via` is the assignment (the subject itself or a group). */
-interface AdminPath {
-  via_type: string;
-  via_id: string;
-  admin_id: string;
-}
+/** The last statement of a batch that may remove an admin. */
+export const adminGuard = (env: Env): D1PreparedStatement =>
+  env.DB.prepare(
+    "INSERT INTO admin_guard (ok) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM admin_paths) AND EXISTS (SELECT 1 FROM users)",
+  );
 
-/** What a change removes; paths it matches no longer count. */
-export type Removal =
-  | { assignment: { type: string; id: string } }
-  | { membership: { groupId: string; memberId: string } }
-  | { subject: string };
-
-const removes = (r: Removal, p: AdminPath) =>
-  "assignment" in r
-    ? p.via_type === r.assignment.type && p.via_id === r.assignment.id
-    : "membership" in r
-      ? p.via_type === "group" && p.via_id === r.membership.groupId && p.admin_id === r.membership.memberId
-      : p.admin_id === r.subject;
-
-export async function assertAdminRemains(env: Env, removal: Removal): Promise<void> {
-  const { results } = await env.DB.prepare(
-    `SELECT a.subject_type AS via_type, a.subject_id AS via_id, COALESCE(m.member_id, a.subject_id) AS admin_id
-     FROM role_assignments a LEFT JOIN group_members m ON a.subject_type = 'group' AND m.group_id = a.subject_id
-     WHERE a.role_id = 'admin' AND (a.subject_type <> 'group' OR m.member_id IS NOT NULL)`,
-  ).all<AdminPath>();
-  const before = new Set(results.map((p) => p.admin_id));
-  const after = new Set(results.filter((p) => !removes(removal, p)).map((p) => p.admin_id));
-  if (before.size > 0 && after.size === 0) {
-    throw failedPrecondition("this would remove the last administrator: give another user the admin role first");
-  }
-}
+/** How D1 reports the guard's failure (the name of its CHECK constraint). */
+export const ADMIN_GUARD_FAILED = "an_admin_must_remain";

@@ -4,6 +4,7 @@
  * input surfaces as an unexplained `internal`.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
+import { ADMIN_GUARD_FAILED } from "../auth/admins";
 
 export const invalidArgument = (field: string, problem: string) =>
   new ConnectError(`${field}: ${problem}`, Code.InvalidArgument);
@@ -26,6 +27,9 @@ const uniqueViolation = /UNIQUE constraint failed: (\w+)\.(\w+)/;
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
   const message = err instanceof Error ? err.message : String(err);
+  if (message.includes(`CHECK constraint failed: ${ADMIN_GUARD_FAILED}`)) {
+    return failedPrecondition("this would remove the last administrator: give another user the admin role first");
+  }
   const unique = uniqueViolation.exec(message);
   if (unique) return alreadyExists(`${unique[1]!.replace(/s$/, "").replace(/_/g, " ")} with this ${unique[2]!.replace(/_/g, " ")}`);
   console.error("unexpected error", err);

@@ -197,7 +197,7 @@ export const authentication = defineService(
       const env = envOf(ctx);
       const p = principalOf(ctx);
       if (p.subjectType !== "user") throw failedPrecondition("a service account cannot delete itself; delete it with service_account.Delete");
-      await env.DB.batch(await deleteUserStatements(env, p.subjectId));
+      await env.DB.batch(deleteUserStatements(env, p.subjectId));
       return {};
     },
 

@@ -2,7 +2,7 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/group/service_pb";
 import type { MemberID, Update } from "../../proto/gen/api/v1/group/group_pb";
-import { assertAdminRemains } from "../auth/admins";
+import { adminGuard } from "../auth/admins";
 import { scoped } from "../auth/scopes";
 import { requireExisting } from "../db/exists";
 import { metadataMap, updateMetadata } from "../db/metadata";
@@ -97,12 +97,12 @@ export const groups = defineService(
     async delete(req, ctx) {
       const env = envOf(ctx);
       await getGroup(env, req.groupId);
-      await assertAdminRemains(env, { assignment: { type: "group", id: req.groupId } });
       // One transaction: no membership or role assignment outlives its group.
       await env.DB.batch([
         env.DB.prepare("DELETE FROM role_assignments WHERE subject_type = 'group' AND subject_id = ?").bind(req.groupId),
         env.DB.prepare("DELETE FROM group_members WHERE group_id = ?").bind(req.groupId),
         env.DB.prepare("DELETE FROM groups WHERE id = ?").bind(req.groupId),
+        adminGuard(env),
       ]);
       return {};
     },
@@ -167,9 +167,11 @@ export const groups = defineService(
       const env = envOf(ctx);
       await getGroup(env, req.groupId);
       const m = await memberOf(env, req.memberId, "member_id");
-      await assertAdminRemains(env, { membership: { groupId: req.groupId, memberId: m.id } });
-      const res = await env.DB.prepare("DELETE FROM group_members WHERE group_id = ? AND member_id = ?").bind(req.groupId, m.id).run();
-      if (res.meta.changes === 0) throw notFound(`${m.type.replace("_", " ")} ${m.id} in group ${req.groupId}`);
+      const [res] = await env.DB.batch([
+        env.DB.prepare("DELETE FROM group_members WHERE group_id = ? AND member_id = ?").bind(req.groupId, m.id),
+        adminGuard(env),
+      ]);
+      if (res!.meta.changes === 0) throw notFound(`${m.type.replace("_", " ")} ${m.id} in group ${req.groupId}`);
       return {};
     },
 

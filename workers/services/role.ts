@@ -3,7 +3,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/role/service_pb";
 import type { EntityID, Permission } from "../../proto/gen/api/v1/role/role_pb";
 import { isGrantableAction } from "../auth/actions";
-import { assertAdminRemains } from "../auth/admins";
+import { adminGuard } from "../auth/admins";
 import { scoped } from "../auth/scopes";
 import { requireExisting } from "../db/exists";
 import { metadataMap, updateMetadata } from "../db/metadata";
@@ -158,11 +158,11 @@ export const roles = defineService(
       const env = envOf(ctx);
       await getRole(env, req.roleId);
       const e = await entityOf(env, req.entityId);
-      if (req.roleId === "admin") await assertAdminRemains(env, { assignment: e });
-      const res = await env.DB.prepare("DELETE FROM role_assignments WHERE role_id = ? AND subject_type = ? AND subject_id = ?")
-        .bind(req.roleId, e.type, e.id)
-        .run();
-      if (res.meta.changes === 0) throw notFound(`assignment of role ${req.roleId} to ${e.type.replace("_", " ")} ${e.id}`);
+      const [res] = await env.DB.batch([
+        env.DB.prepare("DELETE FROM role_assignments WHERE role_id = ? AND subject_type = ? AND subject_id = ?").bind(req.roleId, e.type, e.id),
+        adminGuard(env),
+      ]);
+      if (res!.meta.changes === 0) throw notFound(`assignment of role ${req.roleId} to ${e.type.replace("_", " ")} ${e.id}`);
       return {};
     },
   },

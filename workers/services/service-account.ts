@@ -1,7 +1,7 @@
 /** api.v1.service_account.Service: machine identities that log in with client credentials. */
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/service_account/service_pb";
-import { assertAdminRemains } from "../auth/admins";
+import { adminGuard } from "../auth/admins";
 import { sha256Hex, toHex } from "../auth/keys";
 import { revokeSessions } from "../auth/sessions";
 import { requireExisting } from "../db/exists";
@@ -61,12 +61,12 @@ export const serviceAccounts = defineService(
 
     async delete(req, ctx) {
       const env = envOf(ctx);
-      await assertAdminRemains(env, { subject: req.serviceAccountId });
       const [deleted] = await env.DB.batch([
         env.DB.prepare("DELETE FROM service_accounts WHERE id = ?").bind(req.serviceAccountId),
         revokeSessions(env, "subject_id = ? AND changes() = 1", req.serviceAccountId),
         env.DB.prepare("DELETE FROM role_assignments WHERE subject_type = 'service_account' AND subject_id = ?").bind(req.serviceAccountId),
         env.DB.prepare("DELETE FROM group_members WHERE member_id = ?").bind(req.serviceAccountId),
+        adminGuard(env),
       ]);
       if (deleted!.meta.changes === 0) throw notFound(`service account ${req.serviceAccountId}`);
       return {};

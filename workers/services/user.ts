@@ -8,7 +8,7 @@ import { checkPasswordPolicy } from "../auth/password-policy";
 import { b64 } from "../auth/keys";
 import { hashPassword, type StoredHash } from "../auth/passwords";
 import { revokeSessions } from "../auth/sessions";
-import { assertAdminRemains } from "../auth/admins";
+import { adminGuard } from "../auth/admins";
 import { requireExisting } from "../db/exists";
 import { updateMetadata } from "../db/metadata";
 import { findUser, getUser, selectUsers, type UserRow } from "../db/users";
@@ -94,15 +94,15 @@ function importHash(h: HashingInstance, field: string): StoredHash {
   throw invalidArgument(`${field}.config`, "set bcrypt or scrypt");
 }
 
-/** Statements that delete a user and everything that grants it access, for one batch. */
-export async function deleteUserStatements(env: Env, userId: string): Promise<D1PreparedStatement[]> {
-  await assertAdminRemains(env, { subject: userId });
+/** Statements that delete a user and everything that grants it access, as one batch. */
+export function deleteUserStatements(env: Env, userId: string): D1PreparedStatement[] {
   return [
     env.DB.prepare("DELETE FROM users WHERE id = ?").bind(userId),
     revokeSessions(env, "subject_id = ?", userId),
     env.DB.prepare("DELETE FROM role_assignments WHERE subject_type = 'user' AND subject_id = ?").bind(userId),
     env.DB.prepare("DELETE FROM group_members WHERE member_id = ?").bind(userId),
     env.DB.prepare("DELETE FROM verification_codes WHERE user_id = ?").bind(userId),
+    adminGuard(env),
   ];
 }
 
@@ -167,7 +167,7 @@ export const users = defineService(
     async delete(req, ctx) {
       const env = envOf(ctx);
       if (!(await getUser(env, req.userId))) throw notFound(`user ${req.userId}`);
-      await env.DB.batch(await deleteUserStatements(env, req.userId));
+      await env.DB.batch(deleteUserStatements(env, req.userId));
       return {};
     },
 
