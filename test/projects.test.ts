@@ -10,6 +10,7 @@ import {
   Service as ProjectService,
 } from "../proto/gen/api/v1/project/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
+import { Service as CapsuleService } from "../proto/gen/api/v1/capsule/service_pb";
 import { b64, decryptSecret } from "../workers/auth/keys";
 import type { Env } from "../workers/env";
 import { codeOf, errorOf } from "./helpers/errors";
@@ -106,14 +107,15 @@ describe("project.Service", () => {
     expect(await codeOf(projects().get({ projectId: "unset" }))).toBe(Code.NotFound);
     expect(await codeOf(projects().update({ projectId: "twice", updates: [{ field: { case: "name", value: "" } }] }))).toBe(Code.InvalidArgument);
 
+    // Thunks: a call started before its turn to be awaited would reject unhandled.
     for (const call of [
-      projects().get({ projectId: "nope" }),
-      projects().update({ projectId: "nope", updates: [{ field: { case: "name", value: "x" } }] }),
-      projects().update({ projectId: "nope", updates: [] }),
-      projects().delete({ projectId: "nope" }),
-      projects().publicKey({ projectId: "nope" }),
+      () => projects().get({ projectId: "nope" }),
+      () => projects().update({ projectId: "nope", updates: [{ field: { case: "name", value: "x" } }] }),
+      () => projects().update({ projectId: "nope", updates: [] }),
+      () => projects().delete({ projectId: "nope" }),
+      () => projects().publicKey({ projectId: "nope" }),
     ]) {
-      expect(await codeOf(call)).toBe(Code.NotFound);
+      expect(await codeOf(call())).toBe(Code.NotFound);
     }
   });
 
@@ -166,6 +168,20 @@ describe("project.Service", () => {
     expect(links.results.map((r) => r.project_id)).toEqual(["survivor"]);
     const regs = await env.DB.prepare("SELECT id FROM docker_registries WHERE id IN ('r1', 'r2')").all<{ id: string }>();
     expect(regs.results.map((r) => r.id)).toEqual(["r2"]);
+  });
+
+  it("refuses to delete a project that still has capsules, changing nothing", async () => {
+    await projects().create({ projectId: "busy" });
+    await env.DB.prepare("INSERT INTO environment_projects (environment_id, project_id) VALUES ('prod', 'busy')").run();
+    await client(CapsuleService, admin.accessToken).create({ projectId: "busy", name: "web" });
+    const err = await errorOf(projects().delete({ projectId: "busy" }));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.rawMessage).toContain("capsule");
+    expect((await projects().get({ projectId: "busy" })).project?.projectId).toBe("busy");
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM environment_projects WHERE project_id = 'busy'").first()).toEqual({ n: 1 });
+    await client(CapsuleService, admin.accessToken).delete({ projectId: "busy", capsuleId: "web" });
+    await projects().delete({ projectId: "busy" });
+    expect(await codeOf(projects().get({ projectId: "busy" }))).toBe(Code.NotFound);
   });
 
   it("pages lists: a limit of 0 or above 1000 means 50, and total counts every project", async () => {

@@ -134,12 +134,20 @@ export const projects = defineService(
 
     async delete(req, ctx) {
       const env = envOf(ctx);
-      const [deleted] = await env.DB.batch([
-        env.DB.prepare("DELETE FROM projects WHERE id = ?").bind(req.projectId),
-        env.DB.prepare("DELETE FROM environment_projects WHERE project_id = ?").bind(req.projectId),
-        env.DB.prepare("DELETE FROM docker_registries WHERE project_id = ?").bind(req.projectId),
+      // One transaction, and only while the project has no capsules: a capsule (with its images
+      // and rollouts) is deleted on its own first, so nothing is left without its project.
+      const gone = "NOT EXISTS (SELECT 1 FROM projects WHERE id = ?1)";
+      const [deleted, capsules] = await env.DB.batch([
+        env.DB.prepare("DELETE FROM projects WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1)").bind(req.projectId),
+        env.DB.prepare("SELECT COUNT(*) AS n FROM capsules WHERE project_id = ?").bind(req.projectId),
+        env.DB.prepare(`DELETE FROM environment_projects WHERE project_id = ?1 AND ${gone}`).bind(req.projectId),
+        env.DB.prepare(`DELETE FROM docker_registries WHERE project_id = ?1 AND ${gone}`).bind(req.projectId),
       ]);
-      if (deleted!.meta.changes === 0) throw notFound(`project ${req.projectId}`);
+      if (deleted!.meta.changes === 0) {
+        const n = (capsules!.results[0] as { n: number }).n;
+        if (n > 0) throw failedPrecondition(`project ${req.projectId} still has ${n} capsule(s): delete them first`);
+        throw notFound(`project ${req.projectId}`);
+      }
       return {};
     },
 
