@@ -4,7 +4,7 @@
  * still answer not_found, invalid_argument or unimplemented); refused means
  * unauthenticated or permission_denied.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
 import { Service as CapsuleService } from "../proto/gen/api/v1/capsule/service_pb";

@@ -1,5 +1,5 @@
 import { type MessageInitShape, toJsonString } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Plan } from "../proto/gen/api/v1/project/project_pb";

@@ -25,6 +25,7 @@ export async function countLoginAttempt(env: Env, identifier: string): Promise<v
   }
 }
 
-export function clearLoginAttempts(env: Env, identifier: string): Promise<unknown> {
-  return env.DB.prepare("DELETE FROM login_failures WHERE identifier = ?").bind(identifier).run();
+/** Forgets the failures of `identifier`: run it in the batch of a successful login. */
+export function clearLoginAttempts(env: Env, identifier: string): D1PreparedStatement {
+  return env.DB.prepare("DELETE FROM login_failures WHERE identifier = ?").bind(identifier);
 }

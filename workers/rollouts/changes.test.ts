@@ -7,7 +7,6 @@ import { type RolloutConfig, RolloutConfigSchema } from "../../proto/gen/api/v1/
 import { deployKinds } from "../auth/actions";
 import { type ApplyContext, applyChanges, deployKindOf } from "./changes";
 
-type Kind = NonNullable<Change["field"]["case"]>;
 type FieldInit = NonNullable<MessageInitShape<typeof ChangeSchema>["field"]>;
 
 const NOW = Date.UTC(2024, 4, 1, 12, 0, 0);

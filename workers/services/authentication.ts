@@ -103,7 +103,7 @@ export const authentication = defineService(
         }
         const subject = { type: "service_account" as const, id: sa.id };
         const { sessionId, statement } = insertSessionStatement(env, subject, 0, s, request);
-        await env.DB.batch([statement, env.DB.prepare("DELETE FROM login_failures WHERE identifier = ?").bind(`client:${clientId}`)]);
+        await env.DB.batch([statement, clearLoginAttempts(env, `client:${clientId}`)]);
         return { token: await tokensForNewSession(env, subject, sessionId, s), userId: sa.id };
       }
       if (req.method.case !== "userPassword") throw invalidArgument("method", "set user_password or client_credentials");
@@ -124,7 +124,7 @@ export const authentication = defineService(
       }
       const subject = { type: "user" as const, id: u.id };
       const { sessionId, statement } = insertSessionStatement(env, subject, loginType, s, request);
-      await env.DB.batch([statement, env.DB.prepare("DELETE FROM login_failures WHERE identifier = ?").bind(throttleKey)]);
+      await env.DB.batch([statement, clearLoginAttempts(env, throttleKey)]);
       if (stored.alg !== ("bcrypt" in s.passwordHashing ? "bcrypt" : "scrypt")) {
         // New hashes use the configured algorithm: move this user over now that we know the password.
         afterResponse(ctx, rehash(env, u.id, req.method.value.password, s));

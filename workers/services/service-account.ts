@@ -6,7 +6,6 @@ import { sha256Hex, toHex } from "../auth/keys";
 import { revokeSessions } from "../auth/sessions";
 import { requireExisting } from "../db/exists";
 import { listServiceAccounts } from "../db/service-accounts";
-import { groupsOf } from "../db/users";
 import { envOf, principalOf } from "../http/context";
 import { notFound } from "../http/errors";
 import { checkDnsLabel } from "../http/names";

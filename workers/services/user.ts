@@ -15,7 +15,7 @@ import { findUser, getUser, selectUsers, type UserRow } from "../db/users";
 import { loadUserSettings, type UserSettings } from "../db/user-settings";
 import type { Env } from "../env";
 import { envOf, principalOf } from "../http/context";
-import { failedPrecondition, invalidArgument, notFound } from "../http/errors";
+import { invalidArgument, notFound } from "../http/errors";
 import { pageOf } from "../http/pagination";
 import { defineService } from "./registry";
 import { user, userEntry } from "./user-messages";
@@ -25,7 +25,7 @@ const userScope = (m: { userId?: string }) => ({ resource: `user/${m.userId || "
 /** Columns an Update writes, or a statement-level effect (session reset). */
 type Changes = Partial<Record<keyof UserRow, string | number | null>> & { resetSessions?: boolean };
 
-async function applyUpdates(env: Env, s: UserSettings, updates: Update[], current: Pick<UserRow, "metadata">): Promise<Changes> {
+async function applyUpdates(s: UserSettings, updates: Update[], current: Pick<UserRow, "metadata">): Promise<Changes> {
   const c: Changes = {};
   for (const [i, u] of updates.entries()) {
     const f = u.field;
@@ -133,7 +133,7 @@ export const users = defineService(
     async create(req, ctx) {
       const env = envOf(ctx);
       const p = principalOf(ctx);
-      const c = await applyUpdates(env, await loadUserSettings(env), req.initializers, { metadata: "{}" });
+      const c = await applyUpdates(await loadUserSettings(env), req.initializers, { metadata: "{}" });
       if (!c.email && !c.username && !c.phone_number) {
         throw invalidArgument("initializers", "set at least one of email, username or phone_number");
       }
@@ -156,7 +156,7 @@ export const users = defineService(
       const env = envOf(ctx);
       const current = await getUser(env, req.userId);
       if (!current) throw notFound(`user ${req.userId}`);
-      const c = await applyUpdates(env, await loadUserSettings(env), req.updates, current);
+      const c = await applyUpdates(await loadUserSettings(env), req.updates, current);
       if (c.email === null && c.username === null && c.phone_number === null) {
         throw invalidArgument("updates", "a user must keep at least one identifier");
       }
