@@ -1,6 +1,7 @@
 /** The edgeplane Worker: HTTP (Hono + Connect), the cron trigger, and the Durable Object classes. */
 import type { Env } from "./env";
 import { app } from "./http/app";
+import { sweepExpired } from "./housekeeping";
 import { retryDueEmails } from "./outbox/outbox";
 
 export { EnvironmentDO } from "../durable-objects/environment";
@@ -9,6 +10,6 @@ export { RolloutDO } from "../durable-objects/rollout";
 export default {
   fetch: app.fetch,
   async scheduled(_controller, env, ctx) {
-    ctx.waitUntil(retryDueEmails(env));
+    ctx.waitUntil(Promise.all([retryDueEmails(env), sweepExpired(env)]));
   },
 } satisfies ExportedHandler<Env>;
