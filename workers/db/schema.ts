@@ -261,3 +261,18 @@ export const images = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.projectId, t.capsuleId, t.id] })],
 );
+
+/**
+ * The last rollout id of each capsule. GetRollout, AbortRollout and StopRollout name a rollout
+ * by project, capsule and id alone, so ids are unique per capsule across its environments and
+ * are allocated here, in one atomic statement, rather than by each environment's object.
+ */
+export const rolloutCounters = sqliteTable(
+  "rollout_counters",
+  {
+    projectId: text("project_id").notNull(),
+    capsuleId: text("capsule_id").notNull(),
+    lastId: integer("last_id").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.capsuleId] })],
+);
