@@ -7,7 +7,7 @@
  */
 import { defaults } from "../config";
 import type { Env } from "../env";
-import { type EmailProviderConfig, loadUserSettings } from "../db/user-settings";
+import { type EmailProviderConfig, loadUserSettings, type UserSettings } from "../db/user-settings";
 import { sendViaMailjet, sendViaSmtp } from "./providers";
 
 export interface Email {
@@ -26,10 +26,13 @@ export interface OutboxRow {
   last_error: string | null;
 }
 
-/** Stores the email; returns the row id and, when a provider must send it, the send to run. */
-export async function enqueueEmail(env: Env, email: Email): Promise<{ id: string; delivery?: Promise<void> }> {
+/**
+ * Stores the email; returns the row id and, when a provider must send it, the send to run.
+ * `settings` are the caller's, read once for the request.
+ */
+export async function enqueueEmail(env: Env, email: Email, settings: UserSettings): Promise<{ id: string; delivery?: Promise<void> }> {
   const id = crypto.randomUUID();
-  const provider = (await loadUserSettings(env)).emailProvider;
+  const provider = settings.emailProvider;
   const now = Date.now();
   const viaProvider = provider && provider.kind !== "default";
   await env.DB.prepare(

@@ -56,7 +56,7 @@ async function sendCode(env: Env, ctx: Parameters<typeof afterResponse>[0], s: U
     Code: code,
     Minutes: String(Math.round(s.verificationCodeTtlMs / 60_000)),
   });
-  const { delivery } = await enqueueEmail(env, { to: u.email, ...mail });
+  const { delivery } = await enqueueEmail(env, { to: u.email, ...mail }, s);
   if (delivery) afterResponse(ctx, delivery);
   return mintPurposeToken(env, `code:${purpose}`, id, s.verificationCodeTtlMs);
 }
@@ -167,7 +167,7 @@ export const authentication = defineService(
       if (needsVerification) afterResponse(ctx, sendCode(env, ctx, s, u, CodePurpose.EMAIL).catch((e) => console.error(e)));
       if (s.sendWelcomeMail && u.email) {
         const mail = renderTemplate(s, "welcomeEmail", { Name: env.PUBLIC_NAME ?? defaults.publicName, Identifier: u.email });
-        const { delivery } = await enqueueEmail(env, { to: u.email, ...mail });
+        const { delivery } = await enqueueEmail(env, { to: u.email, ...mail }, s);
         if (delivery) afterResponse(ctx, delivery);
       }
       return {
