@@ -9,6 +9,7 @@
  * disconnect, hibernation or eviction a reconnect with the last seq it saw misses nothing
  * and repeats nothing.
  */
+import { toHex } from "../workers/auth/keys";
 import type { EventLog, LoggedEvent } from "./event-log";
 
 /** The wire form of an event: `{ seq, type, time, data }` with an RFC 3339 time. */
@@ -53,8 +54,7 @@ export class EventStream {
 
   /** A single-use ticket for `subject` (a caller already authorized by the Worker). */
   issueTicket(subject: string): { ticket: string; expiresAt: number } {
-    const bytes = crypto.getRandomValues(new Uint8Array(24));
-    const ticket = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    const ticket = toHex(crypto.getRandomValues(new Uint8Array(24)));
     const expiresAt = Date.now() + TICKET_TTL_MS;
     const sql = this.tickets();
     sql.exec("DELETE FROM stream_tickets WHERE expires_at <= ?", Date.now());

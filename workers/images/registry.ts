@@ -4,6 +4,7 @@
  * Access is anonymous: a registry that answers 401 with a Bearer challenge gets the
  * anonymous token flow; private repositories look like missing ones.
  */
+import { toHex } from "../auth/keys";
 import { defaults } from "../config";
 import { failedPrecondition, notFound, unavailable } from "../http/errors";
 import { DOCKER_HUB, formatReference, type ImageRef, isDigest } from "./reference";
@@ -29,8 +30,6 @@ interface Manifest {
   manifests?: { digest: string; platform?: { os?: string; architecture?: string }; annotations?: Record<string, string> }[];
   config?: { digest?: string };
 }
-
-const hex = (bytes: ArrayBuffer) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
 
 /** One registry, for the duration of one request: it remembers the tokens it was given. */
 export class Registry {
@@ -99,7 +98,7 @@ export class Registry {
     const res = await this.call(path, { headers: { accept: ACCEPT } }, repository, what);
     const header = res.headers.get("docker-content-digest") ?? "";
     const bytes = await this.read(res, what);
-    const digest = isDigest(header) ? header : `sha256:${hex(await crypto.subtle.digest("SHA-256", bytes))}`;
+    const digest = isDigest(header) ? header : `sha256:${toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)))}`;
     return { digest, body: parse(bytes, this.host, what) as Manifest };
   }
 

@@ -2,7 +2,7 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Update } from "../../proto/gen/api/v1/project/project_pb";
 import { Service } from "../../proto/gen/api/v1/project/service_pb";
-import { encryptSecret } from "../auth/keys";
+import { b64, encryptSecret } from "../auth/keys";
 import { allows } from "../auth/principal";
 import { scoped } from "../auth/scopes";
 import type { Env } from "../env";
@@ -63,9 +63,7 @@ async function keyPair(env: Env, projectId: string) {
   const pair = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
   const spki = new Uint8Array((await crypto.subtle.exportKey("spki", pair.publicKey)) as ArrayBuffer);
   const pkcs8 = new Uint8Array((await crypto.subtle.exportKey("pkcs8", pair.privateKey)) as ArrayBuffer);
-  let b64 = "";
-  for (const b of spki) b64 += String.fromCharCode(b);
-  const body = btoa(b64).replace(/.{1,64}/g, "$&\n");
+  const body = b64(spki).replace(/.{1,64}/g, "$&\n");
   return {
     publicKey: `-----BEGIN PUBLIC KEY-----\n${body}-----END PUBLIC KEY-----\n`,
     // Bound to the project, so a sealed key copied to another row will not open.
