@@ -1,7 +1,20 @@
+import { fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { DurableObject } from "cloudflare:workers";
+import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/capsule/rollout_pb";
+import { DeployRequestSchema } from "../proto/gen/api/v1/capsule/service_pb";
 import type { Env } from "../workers/env";
-import { EventLog, type LoggedEvent } from "./event-log";
+import { aborted, failedPrecondition, notFound } from "../workers/http/errors";
+import { parseReference } from "../workers/images/reference";
+import { applyChanges } from "../workers/rollouts/changes";
+import { nextRolloutId } from "../workers/rollouts/ids";
+import { renderResources } from "../workers/rollouts/resources";
+import { EventLog, type Json, type LoggedEvent } from "./event-log";
 import { EventStream } from "./event-stream";
+import { attempt, type Outcome, unwrap } from "./outcome";
+import { applyingBy, type RolloutSummary, rolloutName } from "./rollout";
+import { type InstanceRow, RunnerReports, type StoredLogLine, type StoredSample } from "./runner-reports";
+import { RUNNER_PROTOCOL_VERSION, type RunnerMessage, type ServerMessage } from "./runner-protocol";
+import { badTicket, requireUpgrade, socketError, Tickets } from "./tickets";
 
 /** Who an EnvironmentDO is, as recorded by `initialize`. */
 export interface EnvironmentIdentity {
@@ -17,19 +30,91 @@ export interface DeployedCapsule {
   capsuleId: string;
 }
 
+/** A Deploy as the Worker hands it over, authorized and checked against D1. */
+export interface DeployInput {
+  /** api.v1.capsule.DeployRequest, binary. */
+  request: Uint8Array;
+  /** model.Author init shape of the caller. */
+  createdBy: Json;
+  /** The capsule's registered image ids, for `image_id` changes. */
+  imageIds: string[];
+  /** The Kubernetes namespace of the capsule's project in this environment. */
+  namespace: string;
+}
+
+export interface DeployResult {
+  rolloutId: number;
+  /** api.v1.capsule.RolloutConfig, binary. */
+  config: Uint8Array;
+  resources: Record<string, string>;
+}
+
+/** The session an Execute ticket opens, as the Worker authorized it. */
+export interface ExecSession {
+  projectId: string;
+  capsuleId: string;
+  instanceId: string;
+  command: string;
+  arguments: string[];
+  interactive: boolean;
+  tty?: { width: number; height: number };
+}
+
+/** The runner of the environment, as last seen. Times are ms since the epoch. */
+export interface RunnerInfo {
+  connected: boolean;
+  name: string;
+  version: string;
+  connectedAt: number | null;
+  disconnectedAt: number | null;
+}
+
+type CapsuleState = {
+  current_rollout_id: number | null;
+  in_progress_rollout_id: number | null;
+  desired_rollout_id: number | null;
+};
+
+interface RunnerAttachment {
+  subject: string;
+  /** Set by the runner's `hello`. */
+  name?: string;
+  version?: string;
+}
+
+/** Hibernation tags of the object's sockets. */
+const RUNNER = "runner";
+const EXEC = "exec";
+const execTag = (sessionId: string) => `exec:${sessionId}`;
+/** Close code for a runner replaced by a newer connection of the environment's runner. */
+export const SUPERSEDED = 4001;
+/** A runner whose unstarted rollouts could not be handed to their objects is retried this soon. */
+const RETRY_START_MS = 5_000;
+
+const capsuleKey = (projectId: string, capsuleId: string) => `${projectId}/${capsuleId}`;
+
 /**
  * One per environment (named by its id). Owns what must be ordered within an environment:
- * its lifecycle, per-capsule rollout sequencing, automations and the event stream.
- * Its state is in SQLite storage, so eviction loses nothing.
+ * its lifecycle, per-capsule rollout sequencing, the runner connection and what it reports,
+ * Execute sessions and the event stream. Its state is in SQLite storage, so eviction loses
+ * nothing; the only memory-only state is the per-capsule queue, which orders requests the
+ * object is handling right now and is empty whenever it could be evicted.
  */
 export class EnvironmentDO extends DurableObject<Env> {
   /** The event log, once the schema exists in storage; cleared by `destroy`, which drops every table. */
   private eventLog?: EventLog;
+  private reportStore?: RunnerReports;
+  private readonly tickets: Tickets;
   private readonly stream: EventStream;
+  /** Per capsule, the tail of the work queued on it: deploys, aborts and runner reports run one at a time. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Logs calls waiting for the next lines (long poll). */
+  private logWaiters = new Set<() => void>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.stream = new EventStream(ctx, () => this.open().log);
+    this.tickets = new Tickets(ctx.storage);
+    this.stream = new EventStream(ctx, () => this.open().log, this.tickets);
   }
 
   /**
@@ -37,26 +122,58 @@ export class EnvironmentDO extends DurableObject<Env> {
    * constructor, so that after `destroy` the same instance (or a later one of the same name)
    * starts from empty tables again.
    */
-  private open(): { sql: SqlStorage; log: EventLog } {
+  private open(): { sql: SqlStorage; log: EventLog; reports: RunnerReports } {
     const sql = this.ctx.storage.sql;
-    if (!this.eventLog) {
+    if (!this.eventLog || !this.reportStore) {
       sql.exec(`CREATE TABLE IF NOT EXISTS identity (
         singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
         environment_id TEXT NOT NULL,
         ephemeral INTEGER NOT NULL,
         created_at INTEGER NOT NULL
       )`);
-      // Filled by the capsule milestone: what runs here, so Delete can refuse while it is not empty.
-      sql.exec(`CREATE TABLE IF NOT EXISTS capsules (
+      // Per capsule: the rollout new deploys build on, the one in progress, the one the runner should run.
+      sql.exec(`CREATE TABLE IF NOT EXISTS capsule_state (
         project_id TEXT NOT NULL,
         capsule_id TEXT NOT NULL,
-        deployed_at INTEGER NOT NULL,
+        current_rollout_id INTEGER,
+        in_progress_rollout_id INTEGER,
+        desired_rollout_id INTEGER,
+        updated_at INTEGER NOT NULL,
         PRIMARY KEY (project_id, capsule_id)
       )`);
+      sql.exec(`CREATE TABLE IF NOT EXISTS rollouts (
+        project_id TEXT NOT NULL,
+        capsule_id TEXT NOT NULL,
+        rollout_id INTEGER NOT NULL,
+        config BLOB NOT NULL,
+        previous_rollout_id INTEGER,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        started INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (project_id, capsule_id, rollout_id)
+      )`);
+      sql.exec(`CREATE TABLE IF NOT EXISTS runner (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        name TEXT NOT NULL, version TEXT NOT NULL, connected_at INTEGER, disconnected_at INTEGER
+      )`);
       this.eventLog = new EventLog(sql);
+      this.reportStore = new RunnerReports(sql);
     }
-    return { sql, log: this.eventLog };
+    return { sql, log: this.eventLog, reports: this.reportStore };
   }
+
+  /** Runs `fn` after everything queued on the capsule before it. */
+  private serialize<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.queues.get(key) ?? Promise.resolve()).then(fn, fn);
+    const tail = run.catch(() => {});
+    this.queues.set(key, tail);
+    void tail.then(() => {
+      if (this.queues.get(key) === tail) this.queues.delete(key);
+    });
+    return run;
+  }
+
+  // ---- Lifecycle ------------------------------------------------------------------------
 
   /**
    * Records the environment's identity and logs its creation. Idempotent for one
@@ -85,10 +202,18 @@ export class EnvironmentDO extends DurableObject<Env> {
     return row ? { environmentId: row.environment_id, ephemeral: row.ephemeral === 1, createdAt: row.created_at } : null;
   }
 
-  /** Capsules deployed in this environment, by project then capsule. */
+  private requireIdentity(): EnvironmentIdentity {
+    const id = this.identity();
+    if (!id) throw notFound("environment");
+    return id;
+  }
+
+  /** Capsules with a rollout the runner should run here, by project then capsule. */
   async deployedCapsules(): Promise<DeployedCapsule[]> {
     return this.open()
-      .sql.exec<{ project_id: string; capsule_id: string }>("SELECT project_id, capsule_id FROM capsules ORDER BY project_id, capsule_id")
+      .sql.exec<{ project_id: string; capsule_id: string }>(
+        "SELECT project_id, capsule_id FROM capsule_state WHERE desired_rollout_id IS NOT NULL ORDER BY project_id, capsule_id",
+      )
       .toArray()
       .map((r) => ({ projectId: r.project_id, capsuleId: r.capsule_id }));
   }
@@ -98,33 +223,617 @@ export class EnvironmentDO extends DurableObject<Env> {
     return this.stream.publish(type, data).seq;
   }
 
-  /** A single-use ticket for a WebSocket subscription; the Worker has authorized `subject`. */
+  /** A single-use ticket for a WebSocket subscription to the event stream; the Worker has authorized `subject`. */
   async issueStreamTicket(subject: string): Promise<{ ticket: string; expiresAt: number }> {
     return this.stream.issueTicket(subject);
-  }
-
-  /** WebSocket subscriptions to the event stream (`GET .../events?ticket=&after=`). */
-  async fetch(request: Request): Promise<Response> {
-    return this.stream.subscribe(request);
-  }
-
-  /** Subscribers only listen; anything they send but the keep-alive ping is ignored. */
-  async webSocketMessage(): Promise<void> {}
-
-  async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    ws.close(code === 1005 ? 1000 : code, "closing");
-  }
-
-  /** Drops all of the object's storage and its alarm: the environment was deleted. */
-  async destroy(): Promise<void> {
-    for (const ws of this.ctx.getWebSockets()) ws.close(1001, "environment deleted");
-    await this.ctx.storage.deleteAlarm();
-    await this.ctx.storage.deleteAll();
-    this.eventLog = undefined;
   }
 
   /** Events after `after`, oldest first. */
   async events(after = 0, limit = 1000): Promise<LoggedEvent[]> {
     return this.open().log.after(after, limit);
   }
+
+  /** Drops all of the object's storage and its alarm: the environment was deleted. */
+  async destroy(): Promise<void> {
+    this.toRunnerAll({ type: "error", code: "not_found", message: "the environment was deleted" });
+    for (const ws of this.ctx.getWebSockets()) ws.close(1001, "environment deleted");
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.eventLog = undefined;
+    this.reportStore = undefined;
+  }
+
+  // ---- Deploys and rollouts ---------------------------------------------------------------
+
+  private capsuleState(projectId: string, capsuleId: string): CapsuleState {
+    return (
+      this.open()
+        .sql.exec<CapsuleState>(
+          "SELECT current_rollout_id, in_progress_rollout_id, desired_rollout_id FROM capsule_state WHERE project_id = ? AND capsule_id = ?",
+          projectId,
+          capsuleId,
+        )
+        .toArray()[0] ?? { current_rollout_id: null, in_progress_rollout_id: null, desired_rollout_id: null }
+    );
+  }
+
+  private rolloutConfig(projectId: string, capsuleId: string, rolloutId: number): RolloutConfig | undefined {
+    const row = this.open()
+      .sql.exec<{ config: ArrayBuffer }>("SELECT config FROM rollouts WHERE project_id = ? AND capsule_id = ? AND rollout_id = ?", projectId, capsuleId, rolloutId)
+      .toArray()[0];
+    return row ? fromBinary(RolloutConfigSchema, new Uint8Array(row.config)) : undefined;
+  }
+
+  private rollout(projectId: string, capsuleId: string, rolloutId: number) {
+    return this.env.ROLLOUTS.getByName(rolloutName(projectId, capsuleId, rolloutId));
+  }
+
+  /**
+   * Deploy: the capsule's next rollout, from its current configuration and the request's
+   * changes. Deploys of one capsule run one at a time, so of two racing ones exactly one
+   * starts a rollout and the other finds it in progress.
+   */
+  async deploy(input: DeployInput): Promise<Outcome<DeployResult>> {
+    const req = fromBinary(DeployRequestSchema, input.request);
+    return attempt(() => this.serialize(capsuleKey(req.projectId, req.capsuleId), () => this.deployNow(req, input)));
+  }
+
+  private async deployNow(req: ReturnType<typeof fromBinary<typeof DeployRequestSchema>>, input: DeployInput): Promise<DeployResult> {
+    const { environmentId } = this.requireIdentity();
+    const { projectId, capsuleId } = req;
+    const state = this.capsuleState(projectId, capsuleId);
+    const current = state.current_rollout_id;
+    if (req.currentRolloutId !== 0n && BigInt(current ?? 0) !== req.currentRolloutId) {
+      throw aborted(`current_rollout_id: the current rollout is ${current ?? "none"}, not ${req.currentRolloutId}; someone deployed in between`);
+    }
+    const images = new Set(input.imageIds);
+    const now = Date.now();
+    const config = applyChanges(current ? this.rolloutConfig(projectId, capsuleId, current) : undefined, req.changes, {
+      author: input.createdBy as never,
+      now,
+      environmentId,
+      message: req.message,
+      rollbackConfig: (id) => this.rolloutConfig(projectId, capsuleId, Number(id)),
+      imageExists: (id) => images.has(id),
+    });
+    const resources = renderResources({ projectId, capsuleId, environmentId, namespace: input.namespace }, config);
+    if (req.dryRun) return { rolloutId: 0, config: toBinary(RolloutConfigSchema, config), resources };
+
+    const running = state.in_progress_rollout_id;
+    if (running !== null && !req.force) {
+      throw failedPrecondition(`rollout ${running} of capsule ${capsuleId} is in progress: wait for it, abort it, or deploy with force`);
+    }
+    const rolloutId = Number(await nextRolloutId(this.env, projectId, capsuleId));
+    const added = req.changes.find((c) => c.field.case === "addImage");
+    // D1 first: an image marked in use a moment early is safe; one deployed but not marked is not.
+    const [deployment] = await this.env.DB.batch([
+      this.env.DB.prepare(
+        `INSERT INTO deployments (project_id, capsule_id, environment_id, rollout_id, image_id, updated_at)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1 AND id = ?2)
+         ON CONFLICT (project_id, capsule_id, environment_id) DO UPDATE SET rollout_id = ?4, image_id = ?5, updated_at = ?6`,
+      ).bind(projectId, capsuleId, environmentId, rolloutId, config.imageId, now),
+      ...(added ? [registerImage(this.env, projectId, capsuleId, config.imageId, input.createdBy, now)] : []),
+    ]);
+    if (deployment!.meta.changes === 0) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
+
+    const configBytes = toBinary(RolloutConfigSchema, config);
+    const { sql } = this.open();
+    this.ctx.storage.transactionSync(() => {
+      sql.exec(
+        "INSERT INTO rollouts (project_id, capsule_id, rollout_id, config, previous_rollout_id, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        projectId,
+        capsuleId,
+        rolloutId,
+        configBytes,
+        current,
+        JSON.stringify(input.createdBy),
+        now,
+      );
+      sql.exec(
+        `INSERT INTO capsule_state (project_id, capsule_id, current_rollout_id, in_progress_rollout_id, desired_rollout_id, updated_at)
+         VALUES (?1, ?2, ?3, ?3, ?3, ?4) ON CONFLICT DO UPDATE SET current_rollout_id = ?3, in_progress_rollout_id = ?3, desired_rollout_id = ?3, updated_at = ?4`,
+        projectId,
+        capsuleId,
+        rolloutId,
+        now,
+      );
+      this.stream.publish("rollout.created", { projectId, capsuleId, rolloutId, previousRolloutId: current, message: req.message });
+    });
+
+    if (current !== null) {
+      // The rollout this one follows ends: aborted if it was still in progress (force), else replaced.
+      const previous = this.rollout(projectId, capsuleId, current);
+      const ended = running !== null ? (await previous.abort(input.createdBy)).ok : false;
+      if (!ended) await previous.replace(rolloutId, req.changes.some((c) => c.field.case === "rollback"), input.createdBy);
+    }
+    await this.startRollout(projectId, capsuleId, rolloutId);
+    return { rolloutId, config: configBytes, resources };
+  }
+
+  /**
+   * Hands a committed rollout to its object and the runner. If the object cannot be reached
+   * the rollout stays unstarted and the alarm tries again: a committed rollout always starts.
+   */
+  private async startRollout(projectId: string, capsuleId: string, rolloutId: number): Promise<void> {
+    const { environmentId } = this.requireIdentity();
+    const { sql } = this.open();
+    const row = sql
+      .exec<{ config: ArrayBuffer; previous_rollout_id: number | null; created_by: string }>(
+        "SELECT config, previous_rollout_id, created_by FROM rollouts WHERE project_id = ? AND capsule_id = ? AND rollout_id = ?",
+        projectId,
+        capsuleId,
+        rolloutId,
+      )
+      .one();
+    const previous = row.previous_rollout_id !== null ? this.rolloutConfig(projectId, capsuleId, row.previous_rollout_id) : undefined;
+    const runner = this.runner();
+    try {
+      const summary = await this.rollout(projectId, capsuleId, rolloutId).start({
+        projectId,
+        capsuleId,
+        rolloutId,
+        environmentId,
+        config: new Uint8Array(row.config),
+        previous: previous ? toBinary(RolloutConfigSchema, previous) : null,
+        runner: runner ? runner.name : null,
+        createdBy: JSON.parse(row.created_by) as Json,
+      });
+      sql.exec("UPDATE rollouts SET started = 1 WHERE project_id = ? AND capsule_id = ? AND rollout_id = ?", projectId, capsuleId, rolloutId);
+      this.track(summary);
+    } catch (err) {
+      console.error(`rollout ${rolloutName(projectId, capsuleId, rolloutId)} could not start; retrying`, err);
+      await this.ctx.storage.setAlarm(Date.now() + RETRY_START_MS);
+      return;
+    }
+    this.sendDesired(projectId, capsuleId);
+  }
+
+  /** Retries rollouts that were committed but could not be started. */
+  async alarm(): Promise<void> {
+    if (!this.identity()) return;
+    const unstarted = this.open()
+      .sql.exec<{ project_id: string; capsule_id: string; rollout_id: number }>("SELECT project_id, capsule_id, rollout_id FROM rollouts WHERE started = 0")
+      .toArray();
+    for (const r of unstarted) {
+      await this.serialize(capsuleKey(r.project_id, r.capsule_id), () => this.startRollout(r.project_id, r.capsule_id, r.rollout_id));
+    }
+  }
+
+  /** Records what a rollout's object reported: a rollout that settled or stopped is no longer in progress. */
+  private track(summary: RolloutSummary): void {
+    const { projectId, capsuleId, rolloutId } = summary;
+    if (!summary.inProgress) {
+      this.open().sql.exec(
+        "UPDATE capsule_state SET in_progress_rollout_id = NULL, updated_at = ? WHERE project_id = ? AND capsule_id = ? AND in_progress_rollout_id = ?",
+        Date.now(),
+        projectId,
+        capsuleId,
+        rolloutId,
+      );
+    }
+    if (summary.message) {
+      const { state, result, inProgress, message } = summary;
+      this.stream.publish("rollout.updated", { projectId, capsuleId, rolloutId, state, result, inProgress, message });
+    }
+  }
+
+  /** A rollout's object changed by itself (its readiness timeout). */
+  async rolloutChanged(summary: RolloutSummary): Promise<void> {
+    this.track(summary);
+  }
+
+  /** AbortRollout of a rollout of this environment. */
+  async abortRollout(projectId: string, capsuleId: string, rolloutId: number, createdBy: Json): Promise<Outcome<void>> {
+    return attempt(() =>
+      this.serialize(capsuleKey(projectId, capsuleId), async () => {
+        const outcome = await this.rollout(projectId, capsuleId, rolloutId).abort(createdBy);
+        if (!outcome.ok) return outcome;
+        this.track(outcome.value);
+        return outcome;
+      }).then(settle),
+    );
+  }
+
+  /** StopRollout: the runner removes the rollout's resources, and the capsule no longer runs it. */
+  async stopRollout(projectId: string, capsuleId: string, rolloutId: number, createdBy: Json): Promise<Outcome<void>> {
+    return attempt(() =>
+      this.serialize(capsuleKey(projectId, capsuleId), async () => {
+        const outcome = await this.rollout(projectId, capsuleId, rolloutId).stop(createdBy);
+        if (!outcome.ok) return outcome;
+        const { environmentId } = this.requireIdentity();
+        const state = this.capsuleState(projectId, capsuleId);
+        if (state.desired_rollout_id === rolloutId) {
+          await this.env.DB.prepare("DELETE FROM deployments WHERE project_id = ? AND capsule_id = ? AND environment_id = ? AND rollout_id = ?")
+            .bind(projectId, capsuleId, environmentId, rolloutId)
+            .run();
+          this.open().sql.exec(
+            "UPDATE capsule_state SET desired_rollout_id = NULL, updated_at = ? WHERE project_id = ? AND capsule_id = ?",
+            Date.now(),
+            projectId,
+            capsuleId,
+          );
+        }
+        this.track(outcome.value);
+        this.toRunner({ type: "stop", projectId, capsuleId, rolloutId });
+        return outcome;
+      }).then(settle),
+    );
+  }
+
+  /** A capsule's rollout ids in this environment, newest first unless `ascending`, and how many there are. */
+  async listRollouts(projectId: string, capsuleId: string, offset: number, limit: number, ascending: boolean): Promise<{ ids: number[]; total: number }> {
+    const { sql } = this.open();
+    const total = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM rollouts WHERE project_id = ? AND capsule_id = ?", projectId, capsuleId).one().n;
+    const ids = sql
+      .exec<{ rollout_id: number }>(
+        `SELECT rollout_id FROM rollouts WHERE project_id = ? AND capsule_id = ? ORDER BY rollout_id ${ascending ? "ASC" : "DESC"} LIMIT ? OFFSET ?`,
+        projectId,
+        capsuleId,
+        limit,
+        offset,
+      )
+      .toArray()
+      .map((r) => r.rollout_id);
+    return { ids, total };
+  }
+
+  /** The capsule's current rollout here (what new deploys build on), or null before the first. */
+  async currentRollout(projectId: string, capsuleId: string): Promise<number | null> {
+    return this.capsuleState(projectId, capsuleId).current_rollout_id;
+  }
+
+  // ---- The runner -------------------------------------------------------------------------
+
+  /** The runner that said hello on an open socket, if any. */
+  private activeRunner(): { ws: WebSocket; name: string; version: string } | null {
+    for (const ws of this.ctx.getWebSockets(RUNNER)) {
+      const a = ws.deserializeAttachment() as RunnerAttachment | null;
+      if (a?.name && ws.readyState === WebSocket.OPEN) return { ws, name: a.name, version: a.version ?? "" };
+    }
+    return null;
+  }
+
+  private runner(): { name: string; version: string } | null {
+    const r = this.activeRunner();
+    return r ? { name: r.name, version: r.version } : null;
+  }
+
+  /** The environment's runner as last seen. */
+  async runnerInfo(): Promise<RunnerInfo> {
+    const row = this.open()
+      .sql.exec<{ name: string; version: string; connected_at: number | null; disconnected_at: number | null }>("SELECT * FROM runner")
+      .toArray()[0];
+    return {
+      connected: this.activeRunner() !== null,
+      name: row?.name ?? "",
+      version: row?.version ?? "",
+      connectedAt: row?.connected_at ?? null,
+      disconnectedAt: row?.disconnected_at ?? null,
+    };
+  }
+
+  private toRunner(msg: ServerMessage): boolean {
+    const r = this.activeRunner();
+    if (!r) return false;
+    try {
+      r.ws.send(JSON.stringify(msg));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private toRunnerAll(msg: ServerMessage): void {
+    for (const ws of this.ctx.getWebSockets(RUNNER)) {
+      try {
+        ws.send(JSON.stringify(msg));
+      } catch {
+        // Closing anyway.
+      }
+    }
+  }
+
+  /** Sends the capsule's desired rollout to the runner (level-triggered: the whole config). */
+  private sendDesired(projectId: string, capsuleId: string): void {
+    const { desired_rollout_id: id } = this.capsuleState(projectId, capsuleId);
+    if (id === null) return;
+    const config = this.rolloutConfig(projectId, capsuleId, id);
+    if (!config) return;
+    this.toRunner({ type: "desired", projectId, capsuleId, rolloutId: id, config: toJson(RolloutConfigSchema, config) });
+  }
+
+  /** Tells every rollout in progress what the runner is up to. */
+  private async runnerNews(message: string): Promise<void> {
+    const rows = this.open()
+      .sql.exec<{ project_id: string; capsule_id: string; in_progress_rollout_id: number }>(
+        "SELECT project_id, capsule_id, in_progress_rollout_id FROM capsule_state WHERE in_progress_rollout_id IS NOT NULL",
+      )
+      .toArray();
+    for (const r of rows) {
+      await this.serialize(capsuleKey(r.project_id, r.capsule_id), async () => {
+        this.track(await this.rollout(r.project_id, r.capsule_id, r.in_progress_rollout_id).runnerNews(message));
+      });
+    }
+  }
+
+  /** A ticket for the runner's WebSocket; the Worker has checked `runner:connect`. */
+  async issueRunnerTicket(subject: string): Promise<{ ticket: string; expiresAt: number }> {
+    this.requireIdentity();
+    return this.tickets.issue(RUNNER, subject);
+  }
+
+  private acceptRunner(request: Request): Response {
+    const ticket = this.tickets.consume(RUNNER, request);
+    if (!ticket) return badTicket();
+    // One runner per environment: a new connection (a restarted runner) takes over.
+    for (const old of this.ctx.getWebSockets(RUNNER)) old.close(SUPERSEDED, "superseded by a newer runner connection");
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, [RUNNER]);
+    server.serializeAttachment({ subject: ticket.subject } satisfies RunnerAttachment);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  private async onRunnerMessage(ws: WebSocket, text: string): Promise<void> {
+    let msg: RunnerMessage;
+    try {
+      msg = JSON.parse(text) as RunnerMessage;
+      if (typeof msg?.type !== "string") throw new Error("no type");
+    } catch {
+      ws.send(JSON.stringify({ type: "error", code: "invalid_argument", message: "each frame must be one JSON message with a type" } satisfies ServerMessage));
+      return;
+    }
+    const attachment = ws.deserializeAttachment() as RunnerAttachment;
+    if (msg.type !== "hello" && !attachment.name) {
+      ws.send(JSON.stringify({ type: "error", code: "failed_precondition", message: "send hello first" } satisfies ServerMessage));
+      return;
+    }
+    const { reports, sql } = this.open();
+    const now = Date.now();
+    switch (msg.type) {
+      case "hello": {
+        if (msg.version !== RUNNER_PROTOCOL_VERSION) {
+          ws.close(4002, `protocol version ${msg.version} is not supported; this server speaks ${RUNNER_PROTOCOL_VERSION}`);
+          return;
+        }
+        const name = String(msg.runner?.name || attachment.subject);
+        ws.serializeAttachment({ ...attachment, name, version: String(msg.runner?.version ?? "") } satisfies RunnerAttachment);
+        sql.exec(
+          "INSERT INTO runner (singleton, name, version, connected_at, disconnected_at) VALUES (1, ?1, ?2, ?3, NULL) ON CONFLICT DO UPDATE SET name = ?1, version = ?2, connected_at = ?3, disconnected_at = NULL",
+          name,
+          String(msg.runner?.version ?? ""),
+          now,
+        );
+        ws.send(JSON.stringify({ type: "welcome", environmentId: this.requireIdentity().environmentId, version: RUNNER_PROTOCOL_VERSION } satisfies ServerMessage));
+        this.stream.publish("runner.connected", { name, version: String(msg.runner?.version ?? "") });
+        for (const c of await this.deployedCapsules()) this.sendDesired(c.projectId, c.capsuleId);
+        await this.runnerNews(applyingBy(name));
+        return;
+      }
+      case "applied":
+      case "apply-failed":
+        await this.serialize(capsuleKey(msg.projectId, msg.capsuleId), async () => {
+          // Reports about a rollout that is no longer in progress (a stale runner) change nothing.
+          if (this.capsuleState(msg.projectId, msg.capsuleId).in_progress_rollout_id !== msg.rolloutId) return;
+          const rollout = this.rollout(msg.projectId, msg.capsuleId, msg.rolloutId);
+          const summary =
+            msg.type === "applied"
+              ? await rollout.applied(Array.isArray(msg.resources) ? msg.resources : [])
+              : await rollout.applyFailed(String(msg.message || "the runner gave no reason"));
+          this.track(summary);
+          if (msg.type === "applied") await this.countFor(msg.projectId, msg.capsuleId);
+        });
+        return;
+      case "instances":
+        await this.serialize(capsuleKey(msg.projectId, msg.capsuleId), async () => {
+          reports.setInstances(msg.projectId, msg.capsuleId, Array.isArray(msg.instances) ? msg.instances : [], now);
+          await this.countFor(msg.projectId, msg.capsuleId);
+        });
+        return;
+      case "log":
+        reports.appendLogs(msg.projectId, msg.capsuleId, msg.instanceId, Array.isArray(msg.lines) ? msg.lines : [], now);
+        for (const wake of this.logWaiters) wake();
+        return;
+      case "metrics":
+        reports.addMetrics(msg.projectId, msg.capsuleId, Array.isArray(msg.samples) ? msg.samples : [], now);
+        return;
+      case "exec-output":
+        this.toExec(msg.sessionId, { [msg.stream === "stderr" ? "stderr" : "stdout"]: { data: msg.data } });
+        return;
+      case "exec-exit":
+        this.toExec(msg.sessionId, { exitCode: msg.exitCode | 0 }, true);
+        return;
+      default:
+        ws.send(
+          JSON.stringify({ type: "error", code: "invalid_argument", message: `unknown message type ${(msg as { type: string }).type}` } satisfies ServerMessage),
+        );
+    }
+  }
+
+  /** Updates the counts of the capsule's rollout in progress from its stored instances. */
+  private async countFor(projectId: string, capsuleId: string): Promise<void> {
+    const id = this.capsuleState(projectId, capsuleId).in_progress_rollout_id;
+    if (id === null) return;
+    this.track(await this.rollout(projectId, capsuleId, id).instances(this.open().reports.counts(projectId, capsuleId, id)));
+  }
+
+  private async onRunnerGone(ws: WebSocket): Promise<void> {
+    const a = ws.deserializeAttachment() as RunnerAttachment | null;
+    // A superseded connection's successor is already in charge; only the last one leaving matters.
+    if (!a?.name || this.activeRunner()) return;
+    const at = Date.now();
+    this.open().sql.exec("UPDATE runner SET disconnected_at = ?", at);
+    this.stream.publish("runner.disconnected", { name: a.name });
+    for (const exec of this.ctx.getWebSockets(EXEC)) exec.close(1011, "the runner disconnected");
+    await this.runnerNews(`runner ${a.name} disconnected at ${new Date(at).toISOString()}; waiting for it to reconnect`);
+  }
+
+  // ---- Instances, logs, metrics --------------------------------------------------------------
+
+  /** Instances with the image of the rollout each runs. */
+  private withImages(projectId: string, capsuleId: string, rows: InstanceRow[]): (InstanceRow & { image_id: string })[] {
+    const images = new Map<number, string>();
+    return rows.map((r) => {
+      if (!images.has(r.rollout_id)) images.set(r.rollout_id, this.rolloutConfig(projectId, capsuleId, r.rollout_id)?.imageId ?? "");
+      return { ...r, image_id: images.get(r.rollout_id)! };
+    });
+  }
+
+  async listInstances(projectId: string, capsuleId: string, opts: { includeDeleted?: boolean; excludeExisting?: boolean }) {
+    return this.withImages(projectId, capsuleId, this.open().reports.instances(projectId, capsuleId, opts));
+  }
+
+  async instance(projectId: string, capsuleId: string, instanceId: string) {
+    const row = this.open().reports.instance(projectId, capsuleId, instanceId);
+    return row ? this.withImages(projectId, capsuleId, [row])[0]! : null;
+  }
+
+  /** RestartInstance: relayed to the runner, which reports the restart in its next instances. */
+  async restartInstance(projectId: string, capsuleId: string, instanceId: string): Promise<Outcome<void>> {
+    return attempt(() => {
+      const i = this.open().reports.instance(projectId, capsuleId, instanceId);
+      if (!i || i.deleted_at !== null) throw notFound(`instance ${instanceId} of capsule ${capsuleId}`);
+      if (!this.toRunner({ type: "restart-instance", projectId, capsuleId, instanceId })) throw this.noRunner("restart an instance");
+    });
+  }
+
+  private noRunner(what: string) {
+    const { environmentId } = this.requireIdentity();
+    return failedPrecondition(`no runner is connected to environment ${environmentId}, so nothing can ${what}`);
+  }
+
+  /**
+   * Log lines after `after`. With `waitMs`, waits up to that long for new lines when there
+   * are none yet (a long poll: Logs with follow calls it in a loop).
+   */
+  async logs(projectId: string, capsuleId: string, q: { instanceId?: string; after: number; sinceMs?: number; waitMs?: number }): Promise<StoredLogLine[]> {
+    const read = () => this.open().reports.logs(projectId, capsuleId, { instanceId: q.instanceId, after: q.after, sinceMs: q.sinceMs });
+    const lines = read();
+    if (lines.length > 0 || !q.waitMs) return lines;
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.logWaiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, q.waitMs);
+      this.logWaiters.add(wake);
+    });
+    return read();
+  }
+
+  /** Metric samples; answers failed_precondition while no runner has ever reported here. */
+  async metrics(projectId: string, capsuleId: string, q: { instanceId?: string; sinceMs?: number }): Promise<Outcome<StoredSample[]>> {
+    return attempt(() => {
+      if (!this.activeRunner() && (this.open().sql.exec("SELECT 1 FROM runner").toArray().length === 0)) throw this.noRunner("report metrics");
+      return this.open().reports.metrics(projectId, capsuleId, q);
+    });
+  }
+
+  async customMetrics(projectId: string, capsuleId: string): Promise<Outcome<{ name: string; value: number; time: number }[]>> {
+    return attempt(() => {
+      if (!this.activeRunner() && (this.open().sql.exec("SELECT 1 FROM runner").toArray().length === 0)) throw this.noRunner("report metrics");
+      return this.open().reports.customMetrics(projectId, capsuleId);
+    });
+  }
+
+  // ---- Execute ---------------------------------------------------------------------------------
+
+  /** A ticket for an Execute session; the Worker has checked `capsule:execute`. */
+  async issueExecTicket(subject: string, session: ExecSession): Promise<Outcome<{ ticket: string; expiresAt: number }>> {
+    return attempt(() => {
+      const i = this.open().reports.instance(session.projectId, session.capsuleId, session.instanceId);
+      if (!i || i.deleted_at !== null) throw notFound(`instance ${session.instanceId} of capsule ${session.capsuleId}`);
+      if (!this.activeRunner()) throw this.noRunner("execute a command");
+      return this.tickets.issue(EXEC, subject, session);
+    });
+  }
+
+  private acceptExec(request: Request): Response {
+    const ticket = this.tickets.consume(EXEC, request);
+    if (!ticket) return badTicket();
+    const session = ticket.payload as ExecSession;
+    const sessionId = crypto.randomUUID();
+    if (!this.toRunner({ type: "exec-start", sessionId, ...session })) {
+      return socketError(412, "failed_precondition", "the runner disconnected: no command can be executed until it reconnects");
+    }
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, [EXEC, execTag(sessionId)]);
+    server.serializeAttachment({ sessionId });
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** Sends an api.v1.capsule.ExecuteResponse (protobuf JSON) to the session's client. */
+  private toExec(sessionId: string, response: Json, last = false): void {
+    for (const ws of this.ctx.getWebSockets(execTag(String(sessionId)))) {
+      try {
+        ws.send(JSON.stringify(response));
+        if (last) ws.close(1000, "command finished");
+      } catch {
+        // The client left; the runner learns it from exec-close.
+      }
+    }
+  }
+
+  /** A client frame: an api.v1.capsule.ExecuteRequest in protobuf JSON (stdin or resize). */
+  private onExecMessage(ws: WebSocket, text: string): void {
+    const { sessionId } = ws.deserializeAttachment() as { sessionId: string };
+    let req: { stdin?: { data?: string; closed?: boolean }; resize?: { height?: number; width?: number } };
+    try {
+      req = JSON.parse(text);
+    } catch {
+      ws.send(JSON.stringify({ error: { code: "invalid_argument", message: "frames are api.v1.capsule.ExecuteRequest in protobuf JSON" } }));
+      return;
+    }
+    if (req.stdin) this.toRunner({ type: "exec-input", sessionId, data: req.stdin.data ?? "", closed: req.stdin.closed === true });
+    else if (req.resize) this.toRunner({ type: "exec-resize", sessionId, width: req.resize.width ?? 0, height: req.resize.height ?? 0 });
+  }
+
+  // ---- Sockets ---------------------------------------------------------------------------------
+
+  /** WebSockets: `.../events` (subscribers), `.../runner` (the runner), `.../exec` (Execute sessions). */
+  async fetch(request: Request): Promise<Response> {
+    const notUpgrade = requireUpgrade(request);
+    if (notUpgrade) return notUpgrade;
+    const path = new URL(request.url).pathname;
+    if (path.endsWith("/runner")) return this.acceptRunner(request);
+    if (path.endsWith("/exec")) return this.acceptExec(request);
+    return this.stream.subscribe(request);
+  }
+
+  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const tags = this.ctx.getTags(ws);
+    const text = typeof message === "string" ? message : new TextDecoder().decode(message);
+    if (tags.includes(RUNNER)) await this.onRunnerMessage(ws, text);
+    else if (tags.includes(EXEC)) this.onExecMessage(ws, text);
+    // Subscribers only listen; anything they send but the keep-alive ping is ignored.
+  }
+
+  async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    ws.close(code === 1005 ? 1000 : code, "closing");
+    await this.onSocketGone(ws);
+  }
+
+  async webSocketError(ws: WebSocket): Promise<void> {
+    await this.onSocketGone(ws);
+  }
+
+  private async onSocketGone(ws: WebSocket): Promise<void> {
+    const tags = this.ctx.getTags(ws);
+    if (tags.includes(RUNNER)) await this.onRunnerGone(ws);
+    else if (tags.includes(EXEC)) this.toRunner({ type: "exec-close", sessionId: (ws.deserializeAttachment() as { sessionId: string }).sessionId });
+  }
+}
+
+/** A rollout object's refusal, rethrown as its ConnectError so `attempt` reports it. */
+function settle<T>(outcome: Outcome<T>): void {
+  unwrap(outcome);
+}
+
+/** Registers the image an `add_image` change deployed, as Image.Add would without a registry check. */
+function registerImage(env: Env, projectId: string, capsuleId: string, imageId: string, createdBy: Json, now: number): D1PreparedStatement {
+  const ref = parseReference(imageId);
+  return env.DB.prepare(
+    `INSERT INTO images (project_id, capsule_id, id, repository, tag, digest, origin, labels, created_by, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, '{}', '{}', ?, ?) ON CONFLICT DO NOTHING`,
+  ).bind(projectId, capsuleId, imageId, `${ref.registry}/${ref.repository}`, ref.tag, ref.digest, JSON.stringify(createdBy), now);
 }

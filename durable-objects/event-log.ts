@@ -42,6 +42,20 @@ export class EventLog {
       .map((r) => ({ seq: r.seq, type: r.type, time: r.time, data: JSON.parse(r.data) }));
   }
 
+  /** A page of the log for list RPCs: `limit` events from `offset`, oldest first unless `descending`, and the total. */
+  page(offset: number, limit: number, descending = false): { events: LoggedEvent[]; total: number } {
+    const total = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM events").one().n;
+    const events = this.sql
+      .exec<{ seq: number; type: string; time: number; data: string }>(
+        `SELECT seq, type, time, data FROM events ORDER BY seq ${descending ? "DESC" : "ASC"} LIMIT ? OFFSET ?`,
+        limit,
+        offset,
+      )
+      .toArray()
+      .map((r) => ({ seq: r.seq, type: r.type, time: r.time, data: JSON.parse(r.data) }));
+    return { events, total };
+  }
+
   lastSeq(): number {
     return this.sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM events").one().seq ?? 0;
   }

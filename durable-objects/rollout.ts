@@ -1,20 +1,307 @@
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { DurableObject } from "cloudflare:workers";
+import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/capsule/rollout_pb";
+import { Result, State, type Status, StatusSchema } from "../proto/gen/api/v1/capsule/rollout/status_pb";
+import { defaults } from "../workers/config";
 import type { Env } from "../workers/env";
-import { EventLog, type LoggedEvent } from "./event-log";
+import { failedPrecondition, notFound } from "../workers/http/errors";
+import { EventLog, type Json } from "./event-log";
+import { EventStream } from "./event-stream";
+import { attempt, type Outcome } from "./outcome";
+import * as machine from "./rollout-status";
+import type { AppliedResource } from "./runner-protocol";
+import { Tickets } from "./tickets";
+
+/** Which rollout an object is: it is named `rolloutName(...)` of these. */
+export interface RolloutIdentity {
+  projectId: string;
+  capsuleId: string;
+  rolloutId: number;
+  environmentId: string;
+}
+
+/** The object's name for a rollout: ids are unique per project and capsule across environments. */
+export const rolloutName = (projectId: string, capsuleId: string, rolloutId: number | bigint) => `${projectId}/${capsuleId}/${rolloutId}`;
+
+/** Where a rollout stands, as its environment needs to know it. */
+export interface RolloutSummary extends RolloutIdentity {
+  state: string;
+  result: string;
+  /** Neither stopped nor healthy: another deploy must wait for it or abort it. */
+  inProgress: boolean;
+  stopped: boolean;
+  /** What the last change was about. */
+  message: string;
+}
+
+/** The kinds of rollout events, as api.v1.capsule.EventData names them. */
+export type RolloutEventKind = "rollout" | "error" | "abort";
+
+/** What a rollout's log records per event (the `data` of a logged event). */
+export interface RolloutEventData {
+  kind: RolloutEventKind;
+  rolloutId: number;
+  message: string;
+  state: string;
+  /** model.Author init shape of whoever caused it; null for the system. */
+  createdBy: Json;
+}
+
+/** A logged rollout event, as `events` returns it. */
+export interface RolloutEvent {
+  seq: number;
+  /** Milliseconds since the epoch. */
+  time: number;
+  kind: RolloutEventKind;
+  rolloutId: number;
+  message: string;
+  /** model.Author init shape, as JSON text ("null" for the system). */
+  createdBy: string;
+}
+
+export interface RolloutStart extends RolloutIdentity {
+  /** api.v1.capsule.RolloutConfig, binary. */
+  config: Uint8Array;
+  /** The configuration this rollout follows in its environment, if any. */
+  previous: Uint8Array | null;
+  /** The connected runner's name, or null when none is connected. */
+  runner: string | null;
+  createdBy: Json;
+}
+
+const waitingForRunner = (environmentId: string) =>
+  `waiting for a runner: none is connected to environment ${environmentId}, so nothing is created until one connects`;
+/** The step message while a connected runner creates the rollout's resources. */
+export const applyingBy = (runner: string) => `sent to runner ${runner}; waiting for it to create the resources`;
+
+type Row = {
+  project_id: string;
+  capsule_id: string;
+  rollout_id: number;
+  environment_id: string;
+  config: ArrayBuffer;
+  status: ArrayBuffer;
+};
 
 /**
- * One per rollout (named `<project>/<capsule>/<rollout id>`). Owns the rollout's state
- * machine and its event stream; timeouts run on the object's alarm.
+ * One per rollout (named by `rolloutName`). Owns the rollout's status, moved through the
+ * specification's state machine (rollout-status.ts) by its environment's object as the runner
+ * reports, and its event log and stream. The readiness timeout is the object's alarm. All
+ * state is in SQLite storage and every method changes it in one synchronous transaction, so
+ * an object evicted at any point carries on from the last completed change.
  */
 export class RolloutDO extends DurableObject<Env> {
   private readonly log: EventLog;
+  private readonly stream: EventStream;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.log = new EventLog(ctx.storage.sql);
+    const sql = ctx.storage.sql;
+    sql.exec(`CREATE TABLE IF NOT EXISTS rollout (
+      singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+      project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, rollout_id INTEGER NOT NULL, environment_id TEXT NOT NULL,
+      config BLOB NOT NULL, status BLOB NOT NULL
+    )`);
+    this.log = new EventLog(sql);
+    this.stream = new EventStream(ctx, () => this.log, new Tickets(ctx.storage));
   }
 
-  async events(after = 0, limit = 1000): Promise<LoggedEvent[]> {
-    return this.log.after(after, limit);
+  private row(): Row | undefined {
+    return this.ctx.storage.sql.exec<Row>("SELECT * FROM rollout").toArray()[0];
+  }
+
+  private load(): { id: RolloutIdentity; config: RolloutConfig; status: Status } | null {
+    const r = this.row();
+    if (!r) return null;
+    return {
+      id: { projectId: r.project_id, capsuleId: r.capsule_id, rolloutId: r.rollout_id, environmentId: r.environment_id },
+      config: fromBinary(RolloutConfigSchema, new Uint8Array(r.config)),
+      status: fromBinary(StatusSchema, new Uint8Array(r.status)),
+    };
+  }
+
+  private summary(id: RolloutIdentity, s: Status, message: string): RolloutSummary {
+    return {
+      ...id,
+      state: State[s.state],
+      result: Result[s.result],
+      inProgress: machine.inProgress(s),
+      stopped: machine.isStopped(s),
+      message,
+    };
+  }
+
+  /**
+   * Loads the rollout, lets `change` move its status, and stores the status and the events
+   * `change` returned in one transaction. `change` returns the message of each event.
+   */
+  private advance(
+    change: (s: Status, config: RolloutConfig, now: number) => (string | undefined | [RolloutEventKind, string])[],
+    createdBy: Json = null,
+  ): RolloutSummary {
+    const current = this.load();
+    if (!current) throw notFound("rollout");
+    const { id, config, status } = current;
+    const now = Date.now();
+    const events = change(status, config, now).filter((e) => e !== undefined);
+    this.ctx.storage.transactionSync(() => {
+      this.ctx.storage.sql.exec("UPDATE rollout SET status = ?", toBinary(StatusSchema, status));
+      for (const e of events) {
+        const [kind, message] = typeof e === "string" ? (["rollout", e] as const) : e;
+        this.stream.publish(kind, { kind, rolloutId: id.rolloutId, message, state: State[status.state], createdBy } satisfies RolloutEventData as unknown as Json);
+      }
+    });
+    const last = events.at(-1);
+    return this.summary(id, status, typeof last === "string" ? last : (last?.[1] ?? ""));
+  }
+
+  /** Creates the rollout and takes it as far as it can go without the runner. Idempotent. */
+  async start(init: RolloutStart): Promise<RolloutSummary> {
+    const existing = this.load();
+    if (existing) return this.summary(existing.id, existing.status, "");
+    const { config: configBytes, previous, runner, createdBy, ...id } = init;
+    const now = Date.now();
+    const config = fromBinary(RolloutConfigSchema, configBytes);
+    const status = machine.preparing(BigInt(id.rolloutId), now);
+    const events: [RolloutEventKind, string][] = [["rollout", `rollout ${id.rolloutId} initiated${config.message ? `: ${config.message}` : ""}`]];
+    events.push(["rollout", machine.configure(status, now, previous ? fromBinary(RolloutConfigSchema, previous) : undefined, config)]);
+    events.push(["rollout", machine.awaitResources(status, now, runner ? applyingBy(runner) : waitingForRunner(id.environmentId))]);
+    this.ctx.storage.transactionSync(() => {
+      this.ctx.storage.sql.exec(
+        "INSERT INTO rollout (singleton, project_id, capsule_id, rollout_id, environment_id, config, status) VALUES (1, ?, ?, ?, ?, ?, ?)",
+        id.projectId,
+        id.capsuleId,
+        id.rolloutId,
+        id.environmentId,
+        configBytes,
+        toBinary(StatusSchema, status),
+      );
+      for (const [kind, message] of events) {
+        this.stream.publish(kind, { kind, rolloutId: id.rolloutId, message, state: State[status.state], createdBy } satisfies RolloutEventData as unknown as Json);
+      }
+    });
+    return this.summary(id, status, events.at(-1)![1]);
+  }
+
+  /** The runner created the rollout's resources. */
+  async applied(resources: AppliedResource[]): Promise<RolloutSummary> {
+    const summary = this.advance((s, config, now) => {
+      const replicas = config.replicas;
+      const created = machine.resourcesCreated(s, now, resources, replicas);
+      // Nothing to wait for: zero replicas are ready at once.
+      const ready = created && replicas === 0 ? machine.countInstances(s, now, { updated: 0, ready: 0, stuck: 0, wrongVersion: 0 }, 0) : undefined;
+      return [created, ready];
+    });
+    if (summary.inProgress && summary.state === State[State.RUNNING]) await this.ctx.storage.setAlarm(Date.now() + defaults.rollouts.readyTimeoutMs);
+    return summary;
+  }
+
+  /** The runner could not create the rollout's resources. */
+  async applyFailed(message: string): Promise<RolloutSummary> {
+    const summary = this.advance((s, _c, now) => {
+      const m = machine.resourcesFailed(s, now, message);
+      return m ? [["error", m]] : [];
+    });
+    return summary;
+  }
+
+  /** New instance counts for this rollout. */
+  async instances(counts: machine.InstanceCounts): Promise<RolloutSummary> {
+    const summary = this.advance((s, config, now) => [machine.countInstances(s, now, counts, config.replicas)]);
+    if (!summary.inProgress) await this.ctx.storage.deleteAlarm();
+    return summary;
+  }
+
+  /** News about the runner (connected, disconnected) for the step the rollout waits on. */
+  async runnerNews(message: string): Promise<RolloutSummary> {
+    return this.advance((s, _c, now) => [machine.runnerNews(s, now, message)]);
+  }
+
+  /** AbortRollout: a rollout in progress stops where it is, ABORTED. */
+  async abort(createdBy: Json): Promise<Outcome<RolloutSummary>> {
+    return attempt(async () => {
+      const summary = this.advance((s, _c, now) => {
+        if (machine.isStopped(s)) throw failedPrecondition(`rollout ${s.rolloutId} has already stopped (${Result[s.result] ?? "no result"})`);
+        if (!machine.inProgress(s)) throw failedPrecondition(`rollout ${s.rolloutId} is not in progress: it is running; StopRollout removes it`);
+        machine.end(s, now, Result.ABORTED);
+        return [["abort", `rollout ${s.rolloutId} aborted`]];
+      }, createdBy);
+      await this.ctx.storage.deleteAlarm();
+      return summary;
+    });
+  }
+
+  /** A newer rollout took over: this one stops, REPLACED (or ROLLBACK when the newer one rolled it back). */
+  async replace(by: number, rollback: boolean, createdBy: Json): Promise<RolloutSummary> {
+    const summary = this.advance((s, _c, now) => {
+      if (machine.isStopped(s)) return [];
+      machine.end(s, now, rollback ? Result.ROLLBACK : Result.REPLACED);
+      return [`${rollback ? "rolled back" : "replaced"} by rollout ${by}`];
+    }, createdBy);
+    await this.ctx.storage.deleteAlarm();
+    return summary;
+  }
+
+  /** StopRollout: the rollout's resources are removed and it ends. */
+  async stop(createdBy: Json): Promise<Outcome<RolloutSummary>> {
+    return attempt(async () => {
+      const summary = this.advance((s, _c, now) => {
+        if (machine.isStopped(s)) throw failedPrecondition(`rollout ${s.rolloutId} has already stopped (${Result[s.result] ?? "no result"})`);
+        const result = machine.inProgress(s) ? Result.ABORTED : Result.UNSPECIFIED;
+        machine.end(s, now, result);
+        return [`rollout ${s.rolloutId} stopped: its resources are being removed`];
+      }, createdBy);
+      await this.ctx.storage.deleteAlarm();
+      return summary;
+    });
+  }
+
+  /** The readiness timeout: instances that are still not ready make the rollout stuck. */
+  async alarm(): Promise<void> {
+    const current = this.load();
+    if (!current || !machine.inProgress(current.status)) return;
+    const summary = this.advance((s, _c, now) => {
+      const m = machine.markStuck(s, now, `${Math.round(defaults.rollouts.readyTimeoutMs / 1000)}s`);
+      return m ? [["error", m]] : [];
+    });
+    if (summary.message) await this.env.ENVIRONMENTS.getByName(summary.environmentId).rolloutChanged(summary);
+  }
+
+  /** The rollout (config and status, binary), or null for an id that was never started. */
+  async get(): Promise<{ identity: RolloutIdentity; config: Uint8Array; status: Uint8Array } | null> {
+    const r = this.row();
+    if (!r) return null;
+    return {
+      identity: { projectId: r.project_id, capsuleId: r.capsule_id, rolloutId: r.rollout_id, environmentId: r.environment_id },
+      config: new Uint8Array(r.config),
+      status: new Uint8Array(r.status),
+    };
+  }
+
+  /** A page of the rollout's events, oldest first (or newest first), and how many there are. */
+  async events(offset: number, limit: number, descending: boolean): Promise<{ events: RolloutEvent[]; total: number }> {
+    const { events, total } = this.log.page(offset, limit, descending);
+    return {
+      events: events.map((e) => {
+        const d = e.data as unknown as RolloutEventData;
+        return { seq: e.seq, time: e.time, kind: d.kind, rolloutId: d.rolloutId, message: d.message, createdBy: JSON.stringify(d.createdBy) };
+      }),
+      total,
+    };
+  }
+
+  /** A single-use ticket for a WebSocket subscription to the rollout's events. */
+  async issueStreamTicket(subject: string): Promise<{ ticket: string; expiresAt: number }> {
+    return this.stream.issueTicket(subject);
+  }
+
+  async fetch(request: Request): Promise<Response> {
+    return this.stream.subscribe(request);
+  }
+
+  async webSocketMessage(): Promise<void> {}
+
+  async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    ws.close(code === 1005 ? 1000 : code, "closing");
   }
 }

@@ -134,9 +134,4 @@ describe("capsule.Service", () => {
     expect((await client(CapsuleService, viewer.token).get({ projectId: "shop", capsuleId: "by-dev" })).capsule?.capsuleId).toBe("by-dev");
     expect(await codeOf(client(CapsuleService, dev.token).delete({ projectId: "shop", capsuleId: "by-dev" }))).toBe(Code.PermissionDenied);
   });
-
-  it("still answers unimplemented for deploys and rollouts", async () => {
-    expect(await codeOf(capsules().deploy({ projectId: "shop", environmentId: "prod", capsuleId: "api" }))).toBe(Code.Unimplemented);
-    expect(await codeOf(capsules().listRollouts({ projectId: "shop", environmentId: "prod", capsuleId: "api" }))).toBe(Code.Unimplemented);
-  });
 });

@@ -290,7 +290,10 @@ describe("environment.Service Delete", () => {
     await environments().create({ environmentId: "doomed", initializers: [{ field: { case: "addProject", value: "proj-a" } }] });
     const stub = env.ENVIRONMENTS.getByName("doomed");
     await runInDurableObject(stub, (_obj: EnvironmentDO, state) => {
-      state.storage.sql.exec("INSERT INTO capsules (project_id, capsule_id, deployed_at) VALUES ('proj-a', 'web', ?)", Date.now());
+      state.storage.sql.exec(
+        "INSERT INTO capsule_state (project_id, capsule_id, current_rollout_id, desired_rollout_id, updated_at) VALUES ('proj-a', 'web', 1, 1, ?)",
+        Date.now(),
+      );
     });
 
     const refused = await errorOf(environments().delete({ environmentId: "doomed" }));

@@ -132,7 +132,7 @@ describe("environment event stream over WebSocket", () => {
     expect(none.status).toBe(401);
 
     const { url: old } = (await (await ticket()).json()) as { url: string };
-    await runInDurableObject(stub(), (_o, state) => state.storage.sql.exec("UPDATE stream_tickets SET expires_at = 0"));
+    await runInDurableObject(stub(), (_o, state) => state.storage.sql.exec("UPDATE tickets SET expires_at = 0"));
     expect((await exports.default.fetch(`${base}${old}`, { headers: { upgrade: "websocket" } })).status).toBe(401);
   });
 

@@ -35,6 +35,12 @@ export const defaults = {
     /** Tag lists are paged by the registry; a repository with more pages than this is cut short. */
     maxTagPages: 20,
   },
+  rollouts: {
+    /** A rollout whose instances are not all ready this long after its resources exist is marked stuck. */
+    readyTimeoutMs: 10 * 60 * 1000,
+  },
+  /** What an environment keeps of runner reports: log lines per environment, metric samples per instance. */
+  runnerReports: { logLines: 10_000, metricSamples: 120 },
   /** Clusters when the CLUSTERS var is unset: one local Docker host. */
   clusters: [{ id: "local", type: "docker" }] as readonly ClusterConfig[],
 } as const;

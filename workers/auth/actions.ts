@@ -48,6 +48,8 @@ export const actions: readonly string[] = [
   "capsule:stoprollout",
   "capsule:deploy",
   ...deployKinds.map((k) => `capsule:deploy:${k}`),
+  // edgeplane's own: what a runner's service account needs to serve an environment (docs/runner-protocol.md).
+  "runner:connect",
 ];
 
 /** An action a permission may name: a known action, `*`, or a prefix wildcard such as `capsule:*`. */

@@ -276,3 +276,21 @@ export const rolloutCounters = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.projectId, t.capsuleId] })],
 );
+
+/**
+ * The rollout each capsule's environment wants running, mirrored from the EnvironmentDO
+ * that owns it, so that questions across environments (may this image be deleted?) are
+ * one query. Written by the object before it commits a deploy, deleted by StopRollout.
+ */
+export const deployments = sqliteTable(
+  "deployments",
+  {
+    projectId: text("project_id").notNull(),
+    capsuleId: text("capsule_id").notNull(),
+    environmentId: text("environment_id").notNull(),
+    rolloutId: integer("rollout_id").notNull(),
+    imageId: text("image_id").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.capsuleId, t.environmentId] }), index("deployments_image").on(t.projectId, t.capsuleId, t.imageId)],
+);

@@ -2,50 +2,24 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/capsule/service_pb";
 import { scoped } from "../auth/scopes";
-import type { Env } from "../env";
+import { type CapsuleRow, capsuleKey, projectOf, requireCapsule } from "../db/capsules";
 import { envOf, principalOf } from "../http/context";
-import { alreadyExists, invalidArgument, notFound } from "../http/errors";
+import { alreadyExists, failedPrecondition, notFound } from "../http/errors";
 import { checkDnsLabel } from "../http/names";
 import { pageOf } from "../http/pagination";
+import { instanceHandlers } from "./capsule-instances";
+import { rolloutHandlers } from "./capsule-rollouts";
 import { defineService } from "./registry";
 import { authorOf } from "./user-messages";
 
 const capsule = scoped<{ capsuleId?: string; projectId?: string; environmentId?: string }>("capsule", "capsuleId");
 const anyCapsule = scoped("capsule");
 
-interface CapsuleRow {
-  id: string;
-  updated_by: string;
-  updated_at: number;
-}
-
 const capsuleMessage = (r: CapsuleRow) => ({
   capsuleId: r.id,
   updatedAt: timestampFromMs(r.updated_at),
   updatedBy: JSON.parse(r.updated_by) as ReturnType<typeof authorOf>,
 });
-
-/** The project a request names; every capsule lives in one, so it is required. */
-export function projectOf(req: { projectId: string }): string {
-  if (!req.projectId) throw invalidArgument("project_id", "is required: name the project the capsule is in");
-  return req.projectId;
-}
-
-/** The project and capsule a request names, both required. */
-export function capsuleKey(req: { projectId: string; capsuleId: string }) {
-  const projectId = projectOf(req);
-  if (!req.capsuleId) throw invalidArgument("capsule_id", "is required");
-  return { projectId, capsuleId: req.capsuleId };
-}
-
-/** A capsule's row; not_found if the project has no such capsule. */
-export async function requireCapsule(env: Env, projectId: string, capsuleId: string): Promise<CapsuleRow> {
-  const row = await env.DB.prepare("SELECT id, updated_by, updated_at FROM capsules WHERE project_id = ? AND id = ?")
-    .bind(projectId, capsuleId)
-    .first<CapsuleRow>();
-  if (!row) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
-  return row;
-}
 
 export const capsules = defineService(
   Service,
@@ -73,9 +47,10 @@ export const capsules = defineService(
     getCustomInstanceMetrics: { action: "capsule:view", scope: capsule },
     getJobExecutions: { action: "capsule:view", scope: capsule },
   },
-  // Deploys, rollouts, instances, logs and metrics come with the rollout milestone; until
-  // then those RPCs answer unimplemented.
+  // Cron job executions (GetJobExecutions) come with the cron milestone and answer unimplemented until then.
   {
+    ...rolloutHandlers,
+    ...instanceHandlers,
     async create(req, ctx) {
       const env = envOf(ctx);
       const projectId = projectOf(req);
@@ -103,11 +78,15 @@ export const capsules = defineService(
     async delete(req, ctx) {
       const env = envOf(ctx);
       const { projectId, capsuleId } = capsuleKey(req);
-      // One transaction: no image outlives its capsule.
-      const [deleted] = await env.DB.batch([
-        env.DB.prepare("DELETE FROM capsules WHERE project_id = ? AND id = ?").bind(projectId, capsuleId),
-        env.DB.prepare("DELETE FROM images WHERE project_id = ? AND capsule_id = ?").bind(projectId, capsuleId),
+      // One transaction: no image outlives its capsule, and a capsule still deployed somewhere stays.
+      const deployed = "EXISTS (SELECT 1 FROM deployments WHERE project_id = ?1 AND capsule_id = ?2)";
+      const [where, deleted] = await env.DB.batch<Record<string, unknown>>([
+        env.DB.prepare(`SELECT group_concat(environment_id, ', ') AS envs FROM deployments WHERE project_id = ?1 AND capsule_id = ?2`).bind(projectId, capsuleId),
+        env.DB.prepare(`DELETE FROM capsules WHERE project_id = ?1 AND id = ?2 AND NOT ${deployed}`).bind(projectId, capsuleId),
+        env.DB.prepare(`DELETE FROM images WHERE project_id = ?1 AND capsule_id = ?2 AND NOT ${deployed}`).bind(projectId, capsuleId),
       ]);
+      const envs = where!.results[0]?.envs as string | null;
+      if (envs) throw failedPrecondition(`capsule ${capsuleId} is deployed in ${envs}: stop its rollouts there first`);
       if (deleted!.meta.changes === 0) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
       return {};
     },

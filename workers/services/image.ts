@@ -10,7 +10,7 @@ import { failedPrecondition, invalidArgument, notFound } from "../http/errors";
 import { pageOf } from "../http/pagination";
 import { checkDigest, checkRegistry, checkRepository, DOCKER_HUB, formatReference, parseReference } from "../images/reference";
 import { Registry } from "../images/registry";
-import { capsuleKey, requireCapsule } from "./capsule";
+import { capsuleKey, requireCapsule } from "../db/capsules";
 import { defineService } from "./registry";
 import { authorOf } from "./user-messages";
 
@@ -46,13 +46,12 @@ function imageIdOf(value: string): string {
   return formatReference(parseReference(value, "image_id"));
 }
 
-/**
- * Whether a capsule's current rollout runs the image, in which case it may not be deleted.
- * Rollouts do not exist yet, so nothing runs any image: the rollout milestone must make this
- * consult the capsule's current rollouts (in every environment).
- */
-export async function imageInUse(_env: Env, _projectId: string, _capsuleId: string, _imageId: string): Promise<boolean> {
-  return false;
+/** Whether the capsule's current rollout in some environment runs the image, in which case it may not be deleted. */
+export async function imageInUse(env: Env, projectId: string, capsuleId: string, imageId: string): Promise<string | null> {
+  const row = await env.DB.prepare("SELECT environment_id FROM deployments WHERE project_id = ? AND capsule_id = ? AND image_id = ? LIMIT 1")
+    .bind(projectId, capsuleId, imageId)
+    .first<{ environment_id: string }>();
+  return row?.environment_id ?? null;
 }
 
 /** Where an image came from, read from the OCI source and revision labels its build set. */
@@ -179,8 +178,9 @@ export const images = defineService(
       const env = envOf(ctx);
       const { projectId, capsuleId } = capsuleKey(req);
       const id = imageIdOf(req.imageId);
-      if (await imageInUse(env, projectId, capsuleId, id)) {
-        throw failedPrecondition(`image ${id} is running in capsule ${capsuleId}: deploy another image first, then delete this one`);
+      const where = await imageInUse(env, projectId, capsuleId, id);
+      if (where) {
+        throw failedPrecondition(`image ${id} is running in capsule ${capsuleId} in environment ${where}: deploy another image there first, then delete this one`);
       }
       const res = await env.DB.prepare("DELETE FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?").bind(projectId, capsuleId, id).run();
       if (res.meta.changes === 0) throw notFound(`image ${id} in capsule ${capsuleId} of project ${projectId}`);

@@ -1,0 +1,232 @@
+/**
+ * What a runner reports about an environment's capsules, kept in the EnvironmentDO's SQLite
+ * storage: instances (full sets per capsule), log lines and metric samples. Logs and metrics
+ * are bounded ring buffers, so a chatty runner cannot grow the object without limit.
+ */
+import { defaults } from "../workers/config";
+import type { InstanceCounts } from "./rollout-status";
+import type { LogLine, MetricSample, ReportedInstance } from "./runner-protocol";
+
+/** An instance as the environment stores it. Times are ms since the epoch. */
+export type InstanceRow = {
+  project_id: string;
+  capsule_id: string;
+  instance_id: string;
+  rollout_id: number;
+  state: string;
+  ready: number;
+  restarts: number;
+  message: string;
+  node: string;
+  created_at: number;
+  started_at: number | null;
+  updated_at: number;
+  deleted_at: number | null;
+};
+
+export interface StoredLogLine {
+  seq: number;
+  instanceId: string;
+  time: number;
+  stream: "stdout" | "stderr";
+  text: string;
+}
+
+export interface StoredSample extends Required<Omit<MetricSample, "time" | "custom">> {
+  time: number;
+}
+
+const parseTime = (t: string | undefined, fallback: number) => {
+  const ms = t ? Date.parse(t) : Number.NaN;
+  return Number.isFinite(ms) ? ms : fallback;
+};
+
+export class RunnerReports {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS instances (
+      project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, instance_id TEXT NOT NULL,
+      rollout_id INTEGER NOT NULL, state TEXT NOT NULL, ready INTEGER NOT NULL, restarts INTEGER NOT NULL,
+      message TEXT NOT NULL, node TEXT NOT NULL, created_at INTEGER NOT NULL, started_at INTEGER,
+      updated_at INTEGER NOT NULL, deleted_at INTEGER,
+      PRIMARY KEY (project_id, capsule_id, instance_id)
+    )`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS logs (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, project_id TEXT NOT NULL, capsule_id TEXT NOT NULL,
+      instance_id TEXT NOT NULL, time INTEGER NOT NULL, stream TEXT NOT NULL, text TEXT NOT NULL
+    )`);
+    sql.exec("CREATE INDEX IF NOT EXISTS logs_capsule ON logs (project_id, capsule_id, seq)");
+    sql.exec(`CREATE TABLE IF NOT EXISTS metrics (
+      project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, instance_id TEXT NOT NULL, time INTEGER NOT NULL,
+      cpu_ms INTEGER NOT NULL, memory_bytes INTEGER NOT NULL, storage_bytes INTEGER NOT NULL
+    )`);
+    sql.exec("CREATE INDEX IF NOT EXISTS metrics_instance ON metrics (project_id, capsule_id, instance_id, time)");
+    sql.exec(`CREATE TABLE IF NOT EXISTS custom_metrics (
+      project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL, time INTEGER NOT NULL,
+      PRIMARY KEY (project_id, capsule_id, name)
+    )`);
+  }
+
+  /**
+   * Stores a capsule's full set of instances: listed ones are upserted, existing ones not
+   * listed are marked deleted (kept for `include_deleted`).
+   */
+  setInstances(projectId: string, capsuleId: string, instances: ReportedInstance[], now = Date.now()): void {
+    for (const i of instances) {
+      this.sql.exec(
+        `INSERT INTO instances (project_id, capsule_id, instance_id, rollout_id, state, ready, restarts, message, node, created_at, started_at, updated_at, deleted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, NULL)
+         ON CONFLICT (project_id, capsule_id, instance_id) DO UPDATE SET rollout_id = ?4, state = ?5, ready = ?6, restarts = ?7,
+           message = ?8, node = ?9, started_at = COALESCE(?11, started_at), updated_at = ?10, deleted_at = NULL`,
+        projectId,
+        capsuleId,
+        i.instanceId,
+        i.rolloutId,
+        i.state ?? (i.ready ? "running" : "pending"),
+        i.ready ? 1 : 0,
+        i.restarts ?? 0,
+        i.message ?? "",
+        i.node ?? "",
+        now,
+        i.startedAt ? parseTime(i.startedAt, now) : null,
+      );
+    }
+    const listed = JSON.stringify(instances.map((i) => i.instanceId));
+    this.sql.exec(
+      `UPDATE instances SET deleted_at = ?, ready = 0, updated_at = ? WHERE project_id = ? AND capsule_id = ? AND deleted_at IS NULL
+       AND instance_id NOT IN (SELECT value FROM json_each(?))`,
+      now,
+      now,
+      projectId,
+      capsuleId,
+      listed,
+    );
+  }
+
+  /** A capsule's instances, existing and/or deleted, by id. */
+  instances(projectId: string, capsuleId: string, opts: { includeDeleted?: boolean; excludeExisting?: boolean } = {}): InstanceRow[] {
+    const rows = this.sql
+      .exec<InstanceRow>("SELECT * FROM instances WHERE project_id = ? AND capsule_id = ? ORDER BY instance_id", projectId, capsuleId)
+      .toArray();
+    return rows.filter((r) => (r.deleted_at === null ? !opts.excludeExisting : !!opts.includeDeleted));
+  }
+
+  instance(projectId: string, capsuleId: string, instanceId: string): InstanceRow | undefined {
+    return this.sql
+      .exec<InstanceRow>("SELECT * FROM instances WHERE project_id = ? AND capsule_id = ? AND instance_id = ?", projectId, capsuleId, instanceId)
+      .toArray()[0];
+  }
+
+  /** How a capsule's existing instances stand against `rolloutId`. */
+  counts(projectId: string, capsuleId: string, rolloutId: number): InstanceCounts {
+    const c: InstanceCounts = { updated: 0, ready: 0, stuck: 0, wrongVersion: 0 };
+    for (const i of this.instances(projectId, capsuleId)) {
+      if (i.rollout_id !== rolloutId) {
+        c.wrongVersion++;
+        continue;
+      }
+      c.updated++;
+      if (i.ready) c.ready++;
+      else if (i.restarts > 0 || i.state === "failed") c.stuck++;
+    }
+    return c;
+  }
+
+  /** Forgets a capsule's instances: its rollout was stopped and the runner removed them. */
+  dropInstances(projectId: string, capsuleId: string, now = Date.now()): void {
+    this.sql.exec("UPDATE instances SET deleted_at = ?, ready = 0 WHERE project_id = ? AND capsule_id = ? AND deleted_at IS NULL", now, projectId, capsuleId);
+  }
+
+  /** Appends log lines and trims the oldest beyond the environment's budget. Returns the last seq. */
+  appendLogs(projectId: string, capsuleId: string, instanceId: string, lines: LogLine[], now = Date.now()): number {
+    let last = 0;
+    for (const l of lines) {
+      last = this.sql
+        .exec<{ seq: number }>(
+          "INSERT INTO logs (project_id, capsule_id, instance_id, time, stream, text) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+          projectId,
+          capsuleId,
+          instanceId,
+          parseTime(l.time, now),
+          l.stream === "stderr" ? "stderr" : "stdout",
+          String(l.text),
+        )
+        .one().seq;
+    }
+    this.sql.exec("DELETE FROM logs WHERE seq <= ?", last - defaults.runnerReports.logLines);
+    return last;
+  }
+
+  /** Log lines of a capsule (one instance, or all) after `after`, oldest first, from `sinceMs` on. */
+  logs(projectId: string, capsuleId: string, opts: { instanceId?: string; after: number; sinceMs?: number; limit?: number }): StoredLogLine[] {
+    return this.sql
+      .exec<{ seq: number; instance_id: string; time: number; stream: "stdout" | "stderr"; text: string }>(
+        `SELECT seq, instance_id, time, stream, text FROM logs WHERE project_id = ? AND capsule_id = ? AND seq > ?
+         AND (?4 = '' OR instance_id = ?4) AND time >= ? ORDER BY seq LIMIT ?`,
+        projectId,
+        capsuleId,
+        opts.after,
+        opts.instanceId ?? "",
+        opts.sinceMs ?? 0,
+        opts.limit ?? 1000,
+      )
+      .toArray()
+      .map((r) => ({ seq: r.seq, instanceId: r.instance_id, time: r.time, stream: r.stream, text: r.text }));
+  }
+
+  /** Stores samples, keeping the newest few per instance, and the latest value of each custom metric. */
+  addMetrics(projectId: string, capsuleId: string, samples: MetricSample[], now = Date.now()): void {
+    for (const s of samples) {
+      const time = parseTime(s.time, now);
+      this.sql.exec(
+        "INSERT INTO metrics (project_id, capsule_id, instance_id, time, cpu_ms, memory_bytes, storage_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        projectId,
+        capsuleId,
+        s.instanceId,
+        time,
+        Math.max(0, Math.trunc(s.cpuMs)),
+        Math.max(0, Math.trunc(s.memoryBytes)),
+        Math.max(0, Math.trunc(s.storageBytes ?? 0)),
+      );
+      this.sql.exec(
+        `DELETE FROM metrics WHERE project_id = ? AND capsule_id = ? AND instance_id = ? AND rowid NOT IN
+         (SELECT rowid FROM metrics WHERE project_id = ?1 AND capsule_id = ?2 AND instance_id = ?3 ORDER BY time DESC LIMIT ?4)`,
+        projectId,
+        capsuleId,
+        s.instanceId,
+        defaults.runnerReports.metricSamples,
+      );
+      for (const [name, value] of Object.entries(s.custom ?? {})) {
+        if (!Number.isFinite(value)) continue;
+        this.sql.exec(
+          "INSERT INTO custom_metrics (project_id, capsule_id, name, value, time) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET value = excluded.value, time = excluded.time",
+          projectId,
+          capsuleId,
+          name,
+          value,
+          time,
+        );
+      }
+    }
+  }
+
+  /** Samples of a capsule (one instance, or all) from `sinceMs` on, oldest first. */
+  metrics(projectId: string, capsuleId: string, opts: { instanceId?: string; sinceMs?: number }): StoredSample[] {
+    return this.sql
+      .exec<{ instance_id: string; time: number; cpu_ms: number; memory_bytes: number; storage_bytes: number }>(
+        `SELECT instance_id, time, cpu_ms, memory_bytes, storage_bytes FROM metrics WHERE project_id = ? AND capsule_id = ?
+         AND (?3 = '' OR instance_id = ?3) AND time >= ? ORDER BY time, instance_id`,
+        projectId,
+        capsuleId,
+        opts.instanceId ?? "",
+        opts.sinceMs ?? 0,
+      )
+      .toArray()
+      .map((r) => ({ instanceId: r.instance_id, time: r.time, cpuMs: r.cpu_ms, memoryBytes: r.memory_bytes, storageBytes: r.storage_bytes }));
+  }
+
+  customMetrics(projectId: string, capsuleId: string): { name: string; value: number; time: number }[] {
+    return this.sql
+      .exec<{ name: string; value: number; time: number }>("SELECT name, value, time FROM custom_metrics WHERE project_id = ? AND capsule_id = ? ORDER BY name", projectId, capsuleId)
+      .toArray();
+  }
+}

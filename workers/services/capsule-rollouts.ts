@@ -1,0 +1,163 @@
+/**
+ * api.v1.capsule.Service: Deploy and rollouts. The Worker authorizes and checks D1; the
+ * environment's object sequences deploys and each rollout's object owns its status.
+ */
+import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { EventSchema } from "../../proto/gen/api/v1/capsule/event_pb";
+import { RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
+import { StatusSchema } from "../../proto/gen/api/v1/capsule/rollout/status_pb";
+import type { AuthorSchema } from "../../proto/gen/model/author_pb";
+import { DeployRequestSchema, type Service } from "../../proto/gen/api/v1/capsule/service_pb";
+import { rolloutName } from "../../durable-objects/rollout";
+import { unwrap } from "../../durable-objects/outcome";
+import { allows } from "../auth/principal";
+import { capsuleKey } from "../db/capsules";
+import type { Env } from "../env";
+import { envOf, principalOf } from "../http/context";
+import { failedPrecondition, invalidArgument, notFound, permissionDenied } from "../http/errors";
+import { pageOf } from "../http/pagination";
+import { deployKindOf } from "../rollouts/changes";
+import { parseNamespaceTemplate, renderNamespace } from "./environment";
+import { authorOf } from "./user-messages";
+
+/**
+ * The environment a capsule request is about: the one it names, or the default environment
+ * (as Rig's CLI does when none is given).
+ */
+export async function environmentOf(env: Env, req: { environmentId: string }): Promise<string> {
+  if (req.environmentId) return req.environmentId;
+  const row = await env.DB.prepare("SELECT id FROM environments WHERE is_default = 1").first<{ id: string }>();
+  if (!row) throw invalidArgument("environment_id", "is required: there is no default environment");
+  return row.id;
+}
+
+/** A rollout's object; not_found unless it was started. */
+async function requireRollout(env: Env, req: { projectId: string; capsuleId: string; rolloutId: bigint }) {
+  const { projectId, capsuleId } = capsuleKey(req);
+  if (req.rolloutId === 0n) throw invalidArgument("rollout_id", "is required");
+  const stub = env.ROLLOUTS.getByName(rolloutName(projectId, capsuleId, req.rolloutId));
+  const rollout = await stub.get();
+  if (!rollout) throw notFound(`rollout ${req.rolloutId} of capsule ${capsuleId} in project ${projectId}`);
+  return { stub, rollout };
+}
+
+const rolloutMessage = (r: { config: Uint8Array; status: Uint8Array; identity: { rolloutId: number } }) => ({
+  rolloutId: BigInt(r.identity.rolloutId),
+  config: fromBinary(RolloutConfigSchema, r.config),
+  status: fromBinary(StatusSchema, r.status),
+});
+
+/** The checks of a deploy target in one D1 batch: capsule, environment, project active there, images. */
+async function deployTarget(env: Env, projectId: string, capsuleId: string, environmentId: string) {
+  const [capsule, environment, images] = await env.DB.batch<Record<string, unknown>>([
+    env.DB.prepare("SELECT 1 AS one FROM capsules WHERE project_id = ? AND id = ?").bind(projectId, capsuleId),
+    env.DB.prepare(
+      `SELECT namespace_template, global, EXISTS (SELECT 1 FROM environment_projects WHERE environment_id = ?1 AND project_id = ?2) AS active
+       FROM environments WHERE id = ?1`,
+    ).bind(environmentId, projectId),
+    env.DB.prepare("SELECT id FROM images WHERE project_id = ? AND capsule_id = ?").bind(projectId, capsuleId),
+  ]);
+  if (!capsule!.results.length) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
+  const e = environment!.results[0] as { namespace_template: string; global: number; active: number } | undefined;
+  if (!e) throw notFound(`environment ${environmentId}`);
+  if (!e.global && !e.active) {
+    throw failedPrecondition(`project ${projectId} is not active in environment ${environmentId}: add it to the environment (add_project) first`);
+  }
+  return {
+    namespace: renderNamespace(parseNamespaceTemplate(e.namespace_template), projectId, environmentId),
+    imageIds: images!.results.map((r) => r.id as string),
+  };
+}
+
+/** Each kind of change needs its own deploy sub-action (`capsule:deploy:image`, ...) in the capsule's scope. */
+function checkDeployActions(ctx: HandlerContext, req: { changes: Parameters<typeof deployKindOf>[0][]; projectId: string; capsuleId: string }, environmentId: string) {
+  const p = principalOf(ctx);
+  const scope = { resource: `capsule/${req.capsuleId}`, project: req.projectId, environment: environmentId };
+  req.changes.forEach((change, i) => {
+    const action = `capsule:deploy:${deployKindOf(change, `changes[${i}]`)}`;
+    if (!allows(p, action, scope)) throw permissionDenied(`changes[${i}]: ${action} is not granted for capsule ${req.capsuleId} in environment ${environmentId}`);
+  });
+}
+
+export const rolloutHandlers: Pick<
+  ServiceImpl<typeof Service>,
+  "deploy" | "getRollout" | "listRollouts" | "abortRollout" | "stopRollout" | "listEvents"
+> = {
+  async deploy(req, ctx) {
+    const env = envOf(ctx);
+    const { projectId, capsuleId } = capsuleKey(req);
+    const environmentId = await environmentOf(env, req);
+    checkDeployActions(ctx, req, environmentId);
+    const target = await deployTarget(env, projectId, capsuleId, environmentId);
+    const result = unwrap(
+      await env.ENVIRONMENTS.getByName(environmentId).deploy({
+        request: toBinary(DeployRequestSchema, create(DeployRequestSchema, { ...req, environmentId })),
+        createdBy: authorOf(principalOf(ctx)) as never,
+        imageIds: target.imageIds,
+        namespace: target.namespace,
+      }),
+    );
+    return { rolloutId: BigInt(result.rolloutId), rolloutConfig: fromBinary(RolloutConfigSchema, result.config), resourceYaml: result.resources };
+  },
+
+  async getRollout(req, ctx) {
+    const { rollout } = await requireRollout(envOf(ctx), req);
+    return { rollout: rolloutMessage(rollout) };
+  },
+
+  async listRollouts(req, ctx) {
+    const env = envOf(ctx);
+    const { projectId, capsuleId } = capsuleKey(req);
+    const environmentId = await environmentOf(env, req);
+    const page = pageOf(req.pagination);
+    // Newest first, as Rig lists them; `descending` reverses it.
+    const { ids, total } = await env.ENVIRONMENTS.getByName(environmentId).listRollouts(projectId, capsuleId, page.offset, page.limit, page.descending);
+    const rollouts = await Promise.all(ids.map((id) => env.ROLLOUTS.getByName(rolloutName(projectId, capsuleId, id)).get()));
+    return { rollouts: rollouts.filter((r) => r !== null).map(rolloutMessage), total: BigInt(total) };
+  },
+
+  async abortRollout(req, ctx) {
+    const env = envOf(ctx);
+    const { rollout } = await requireRollout(env, req);
+    const { projectId, capsuleId, rolloutId, environmentId } = rollout.identity;
+    unwrap(await env.ENVIRONMENTS.getByName(environmentId).abortRollout(projectId, capsuleId, rolloutId, authorOf(principalOf(ctx)) as never));
+    return {};
+  },
+
+  async stopRollout(req, ctx) {
+    const env = envOf(ctx);
+    const { rollout } = await requireRollout(env, req);
+    const { projectId, capsuleId, rolloutId, environmentId } = rollout.identity;
+    unwrap(await env.ENVIRONMENTS.getByName(environmentId).stopRollout(projectId, capsuleId, rolloutId, authorOf(principalOf(ctx)) as never));
+    return {};
+  },
+
+  async listEvents(req, ctx) {
+    const env = envOf(ctx);
+    const { projectId, capsuleId } = capsuleKey(req);
+    let rolloutId = req.rolloutId;
+    if (rolloutId === 0n) {
+      // No rollout named: the capsule's current one in the environment.
+      const current = await env.ENVIRONMENTS.getByName(await environmentOf(env, req)).currentRollout(projectId, capsuleId);
+      if (current === null) return { events: [], total: 0n };
+      rolloutId = BigInt(current);
+    }
+    const { stub } = await requireRollout(env, { projectId, capsuleId, rolloutId });
+    const page = pageOf(req.pagination);
+    const { events, total } = await stub.events(page.offset, page.limit, page.descending);
+    return {
+      events: events.map(
+        (e): MessageInitShape<typeof EventSchema> => ({
+          createdBy: (JSON.parse(e.createdBy) ?? undefined) as MessageInitShape<typeof AuthorSchema> | undefined,
+          createdAt: timestampFromMs(e.time),
+          rolloutId: BigInt(e.rolloutId),
+          message: e.message,
+          eventData: { kind: { case: e.kind, value: {} } },
+        }),
+      ),
+      total: BigInt(total),
+    };
+  },
+};
