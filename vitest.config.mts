@@ -16,6 +16,8 @@ export default defineConfig(async () => {
             // Tests mint and check tokens without a wrangler secret, like local dev.
             // Mailjet is reached at a test-only host answered by outboundService below.
             MAILJET_API_URL: "http://mailjet.test",
+            // Cron job retries in milliseconds rather than seconds, so tests see them happen.
+            JOB_RETRY_BACKOFF_MS: "25",
           },
           outboundService: (request: Request) => outbound(request, smtp.received),
         },
@@ -39,12 +41,36 @@ async function outbound(request: Request, received: Delivery[]): Promise<Respons
   const url = new URL(request.url);
   if (url.host === "smtp-inbox.test") return Response.json(received);
   if (url.hostname === "registry.test" || url.hostname.endsWith(".registry.test")) return registryStub(request);
+  if (url.host === "jobs.test") return jobTarget(url);
   if (url.host !== "mailjet.test") return new Response("no network in tests", { status: 502 });
   const body = (await request.json()) as { Messages?: { To?: { Email: string }[] }[] };
   const to = body.Messages?.[0]?.To?.[0]?.Email ?? "";
   if (!request.headers.get("authorization")?.startsWith("Basic ")) return new Response("unauthorized", { status: 401 });
   if (to.startsWith("bounce")) return new Response(JSON.stringify({ ErrorMessage: "mailbox unavailable" }), { status: 500 });
   return Response.json({ Messages: [{ Status: "success", To: [{ Email: to }] }] });
+}
+
+/** Requests jobs.test has answered, by path (query included). */
+const jobCalls = new Map<string, number>();
+
+/**
+ * The target of URL cron jobs in tests, `jobs.test`: `/ok/*` answers 200, `/fail-twice/*`
+ * 500 for the first two calls of that path then 200, `/always-fail/*` 500, `/slow/*` 200
+ * after 3 s. `/__calls?path=<path>` says how many calls a path got.
+ */
+async function jobTarget(url: URL): Promise<Response> {
+  if (url.pathname === "/__calls") return Response.json({ calls: jobCalls.get(url.searchParams.get("path") ?? "") ?? 0 });
+  const key = url.pathname + url.search;
+  const n = (jobCalls.get(key) ?? 0) + 1;
+  jobCalls.set(key, n);
+  const [, kind] = url.pathname.split("/");
+  if (kind === "ok") return new Response("ok");
+  if (kind === "fail-twice") return new Response(n <= 2 ? "not yet" : "ok", { status: n <= 2 ? 500 : 200 });
+  if (kind === "slow") {
+    await new Promise((r) => setTimeout(r, 3000));
+    return new Response("late");
+  }
+  return new Response("failing", { status: 500 });
 }
 
 /**

@@ -22,8 +22,9 @@ describe("EnvironmentDO lifecycle", () => {
     const stub = stubOf("unit-stale");
     await stub.initialize({ environmentId: "unit-stale", ephemeral: false, createdAt: 1 });
     await runInDurableObject(stub, (_obj: EnvironmentDO, state) => {
-      state.storage.sql.exec("INSERT INTO capsules (project_id, capsule_id, deployed_at) VALUES ('p', 'old', 1)");
+      state.storage.sql.exec("INSERT INTO capsule_state (project_id, capsule_id, desired_rollout_id, updated_at) VALUES ('p', 'old', 1, 1)");
     });
+    expect(await stub.deployedCapsules()).toEqual([{ projectId: "p", capsuleId: "old" }]);
     // A new incarnation (its deletion never reached the object) starts over.
     expect(await stub.initialize({ environmentId: "unit-stale", ephemeral: true, createdAt: 2 })).toBe(true);
     expect(await stub.deployedCapsules()).toEqual([]);

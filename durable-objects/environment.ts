@@ -1,13 +1,16 @@
 import { fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { DurableObject } from "cloudflare:workers";
+import { CronJobSchema, JobState } from "../proto/gen/api/v1/capsule/job_pb";
 import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/capsule/rollout_pb";
 import { DeployRequestSchema } from "../proto/gen/api/v1/capsule/service_pb";
+import { defaults } from "../workers/config";
 import type { Env } from "../workers/env";
 import { aborted, failedPrecondition, notFound } from "../workers/http/errors";
 import { parseReference } from "../workers/images/reference";
 import { applyChanges } from "../workers/rollouts/changes";
 import { nextRolloutId } from "../workers/rollouts/ids";
 import { renderResources } from "../workers/rollouts/resources";
+import { CronJobs, type ExecutionQuery, type ExecutionRow, type PlannedJob } from "./cron-jobs";
 import { EventLog, type Json, type LoggedEvent } from "./event-log";
 import { EventStream } from "./event-stream";
 import { attempt, type Outcome, unwrap } from "./outcome";
@@ -15,6 +18,7 @@ import { applyingBy, type RolloutSummary, rolloutName } from "./rollout";
 import { type InstanceRow, RunnerReports, type StoredLogLine, type StoredSample } from "./runner-reports";
 import { RUNNER_PROTOCOL_VERSION, type RunnerMessage, type ServerMessage } from "./runner-protocol";
 import { badTicket, requireUpgrade, socketError, Tickets } from "./tickets";
+import { Timers } from "./timers";
 
 /** Who an EnvironmentDO is, as recorded by `initialize`. */
 export interface EnvironmentIdentity {
@@ -88,8 +92,12 @@ const EXEC = "exec";
 const execTag = (sessionId: string) => `exec:${sessionId}`;
 /** Close code for a runner replaced by a newer connection of the environment's runner. */
 export const SUPERSEDED = 4001;
-/** A runner whose unstarted rollouts could not be handed to their objects is retried this soon. */
+/** A committed rollout whose object could not be reached is handed over again this soon. */
 const RETRY_START_MS = 5_000;
+/** Timer kinds (timers.ts). */
+const START_ROLLOUT = "start-rollout";
+const JOB_ATTEMPT = "job-attempt";
+const JOB_DEADLINE = "job-deadline";
 
 const capsuleKey = (projectId: string, capsuleId: string) => `${projectId}/${capsuleId}`;
 
@@ -104,6 +112,8 @@ export class EnvironmentDO extends DurableObject<Env> {
   /** The event log, once the schema exists in storage; cleared by `destroy`, which drops every table. */
   private eventLog?: EventLog;
   private reportStore?: RunnerReports;
+  private jobStore?: CronJobs;
+  private timerStore?: Timers;
   private readonly tickets: Tickets;
   private readonly stream: EventStream;
   /** Per capsule, the tail of the work queued on it: deploys, aborts and runner reports run one at a time. */
@@ -122,9 +132,9 @@ export class EnvironmentDO extends DurableObject<Env> {
    * constructor, so that after `destroy` the same instance (or a later one of the same name)
    * starts from empty tables again.
    */
-  private open(): { sql: SqlStorage; log: EventLog; reports: RunnerReports } {
+  private open(): { sql: SqlStorage; log: EventLog; reports: RunnerReports; jobs: CronJobs; timers: Timers } {
     const sql = this.ctx.storage.sql;
-    if (!this.eventLog || !this.reportStore) {
+    if (!this.eventLog || !this.reportStore || !this.jobStore || !this.timerStore) {
       sql.exec(`CREATE TABLE IF NOT EXISTS identity (
         singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
         environment_id TEXT NOT NULL,
@@ -158,8 +168,10 @@ export class EnvironmentDO extends DurableObject<Env> {
       )`);
       this.eventLog = new EventLog(sql);
       this.reportStore = new RunnerReports(sql);
+      this.jobStore = new CronJobs(sql);
+      this.timerStore = new Timers(this.ctx.storage);
     }
-    return { sql, log: this.eventLog, reports: this.reportStore };
+    return { sql, log: this.eventLog, reports: this.reportStore, jobs: this.jobStore, timers: this.timerStore };
   }
 
   /** Runs `fn` after everything queued on the capsule before it. */
@@ -233,14 +245,28 @@ export class EnvironmentDO extends DurableObject<Env> {
     return this.open().log.after(after, limit);
   }
 
-  /** Drops all of the object's storage and its alarm: the environment was deleted. */
+  /**
+   * Drops all of the object's storage and its alarm: the environment was deleted. Its
+   * rollouts outlive it (their ids are not reused), so the ones not yet ended are stopped.
+   */
   async destroy(): Promise<void> {
+    const live = this.identity()
+      ? this.open()
+          .sql.exec<{ project_id: string; capsule_id: string; current_rollout_id: number }>(
+            "SELECT project_id, capsule_id, current_rollout_id FROM capsule_state WHERE current_rollout_id IS NOT NULL",
+          )
+          .toArray()
+      : [];
+    // Best effort: a rollout that cannot be told now still reads as it was, never as running somewhere.
+    await Promise.allSettled(live.map((r) => this.rollout(r.project_id, r.capsule_id, r.current_rollout_id).stop(null)));
     this.toRunnerAll({ type: "error", code: "not_found", message: "the environment was deleted" });
     for (const ws of this.ctx.getWebSockets()) ws.close(1001, "environment deleted");
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.eventLog = undefined;
     this.reportStore = undefined;
+    this.jobStore = undefined;
+    this.timerStore = undefined;
   }
 
   // ---- Deploys and rollouts ---------------------------------------------------------------
@@ -305,6 +331,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     }
     const rolloutId = Number(await nextRolloutId(this.env, projectId, capsuleId));
     const added = req.changes.find((c) => c.field.case === "addImage");
+    const plan = this.open().jobs.plan(projectId, capsuleId, config.cronJobs, now);
     // D1 first: an image marked in use a moment early is safe; one deployed but not marked is not.
     const [deployment] = await this.env.DB.batch([
       this.env.DB.prepare(
@@ -313,6 +340,7 @@ export class EnvironmentDO extends DurableObject<Env> {
          ON CONFLICT (project_id, capsule_id, environment_id) DO UPDATE SET rollout_id = ?4, image_id = ?5, updated_at = ?6`,
       ).bind(projectId, capsuleId, environmentId, rolloutId, config.imageId, now),
       ...(added ? [registerImage(this.env, projectId, capsuleId, config.imageId, input.createdBy, now)] : []),
+      ...this.scheduleStatements(environmentId, projectId, capsuleId, plan),
     ]);
     if (deployment!.meta.changes === 0) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
 
@@ -337,14 +365,17 @@ export class EnvironmentDO extends DurableObject<Env> {
         rolloutId,
         now,
       );
+      this.open().jobs.setJobs(projectId, capsuleId, rolloutId, config.cronJobs, plan);
       this.stream.publish("rollout.created", { projectId, capsuleId, rolloutId, previousRolloutId: current, message: req.message });
     });
+    await this.terminateExecutions(projectId, capsuleId, `rollout ${rolloutId} replaced rollout ${current}`, rolloutId);
 
     if (current !== null) {
       // The rollout this one follows ends: aborted if it was still in progress (force), else replaced.
       const previous = this.rollout(projectId, capsuleId, current);
-      const ended = running !== null ? (await previous.abort(input.createdBy)).ok : false;
-      if (!ended) await previous.replace(rolloutId, req.changes.some((c) => c.field.case === "rollback"), input.createdBy);
+      const abortedOutcome = running !== null ? await previous.abort(input.createdBy) : null;
+      if (abortedOutcome?.ok) this.track(abortedOutcome.value);
+      else this.track(await previous.replace(rolloutId, req.changes.some((c) => c.field.case === "rollback"), input.createdBy));
     }
     await this.startRollout(projectId, capsuleId, rolloutId);
     return { rolloutId, config: configBytes, resources };
@@ -382,21 +413,33 @@ export class EnvironmentDO extends DurableObject<Env> {
       this.track(summary);
     } catch (err) {
       console.error(`rollout ${rolloutName(projectId, capsuleId, rolloutId)} could not start; retrying`, err);
-      await this.ctx.storage.setAlarm(Date.now() + RETRY_START_MS);
+      await this.open().timers.set(START_ROLLOUT, rolloutName(projectId, capsuleId, rolloutId), Date.now() + RETRY_START_MS);
       return;
     }
     this.sendDesired(projectId, capsuleId);
   }
 
-  /** Retries rollouts that were committed but could not be started. */
+  /** Runs the timers that are due: rollouts to hand over again, job attempts and deadlines. */
   async alarm(): Promise<void> {
     if (!this.identity()) return;
-    const unstarted = this.open()
-      .sql.exec<{ project_id: string; capsule_id: string; rollout_id: number }>("SELECT project_id, capsule_id, rollout_id FROM rollouts WHERE started = 0")
-      .toArray();
-    for (const r of unstarted) {
-      await this.serialize(capsuleKey(r.project_id, r.capsule_id), () => this.startRollout(r.project_id, r.capsule_id, r.rollout_id));
+    const { timers, sql } = this.open();
+    for (const t of timers.takeDue()) {
+      if (t.kind === START_ROLLOUT) {
+        const r = sql
+          .exec<{ project_id: string; capsule_id: string; rollout_id: number }>(
+            "SELECT project_id, capsule_id, rollout_id FROM rollouts WHERE started = 0 AND project_id || '/' || capsule_id || '/' || rollout_id = ?",
+            t.key,
+          )
+          .toArray()[0];
+        if (r) await this.serialize(capsuleKey(r.project_id, r.capsule_id), () => this.startRollout(r.project_id, r.capsule_id, r.rollout_id));
+      } else if (t.kind === JOB_ATTEMPT) {
+        await this.attemptJob(t.key);
+      } else if (t.kind === JOB_DEADLINE) {
+        const x = this.open().jobs.execution(t.key);
+        if (x) await this.endExecution(x, JobState.TERMINATED, "its timeout was reached");
+      }
     }
+    await timers.rearm();
   }
 
   /** Records what a rollout's object reported: a rollout that settled or stopped is no longer in progress. */
@@ -443,15 +486,25 @@ export class EnvironmentDO extends DurableObject<Env> {
         const { environmentId } = this.requireIdentity();
         const state = this.capsuleState(projectId, capsuleId);
         if (state.desired_rollout_id === rolloutId) {
-          await this.env.DB.prepare("DELETE FROM deployments WHERE project_id = ? AND capsule_id = ? AND environment_id = ? AND rollout_id = ?")
-            .bind(projectId, capsuleId, environmentId, rolloutId)
-            .run();
-          this.open().sql.exec(
-            "UPDATE capsule_state SET desired_rollout_id = NULL, updated_at = ? WHERE project_id = ? AND capsule_id = ?",
-            Date.now(),
-            projectId,
-            capsuleId,
-          );
+          await this.env.DB.batch([
+            this.env.DB.prepare("DELETE FROM deployments WHERE project_id = ? AND capsule_id = ? AND environment_id = ? AND rollout_id = ?").bind(
+              projectId,
+              capsuleId,
+              environmentId,
+              rolloutId,
+            ),
+            ...this.scheduleStatements(environmentId, projectId, capsuleId, []),
+          ]);
+          this.ctx.storage.transactionSync(() => {
+            this.open().sql.exec(
+              "UPDATE capsule_state SET desired_rollout_id = NULL, updated_at = ? WHERE project_id = ? AND capsule_id = ?",
+              Date.now(),
+              projectId,
+              capsuleId,
+            );
+            this.open().jobs.clearJobs(projectId, capsuleId);
+          });
+          await this.terminateExecutions(projectId, capsuleId, `rollout ${rolloutId} was stopped`);
         }
         this.track(outcome.value);
         this.toRunner({ type: "stop", projectId, capsuleId, rolloutId });
@@ -542,8 +595,11 @@ export class EnvironmentDO extends DurableObject<Env> {
     this.toRunner({ type: "desired", projectId, capsuleId, rolloutId: id, config: toJson(RolloutConfigSchema, config) });
   }
 
-  /** Tells every rollout in progress what the runner is up to. */
-  private async runnerNews(message: string): Promise<void> {
+  /**
+   * Tells every rollout in progress what the runner is up to; with `waitingOnly`, only those
+   * still waiting for their resources (a reconnect changes nothing for a running rollout).
+   */
+  private async runnerNews(message: string, waitingOnly = false): Promise<void> {
     const rows = this.open()
       .sql.exec<{ project_id: string; capsule_id: string; in_progress_rollout_id: number }>(
         "SELECT project_id, capsule_id, in_progress_rollout_id FROM capsule_state WHERE in_progress_rollout_id IS NOT NULL",
@@ -551,7 +607,7 @@ export class EnvironmentDO extends DurableObject<Env> {
       .toArray();
     for (const r of rows) {
       await this.serialize(capsuleKey(r.project_id, r.capsule_id), async () => {
-        this.track(await this.rollout(r.project_id, r.capsule_id, r.in_progress_rollout_id).runnerNews(message));
+        this.track(await this.rollout(r.project_id, r.capsule_id, r.in_progress_rollout_id).runnerNews(message, waitingOnly));
       });
     }
   }
@@ -566,7 +622,10 @@ export class EnvironmentDO extends DurableObject<Env> {
     const ticket = this.tickets.consume(RUNNER, request);
     if (!ticket) return badTicket();
     // One runner per environment: a new connection (a restarted runner) takes over.
-    for (const old of this.ctx.getWebSockets(RUNNER)) old.close(SUPERSEDED, "superseded by a newer runner connection");
+    const old = this.ctx.getWebSockets(RUNNER);
+    for (const ws of old) ws.close(SUPERSEDED, "superseded by a newer runner connection");
+    // Sessions relayed through the old runner cannot continue on the new one.
+    if (old.length > 0) for (const exec of this.ctx.getWebSockets(EXEC)) exec.close(1011, "the runner was replaced");
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [RUNNER]);
     server.serializeAttachment({ subject: ticket.subject } satisfies RunnerAttachment);
@@ -606,7 +665,9 @@ export class EnvironmentDO extends DurableObject<Env> {
         ws.send(JSON.stringify({ type: "welcome", environmentId: this.requireIdentity().environmentId, version: RUNNER_PROTOCOL_VERSION } satisfies ServerMessage));
         this.stream.publish("runner.connected", { name, version: String(msg.runner?.version ?? "") });
         for (const c of await this.deployedCapsules()) this.sendDesired(c.projectId, c.capsuleId);
-        await this.runnerNews(applyingBy(name));
+        // The complete desired set: the runner removes whatever it runs that is not in it.
+        ws.send(JSON.stringify({ type: "synced", capsules: (await this.deployedCapsules()).map((c) => ({ ...c, rolloutId: this.capsuleState(c.projectId, c.capsuleId).desired_rollout_id! })) } satisfies ServerMessage));
+        await this.runnerNews(applyingBy(name), true);
         return;
       }
       case "applied":
@@ -620,9 +681,19 @@ export class EnvironmentDO extends DurableObject<Env> {
               ? await rollout.applied(Array.isArray(msg.resources) ? msg.resources : [])
               : await rollout.applyFailed(String(msg.message || "the runner gave no reason"));
           this.track(summary);
-          if (msg.type === "applied") await this.countFor(msg.projectId, msg.capsuleId);
+          if (msg.type === "applied") {
+            if (Array.isArray(msg.endpoints)) this.open().jobs.setEndpoints(msg.projectId, msg.capsuleId, msg.endpoints);
+            await this.countFor(msg.projectId, msg.capsuleId);
+          }
         });
         return;
+      case "job-result": {
+        const x = this.open().jobs.execution(String(msg.executionId));
+        if (!x || x.state !== JobState[JobState.ONGOING]) return;
+        if (msg.exitCode === 0) await this.endExecution(x, JobState.COMPLETED, msg.message || "exit code 0");
+        else await this.jobAttemptFailed(x, `exit code ${msg.exitCode}${msg.message ? `: ${msg.message}` : ""}`);
+        return;
+      }
       case "instances":
         await this.serialize(capsuleKey(msg.projectId, msg.capsuleId), async () => {
           reports.setInstances(msg.projectId, msg.capsuleId, Array.isArray(msg.instances) ? msg.instances : [], now);
@@ -658,8 +729,8 @@ export class EnvironmentDO extends DurableObject<Env> {
 
   private async onRunnerGone(ws: WebSocket): Promise<void> {
     const a = ws.deserializeAttachment() as RunnerAttachment | null;
-    // A superseded connection's successor is already in charge; only the last one leaving matters.
-    if (!a?.name || this.activeRunner()) return;
+    // A superseded connection's successor is in charge (or about to say hello); only the last one leaving matters.
+    if (!a?.name || this.ctx.getWebSockets(RUNNER).some((other) => other !== ws && other.readyState === WebSocket.OPEN)) return;
     const at = Date.now();
     this.open().sql.exec("UPDATE runner SET disconnected_at = ?", at);
     this.stream.publish("runner.disconnected", { name: a.name });
@@ -736,6 +807,113 @@ export class EnvironmentDO extends DurableObject<Env> {
     });
   }
 
+  // ---- Cron jobs -------------------------------------------------------------------------------
+
+  /** D1 statements that make the Cron Trigger's index of the capsule's jobs here match `plan`. */
+  private scheduleStatements(environmentId: string, projectId: string, capsuleId: string, plan: PlannedJob[]): D1PreparedStatement[] {
+    const db = this.env.DB;
+    return [
+      db.prepare("DELETE FROM cron_schedules WHERE environment_id = ? AND project_id = ? AND capsule_id = ?").bind(environmentId, projectId, capsuleId),
+      ...plan.map((j) =>
+        db
+          .prepare("INSERT INTO cron_schedules (environment_id, project_id, capsule_id, job_name, next_run_at) VALUES (?, ?, ?, ?, ?)")
+          .bind(environmentId, projectId, capsuleId, j.jobName, j.nextRunAt),
+      ),
+    ];
+  }
+
+  /**
+   * Called by the Cron Trigger: starts an execution for every job due by `dueBy` (the
+   * trigger's scheduled time). Each scheduled time gets one execution however many triggers
+   * call this. Returns how many started.
+   */
+  async runDueJobs(dueBy = Date.now()): Promise<number> {
+    const identity = this.identity();
+    if (!identity) return 0;
+    const { jobs, timers } = this.open();
+    const now = Date.now();
+    let started = 0;
+    for (const job of jobs.due(dueBy)) {
+      const fired = this.ctx.storage.transactionSync(() => jobs.fire(job, dueBy, now));
+      const base = { projectId: job.project_id, capsuleId: job.capsule_id, jobName: job.job_name, rolloutId: job.rollout_id };
+      if (fired.missed.length > 0) this.stream.publish("job.missed", { ...base, scheduledAt: fired.missed.map((t) => new Date(t).toISOString()) });
+      for (const x of fired.started) {
+        this.stream.publish("job.started", { ...base, executionId: x.execution_id, scheduledAt: new Date(x.scheduled_at).toISOString() });
+        await timers.set(JOB_ATTEMPT, x.execution_id, now);
+        if (x.deadline_at !== null) await timers.set(JOB_DEADLINE, x.execution_id, x.deadline_at);
+        started++;
+      }
+      await this.env.DB.prepare("UPDATE cron_schedules SET next_run_at = ? WHERE environment_id = ? AND project_id = ? AND capsule_id = ? AND job_name = ?")
+        .bind(fired.nextRunAt, identity.environmentId, job.project_id, job.capsule_id, job.job_name)
+        .run();
+    }
+    return started;
+  }
+
+  /** One attempt of an execution: an HTTP request to the capsule, or a command sent to the runner. */
+  private async attemptJob(executionId: string): Promise<void> {
+    const x = this.open().jobs.execution(executionId);
+    if (!x || x.state !== JobState[JobState.ONGOING]) return;
+    const job = fromBinary(CronJobSchema, new Uint8Array(x.job));
+    const budget = (x.deadline_at ?? Date.now() + defaults.jobs.defaultDeadlineMs) - Date.now();
+    if (budget <= 0) return this.endExecution(x, JobState.TERMINATED, "its timeout was reached");
+    if (job.jobType.case === "command") {
+      const { command, args } = job.jobType.value;
+      const sent = this.toRunner({ type: "job-run", executionId, projectId: x.project_id, capsuleId: x.capsule_id, jobName: x.job_name, command, args, timeoutMs: budget });
+      // The runner answers with job-result; the deadline timer ends the execution if it never does.
+      if (!sent) await this.jobAttemptFailed(x, `no runner is connected to environment ${this.requireIdentity().environmentId}, so the command cannot run`);
+      return;
+    }
+    if (job.jobType.case !== "url") return this.endExecution(x, JobState.FAILED, "the job has neither a URL nor a command");
+    const { port, path, queryParameters } = job.jobType.value;
+    const base = this.open().jobs.endpoint(x.project_id, x.capsule_id, Number(port));
+    if (!base) return this.jobAttemptFailed(x, `capsule ${x.capsule_id} has no address for port ${port}: the runner has not reported one`);
+    const url = new URL(path, base);
+    for (const k of Object.keys(queryParameters).sort()) url.searchParams.set(k, queryParameters[k]!);
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(budget) });
+      await res.body?.cancel();
+      if (res.ok) await this.endExecution(x, JobState.COMPLETED, `${url} answered ${res.status}`);
+      else await this.jobAttemptFailed(x, `${url} answered ${res.status}`);
+    } catch (err) {
+      if (x.deadline_at !== null && Date.now() >= x.deadline_at) await this.endExecution(x, JobState.TERMINATED, "its timeout was reached");
+      else await this.jobAttemptFailed(x, `${url} could not be reached: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** A failed attempt: retried after a backoff while retries remain, else the execution FAILED. */
+  private async jobAttemptFailed(x: ExecutionRow, message: string): Promise<void> {
+    const job = fromBinary(CronJobSchema, new Uint8Array(x.job));
+    const current = this.open().jobs.execution(x.execution_id);
+    if (!current || current.state !== JobState[JobState.ONGOING]) return;
+    if (current.retries >= job.maxRetries) return this.endExecution(current, JobState.FAILED, message);
+    const retries = this.open().jobs.countRetry(x.execution_id, message);
+    const first = Number(this.env.JOB_RETRY_BACKOFF_MS) || defaults.jobs.retryBackoffMs;
+    const backoff = Math.min(defaults.jobs.retryBackoffCapMs, first * 2 ** (retries - 1));
+    this.stream.publish("job.retrying", { ...executionEvent(current), retries, message, retryAt: new Date(Date.now() + backoff).toISOString() });
+    await this.open().timers.set(JOB_ATTEMPT, x.execution_id, Date.now() + backoff);
+  }
+
+  /** Ends an ongoing execution in `state`, once, and drops its timers. */
+  private async endExecution(x: ExecutionRow, state: JobState, message: string): Promise<void> {
+    const { jobs, timers } = this.open();
+    if (!jobs.finish(x.execution_id, state, message, Date.now())) return;
+    this.stream.publish(`job.${JobState[state].toLowerCase()}`, { ...executionEvent(x), retries: jobs.execution(x.execution_id)!.retries, message });
+    await timers.cancel(JOB_ATTEMPT, x.execution_id);
+    await timers.cancel(JOB_DEADLINE, x.execution_id);
+  }
+
+  /** Terminates a capsule's ongoing executions (of rollouts other than `keep`): their rollout ended. */
+  private async terminateExecutions(projectId: string, capsuleId: string, why: string, keep?: number): Promise<void> {
+    for (const x of this.open().jobs.ongoing(projectId, capsuleId, keep)) await this.endExecution(x, JobState.TERMINATED, why);
+  }
+
+  /** GetJobExecutions: a page of a capsule's executions here, with the total. */
+  async jobExecutions(q: ExecutionQuery): Promise<{ rows: Omit<ExecutionRow, "job">[]; total: number }> {
+    const { rows, total } = this.open().jobs.list(q);
+    return { rows: rows.map(({ job: _, ...r }) => r), total };
+  }
+
   // ---- Execute ---------------------------------------------------------------------------------
 
   /** A ticket for an Execute session; the Worker has checked `capsule:execute`. */
@@ -754,7 +932,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     const session = ticket.payload as ExecSession;
     const sessionId = crypto.randomUUID();
     if (!this.toRunner({ type: "exec-start", sessionId, ...session })) {
-      return socketError(412, "failed_precondition", "the runner disconnected: no command can be executed until it reconnects");
+      return socketError(400, "failed_precondition", "the runner disconnected: no command can be executed until it reconnects");
     }
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [EXEC, execTag(sessionId)]);
@@ -803,8 +981,15 @@ export class EnvironmentDO extends DurableObject<Env> {
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const tags = this.ctx.getTags(ws);
     const text = typeof message === "string" ? message : new TextDecoder().decode(message);
-    if (tags.includes(RUNNER)) await this.onRunnerMessage(ws, text);
-    else if (tags.includes(EXEC)) this.onExecMessage(ws, text);
+    try {
+      if (tags.includes(RUNNER)) await this.onRunnerMessage(ws, text);
+      else if (tags.includes(EXEC)) this.onExecMessage(ws, text);
+    } catch (err) {
+      // A malformed report (a missing field) is the sender's to fix; the connection stays.
+      console.error("socket message refused", err);
+      const message = `the message could not be applied: ${err instanceof Error ? err.message : String(err)}`;
+      ws.send(JSON.stringify(tags.includes(RUNNER) ? ({ type: "error", code: "invalid_argument", message } satisfies ServerMessage) : { error: { code: "invalid_argument", message } }));
+    }
     // Subscribers only listen; anything they send but the keep-alive ping is ignored.
   }
 
@@ -823,6 +1008,15 @@ export class EnvironmentDO extends DurableObject<Env> {
     else if (tags.includes(EXEC)) this.toRunner({ type: "exec-close", sessionId: (ws.deserializeAttachment() as { sessionId: string }).sessionId });
   }
 }
+
+/** What every job event carries about its execution. */
+const executionEvent = (x: ExecutionRow) => ({
+  projectId: x.project_id,
+  capsuleId: x.capsule_id,
+  jobName: x.job_name,
+  rolloutId: x.rollout_id,
+  executionId: x.execution_id,
+});
 
 /** A rollout object's refusal, rethrown as its ConnectError so `attempt` reports it. */
 function settle<T>(outcome: Outcome<T>): void {

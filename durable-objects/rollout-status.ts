@@ -201,8 +201,6 @@ export function resourcesFailed(s: Status, now: number, message: string): string
 export function countInstances(s: Status, now: number, c: InstanceCounts, replicas: number): string | undefined {
   const st = instancesStep(s);
   if (s.state !== State.RUNNING || !st) return undefined;
-  const changed =
-    st.numUpdated !== c.updated || st.numReady !== c.ready || st.numStuck !== c.stuck || st.numWrongVersion !== c.wrongVersion;
   st.numUpdated = c.updated;
   st.numReady = c.ready;
   st.numStuck = c.stuck;
@@ -215,21 +213,24 @@ export function countInstances(s: Status, now: number, c: InstanceCounts, replic
     s.updatedAt = ts(now);
     return `rollout is running: ${replicas} of ${replicas} instance(s) ready`;
   }
-  if (!changed || healthy) return undefined;
+  if (healthy) return undefined;
   const parts = [`${c.ready} of ${replicas} instance(s) ready`];
   if (c.stuck) parts.push(`${c.stuck} stuck`);
   if (c.wrongVersion) parts.push(`${c.wrongVersion} running another rollout`);
-  // A stuck step stays FAILED (with its counts updated) until the instances recover.
-  touch(st.info, now, st.info?.state === StepState.DONE ? StepState.ONGOING : (st.info?.state ?? StepState.ONGOING), parts.join(", "));
+  const message = parts.join(", ");
+  // A stuck step keeps its FAILED state (and its "stuck" message) until the instances recover;
+  // otherwise the counts replace whatever the step said before (a runner's news, say).
+  if (st.info?.state === StepState.FAILED || st.info?.message === message) return undefined;
+  touch(st.info, now, StepState.ONGOING, message);
   s.updatedAt = ts(now);
-  return parts.join(", ");
+  return message;
 }
 
 /** The instances did not become ready in time: the instances step fails, the rollout stays to be fixed or replaced. */
-export function markStuck(s: Status, now: number, after: string): string | undefined {
+export function markStuck(s: Status, now: number, replicas: number, after: string): string | undefined {
   const st = instancesStep(s);
-  if (s.state !== State.RUNNING || !st || st.info?.state === StepState.DONE) return undefined;
-  const message = `stuck: ${st.numReady} of the instance(s) ready after ${after}`;
+  if (s.state !== State.RUNNING || !st || st.info?.state === StepState.DONE || st.info?.state === StepState.FAILED) return undefined;
+  const message = `stuck: ${st.numReady} of ${replicas} instance(s) ready after ${after}`;
   touch(st.info, now, StepState.FAILED, message);
   s.updatedAt = ts(now);
   return message;

@@ -185,14 +185,16 @@ export class RolloutDO extends DurableObject<Env> {
 
   /** The runner created the rollout's resources. */
   async applied(resources: AppliedResource[]): Promise<RolloutSummary> {
+    let created: string | undefined;
     const summary = this.advance((s, config, now) => {
       const replicas = config.replicas;
-      const created = machine.resourcesCreated(s, now, resources, replicas);
+      created = machine.resourcesCreated(s, now, resources, replicas);
       // Nothing to wait for: zero replicas are ready at once.
       const ready = created && replicas === 0 ? machine.countInstances(s, now, { updated: 0, ready: 0, stuck: 0, wrongVersion: 0 }, 0) : undefined;
       return [created, ready];
     });
-    if (summary.inProgress && summary.state === State[State.RUNNING]) await this.ctx.storage.setAlarm(Date.now() + defaults.rollouts.readyTimeoutMs);
+    // The readiness deadline starts once, when the rollout enters RUNNING; a resent `applied` (a reconnect) does not move it.
+    if (created && summary.inProgress) await this.ctx.storage.setAlarm(Date.now() + defaults.rollouts.readyTimeoutMs);
     return summary;
   }
 
@@ -213,8 +215,8 @@ export class RolloutDO extends DurableObject<Env> {
   }
 
   /** News about the runner (connected, disconnected) for the step the rollout waits on. */
-  async runnerNews(message: string): Promise<RolloutSummary> {
-    return this.advance((s, _c, now) => [machine.runnerNews(s, now, message)]);
+  async runnerNews(message: string, waitingOnly = false): Promise<RolloutSummary> {
+    return this.advance((s, _c, now) => [waitingOnly && s.state !== State.RESOURCE_CREATION ? undefined : machine.runnerNews(s, now, message)]);
   }
 
   /** AbortRollout: a rollout in progress stops where it is, ABORTED. */
@@ -260,8 +262,8 @@ export class RolloutDO extends DurableObject<Env> {
   async alarm(): Promise<void> {
     const current = this.load();
     if (!current || !machine.inProgress(current.status)) return;
-    const summary = this.advance((s, _c, now) => {
-      const m = machine.markStuck(s, now, `${Math.round(defaults.rollouts.readyTimeoutMs / 1000)}s`);
+    const summary = this.advance((s, config, now) => {
+      const m = machine.markStuck(s, now, config.replicas, `${Math.round(defaults.rollouts.readyTimeoutMs / 1000)}s`);
       return m ? [["error", m]] : [];
     });
     if (summary.message) await this.env.ENVIRONMENTS.getByName(summary.environmentId).rolloutChanged(summary);

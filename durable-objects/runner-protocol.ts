@@ -47,7 +47,15 @@ export interface MetricSample {
 export type RunnerMessage =
   | { type: "hello"; version: number; runner: { name: string; version: string }; cluster?: { type: string } }
   /** The rollout's resources exist: resource creation is done. */
-  | { type: "applied"; projectId: string; capsuleId: string; rolloutId: number; resources: AppliedResource[] }
+  | {
+      type: "applied";
+      projectId: string;
+      capsuleId: string;
+      rolloutId: number;
+      resources: AppliedResource[];
+      /** Where the capsule's ports can be reached from edgeplane (URL cron jobs call them). */
+      endpoints?: { port: number; url: string }[];
+    }
   /** The rollout's resources could not be created; the message says why. */
   | { type: "apply-failed"; projectId: string; capsuleId: string; rolloutId: number; message: string }
   /** The full set of the capsule's instances; any instance not listed is gone. */
@@ -56,13 +64,17 @@ export type RunnerMessage =
   | { type: "metrics"; projectId: string; capsuleId: string; samples: MetricSample[] }
   /** Output of an Execute session; `data` is base64. */
   | { type: "exec-output"; sessionId: string; stream: "stdout" | "stderr"; data: string }
-  | { type: "exec-exit"; sessionId: string; exitCode: number; message?: string };
+  | { type: "exec-exit"; sessionId: string; exitCode: number; message?: string }
+  /** How a `job-run` ended: exit code 0 is success. */
+  | { type: "job-result"; executionId: string; exitCode: number; message?: string };
 
 /** edgeplane → runner. */
 export type ServerMessage =
   | { type: "welcome"; environmentId: string; version: number }
   /** Make this rollout what runs for the capsule. Level-triggered: sent again in full after every reconnect. */
   | { type: "desired"; projectId: string; capsuleId: string; rolloutId: number; config: unknown }
+  /** Sent after the `desired` messages that follow `hello`: the complete set; anything else the runner runs is to be removed. */
+  | { type: "synced"; capsules: { projectId: string; capsuleId: string; rolloutId: number }[] }
   /** Remove the rollout's resources (StopRollout). */
   | { type: "stop"; projectId: string; capsuleId: string; rolloutId: number }
   | { type: "restart-instance"; projectId: string; capsuleId: string; instanceId: string }
@@ -80,5 +92,7 @@ export type ServerMessage =
   | { type: "exec-input"; sessionId: string; data: string; closed?: boolean }
   | { type: "exec-resize"; sessionId: string; width: number; height: number }
   | { type: "exec-close"; sessionId: string }
+  /** Run a command cron job once in an instance of the capsule, answered by `job-result`. */
+  | { type: "job-run"; executionId: string; projectId: string; capsuleId: string; jobName: string; command: string; args: string[]; timeoutMs?: number }
   /** A message the server could not accept; the connection stays open. */
   | { type: "error"; code: string; message: string };

@@ -39,6 +39,17 @@ export const defaults = {
     /** A rollout whose instances are not all ready this long after its resources exist is marked stuck. */
     readyTimeoutMs: 10 * 60 * 1000,
   },
+  jobs: {
+    /** A failed attempt is retried after this, doubling per retry up to the cap. */
+    retryBackoffMs: 10_000,
+    retryBackoffCapMs: 5 * 60 * 1000,
+    /** A scheduled time found this late still runs; older ones are recorded as missed. */
+    lateGraceMs: 2 * 60 * 1000,
+    /** The deadline of an execution whose job sets no timeout: executions never stay ongoing forever. */
+    defaultDeadlineMs: 60 * 60 * 1000,
+    /** After an outage, at most this many missed times of a job are recorded. */
+    maxMissedRecorded: 10,
+  },
   /** What an environment keeps of runner reports: log lines per environment, metric samples per instance. */
   runnerReports: { logLines: 10_000, metricSamples: 120 },
   /** Clusters when the CLUSTERS var is unset: one local Docker host. */

@@ -17,6 +17,8 @@ export interface Env {
    * array when wrangler.toml gives it as TOML); unset means `defaults.clusters`.
    */
   CLUSTERS?: string | ClusterConfig[];
+  /** The first retry delay of a failed cron job attempt, in ms (`defaults.jobs.retryBackoffMs` when unset). */
+  JOB_RETRY_BACKOFF_MS?: string;
 }
 
 /** A cluster, as configured by the operator (clusters are not created through the API). */
@@ -40,6 +42,7 @@ declare global {
       ROLLOUTS: DurableObjectNamespace<RolloutDO>;
       TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
       MAILJET_API_URL?: string;
+      JOB_RETRY_BACKOFF_MS?: string;
     }
   }
 }

@@ -2,6 +2,7 @@
 import type { Env } from "./env";
 import { app } from "./http/app";
 import { sweepExpired } from "./housekeeping";
+import { wakeDueJobs } from "./jobs";
 import { retryDueEmails } from "./outbox/outbox";
 
 export { EnvironmentDO } from "../durable-objects/environment";
@@ -9,7 +10,7 @@ export { RolloutDO } from "../durable-objects/rollout";
 
 export default {
   fetch: app.fetch,
-  async scheduled(_controller, env, ctx) {
-    ctx.waitUntil(Promise.all([retryDueEmails(env), sweepExpired(env)]));
+  async scheduled(controller, env, ctx) {
+    ctx.waitUntil(Promise.all([retryDueEmails(env), sweepExpired(env), wakeDueJobs(env, controller.scheduledTime)]));
   },
 } satisfies ExportedHandler<Env>;

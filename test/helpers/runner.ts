@@ -29,9 +29,13 @@ export interface Behavior {
   instances: "ready" | "crashing" | "wrong-version";
   /** Wait this long before answering `desired`. */
   applyDelayMs: number;
+  /** The base URL reported (in `applied`) for every port of the capsule's interfaces; none when null. */
+  endpoint: string | null;
+  /** The exit code `job-run` commands end with. */
+  jobExitCode: number;
 }
 
-const defaultBehavior: Behavior = { apply: "ok", instances: "ready", applyDelayMs: 0 };
+const defaultBehavior: Behavior = { apply: "ok", instances: "ready", applyDelayMs: 0, endpoint: null, jobExitCode: 0 };
 
 type MessageOf<K extends ServerMessage["type"]> = Extract<ServerMessage, { type: K }>;
 
@@ -226,6 +230,9 @@ export class TestRunner {
       case "exec-close":
         this.execExit(msg.sessionId);
         return;
+      case "job-run":
+        this.trySend({ type: "job-result", executionId: msg.executionId, exitCode: this.behavior.jobExitCode, message: `ran ${msg.command}` });
+        return;
     }
   }
 
@@ -237,7 +244,16 @@ export class TestRunner {
       this.trySend({ type: "apply-failed", projectId, capsuleId, rolloutId, message: `test runner was told to fail applying rollout ${rolloutId}` });
       return;
     }
-    this.trySend({ type: "applied", projectId, capsuleId, rolloutId, resources: [{ kind: "Deployment", name: capsuleId, namespace: this.environmentId }] });
+    const ports = ((msg.config as { network?: { interfaces?: { port?: number }[] } } | null)?.network?.interfaces ?? []).map((i) => Number(i.port ?? 0));
+    const endpoint = this.behavior.endpoint;
+    this.trySend({
+      type: "applied",
+      projectId,
+      capsuleId,
+      rolloutId,
+      resources: [{ kind: "Deployment", name: capsuleId, namespace: this.environmentId }],
+      ...(endpoint ? { endpoints: ports.map((port) => ({ port, url: endpoint })) } : {}),
+    });
     // protobuf JSON leaves out zero values: no `replicas` means 0.
     const replicas = Number((msg.config as { replicas?: number } | null)?.replicas ?? 0);
     const previous = this.instancesOf(projectId, capsuleId);

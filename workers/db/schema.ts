@@ -294,3 +294,21 @@ export const deployments = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.projectId, t.capsuleId, t.environmentId] }), index("deployments_image").on(t.projectId, t.capsuleId, t.imageId)],
 );
+
+/**
+ * When each cron job runs next, per environment: the Cron Trigger finds the environments with
+ * due jobs here and wakes their objects, which own the jobs and their executions. Written by
+ * the EnvironmentDO when a rollout changes the jobs and after each run.
+ */
+export const cronSchedules = sqliteTable(
+  "cron_schedules",
+  {
+    environmentId: text("environment_id").notNull(),
+    projectId: text("project_id").notNull(),
+    capsuleId: text("capsule_id").notNull(),
+    jobName: text("job_name").notNull(),
+    /** Null for a schedule that never fires (`0 0 31 2 *`). */
+    nextRunAt: integer("next_run_at"),
+  },
+  (t) => [primaryKey({ columns: [t.environmentId, t.projectId, t.capsuleId, t.jobName] }), index("cron_schedules_due").on(t.nextRunAt)],
+);

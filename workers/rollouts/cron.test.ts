@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { checkCronSchedule, CronSyntaxError, parseCron } from "./cron";
+import { checkCronSchedule, CronSyntaxError, nextFireTime, parseCron } from "./cron";
 
 const range = (from: number, to: number, step = 1) => Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
 
@@ -108,5 +108,34 @@ describe("checkCronSchedule", () => {
       expect((err as ConnectError).code).toBe(Code.InvalidArgument);
       expect((err as ConnectError).rawMessage).toBe('changes[2].add_cron_job.schedule: "61 * * * *" minute 61 is out of range 0-59');
     }
+  });
+});
+
+describe("nextFireTime", () => {
+  const at = (iso: string) => Date.parse(iso);
+  const next = (expr: string, after: string) => {
+    const t = nextFireTime(parseCron(expr), at(after));
+    return t === null ? null : new Date(t).toISOString();
+  };
+
+  it("finds the next minute, hour, day and month that match, strictly after the given time", () => {
+    expect(next("* * * * *", "2026-01-01T00:00:00Z")).toBe("2026-01-01T00:01:00.000Z");
+    expect(next("* * * * *", "2026-01-01T00:00:30Z")).toBe("2026-01-01T00:01:00.000Z");
+    expect(next("*/15 * * * *", "2026-01-01T10:16:00Z")).toBe("2026-01-01T10:30:00.000Z");
+    expect(next("30 2 * * *", "2026-01-01T03:00:00Z")).toBe("2026-01-02T02:30:00.000Z");
+    expect(next("0 0 1 * *", "2026-01-31T12:00:00Z")).toBe("2026-02-01T00:00:00.000Z");
+    expect(next("@yearly", "2026-06-01T00:00:00Z")).toBe("2027-01-01T00:00:00.000Z");
+    expect(next("0 12 * DEC *", "2026-01-01T00:00:00Z")).toBe("2026-12-01T12:00:00.000Z");
+  });
+
+  it("treats day of month and day of week as either-or when both are restricted", () => {
+    // 2026-03-02 is a Monday; the 15th comes later.
+    expect(next("0 0 15 * MON", "2026-03-01T00:00:00Z")).toBe("2026-03-02T00:00:00.000Z");
+    expect(next("0 0 * * MON", "2026-03-03T00:00:00Z")).toBe("2026-03-09T00:00:00.000Z");
+    expect(next("0 0 29 2 *", "2026-03-01T00:00:00Z")).toBe("2028-02-29T00:00:00.000Z");
+  });
+
+  it("answers null for a schedule that never fires", () => {
+    expect(next("0 0 31 2 *", "2026-01-01T00:00:00Z")).toBeNull();
   });
 });

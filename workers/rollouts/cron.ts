@@ -111,3 +111,40 @@ function value(text: string, spec: FieldSpec): number {
   if (n < spec.min || n > spec.max) throw new CronSyntaxError(`${spec.label} ${n} is out of range ${spec.min}-${spec.max}`);
   return n;
 }
+
+/**
+ * The first time after `afterMs` (exclusive) that the schedule fires, in UTC, as ms since the
+ * epoch; null if it never fires within five years (`0 0 31 2 *`). As in cron, when both day of
+ * month and day of week are restricted a day matching either fires; a field counts as
+ * restricted when it does not list every value.
+ */
+export function nextFireTime(s: CronSchedule, afterMs: number): number | null {
+  const d = new Date(Math.floor(afterMs / 60_000) * 60_000 + 60_000);
+  const limit = afterMs + 5 * 366 * 86_400_000;
+  const everyDayOfMonth = s.daysOfMonth.length === 31;
+  const everyDayOfWeek = s.daysOfWeek.length === 7;
+  while (d.getTime() <= limit) {
+    if (!s.months.includes(d.getUTCMonth() + 1)) {
+      d.setUTCMonth(d.getUTCMonth() + 1, 1);
+      d.setUTCHours(0, 0, 0, 0);
+      continue;
+    }
+    const dom = s.daysOfMonth.includes(d.getUTCDate());
+    const dow = s.daysOfWeek.includes(d.getUTCDay());
+    if (!(everyDayOfMonth || everyDayOfWeek ? dom && dow : dom || dow)) {
+      d.setUTCDate(d.getUTCDate() + 1);
+      d.setUTCHours(0, 0, 0, 0);
+      continue;
+    }
+    if (!s.hours.includes(d.getUTCHours())) {
+      d.setUTCHours(d.getUTCHours() + 1, 0, 0, 0);
+      continue;
+    }
+    if (!s.minutes.includes(d.getUTCMinutes())) {
+      d.setUTCMinutes(d.getUTCMinutes() + 1, 0, 0);
+      continue;
+    }
+    return d.getTime();
+  }
+  return null;
+}

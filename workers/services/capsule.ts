@@ -8,6 +8,7 @@ import { alreadyExists, failedPrecondition, notFound } from "../http/errors";
 import { checkDnsLabel } from "../http/names";
 import { pageOf } from "../http/pagination";
 import { instanceHandlers } from "./capsule-instances";
+import { jobHandlers } from "./capsule-jobs";
 import { rolloutHandlers } from "./capsule-rollouts";
 import { defineService } from "./registry";
 import { authorOf } from "./user-messages";
@@ -47,10 +48,10 @@ export const capsules = defineService(
     getCustomInstanceMetrics: { action: "capsule:view", scope: capsule },
     getJobExecutions: { action: "capsule:view", scope: capsule },
   },
-  // Cron job executions (GetJobExecutions) come with the cron milestone and answer unimplemented until then.
   {
     ...rolloutHandlers,
     ...instanceHandlers,
+    ...jobHandlers,
     async create(req, ctx) {
       const env = envOf(ctx);
       const projectId = projectOf(req);

@@ -262,6 +262,7 @@ export const environments = defineService(
         env.DB.prepare("DELETE FROM environments WHERE id = ?").bind(id),
         env.DB.prepare("DELETE FROM environment_projects WHERE environment_id = ?").bind(id),
         env.DB.prepare("DELETE FROM deployments WHERE environment_id = ?").bind(id),
+        env.DB.prepare("DELETE FROM cron_schedules WHERE environment_id = ?").bind(id),
       ]);
       if (deleted!.meta.changes === 0) throw notFound(`environment ${id}`);
       // If this fails the rows are gone already; a later Create of the same name wipes the stale object first.
