@@ -5,6 +5,7 @@ import autocannon from "autocannon";
 import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { Miniflare, supportedCompatibilityDate } from "bench-miniflare";
+import { benchDeploy, deployBenchWorkers } from "./deploy.mjs";
 import { benchStreams, streamBenchWorkers } from "./streams.mjs";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -35,6 +36,8 @@ const mf = new Miniflare({
     },
     // Baseline and driver of the stream benchmark, defined here so production code has no bench hooks.
     ...streamBenchWorkers(compatibilityDate),
+    // Baseline of the deploy latency benchmark (issue #5 b): a bare Durable Object, routed by host.
+    ...deployBenchWorkers(compatibilityDate),
   ],
 });
 const base = (await mf.ready).toString().replace(/\/$/, "");
@@ -105,11 +108,22 @@ const runs = [
     headers: { ...json, authorization: `Bearer ${member.token.accessToken}` }, body: JSON.stringify({ userId: member.userId }),
   }),
 ];
-runs.push(...(await benchStreams(mf, rpc, admin)));
+// Deploy latency first: after the stream benchmarks workerd is still closing thousands of sockets.
+const deploy = await benchDeploy(mf, rpc, admin);
+runs.push(...(await benchStreams(mf, rpc, admin)), ...deploy.results);
 await mf.dispose();
 
 // Stream results carry their own baseline (a bare Durable Object); the rest compare to the bare route.
 const results = runs.map((r) => r.baseline !== undefined ? r : { ...r, baseline: baseline.value, ratio: Number((r.value / baseline.value).toFixed(3)) });
-for (const r of results) console.log(`${r.name.padEnd(75)} ${String(r.value).padStart(7)} ${r.unit}  ${r.ratio.toFixed(2)}x`);
+for (const r of results) {
+  const p90 = r.p90 !== undefined ? `  (p90 ${r.p90} ${r.unit})` : "";
+  console.log(`${r.name.padEnd(75)} ${String(r.value).padStart(7)} ${r.unit}  ${r.ratio.toFixed(2)}x${p90}`);
+}
+const d = deploy.summary;
+console.log(
+  `deploy → first rollout event: median ${d.deploy.medianMs} ms (p90 ${d.deploy.p90Ms}) vs bare Durable Object ` +
+    `${d.bare.medianMs} ms (p90 ${d.bare.p90Ms}) = ${d.ratio.toFixed(2)}x; target ≤ ${d.target}x: ${d.met ? "met" : "NOT met"} ` +
+    `(the Deploy answer itself: median ${d.deploy.answerMedianMs} ms)`,
+);
 writeFileSync("bench/results.json", JSON.stringify(results, null, 2) + "\n");
 console.log("written to bench/results.json");

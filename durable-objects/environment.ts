@@ -966,6 +966,12 @@ export class EnvironmentDO extends DurableObject<Env> {
     else if (req.resize) this.toRunner({ type: "exec-resize", sessionId, width: req.resize.width ?? 0, height: req.resize.height ?? 0 });
   }
 
+  // ---- Developer environment (gitpod.v1.EnvironmentService) ----------------------------------------
+
+  // ---- Automations (gitpod.v1.EnvironmentAutomationService) ----------------------------------------
+
+  // ---- Skaffold (proto.SkaffoldService) ------------------------------------------------------------
+
   // ---- Sockets ---------------------------------------------------------------------------------
 
   /** WebSockets: `.../events` (subscribers), `.../runner` (the runner), `.../exec` (Execute sessions). */
