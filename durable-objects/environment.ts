@@ -8,7 +8,7 @@ import type { Env } from "../workers/env";
 import { aborted, failedPrecondition, notFound } from "../workers/http/errors";
 import { parseReference } from "../workers/images/reference";
 import { applyChanges } from "../workers/rollouts/changes";
-import { nextRolloutId } from "../workers/rollouts/ids";
+import { rolloutIdStatement } from "../workers/rollouts/ids";
 import { renderResources } from "../workers/rollouts/resources";
 import { CronJobs, type ExecutionQuery, type ExecutionRow, type PlannedJob } from "./cron-jobs";
 import { EventLog, type Json, type LoggedEvent } from "./event-log";
@@ -53,16 +53,8 @@ export interface DeployResult {
   resources: Record<string, string>;
 }
 
-/** The session an Execute ticket opens, as the Worker authorized it. */
-export interface ExecSession {
-  projectId: string;
-  capsuleId: string;
-  instanceId: string;
-  command: string;
-  arguments: string[];
-  interactive: boolean;
-  tty?: { width: number; height: number };
-}
+/** The session an Execute ticket opens, as the Worker authorized it: what `exec-start` tells the runner. */
+export type ExecSession = Omit<Extract<ServerMessage, { type: "exec-start" }>, "type" | "sessionId">;
 
 /** The runner of the environment, as last seen. Times are ms since the epoch. */
 export interface RunnerInfo {
@@ -329,19 +321,22 @@ export class EnvironmentDO extends DurableObject<Env> {
     if (running !== null && !req.force) {
       throw failedPrecondition(`rollout ${running} of capsule ${capsuleId} is in progress: wait for it, abort it, or deploy with force`);
     }
-    const rolloutId = Number(await nextRolloutId(this.env, projectId, capsuleId));
     const added = req.changes.find((c) => c.field.case === "addImage");
     const plan = this.open().jobs.plan(projectId, capsuleId, config.cronJobs, now);
-    // D1 first: an image marked in use a moment early is safe; one deployed but not marked is not.
-    const [deployment] = await this.env.DB.batch([
+    // One D1 transaction allocates the id and records the deployment. D1 before this object's
+    // commit: an image marked in use a moment early is safe; one deployed but not marked is not.
+    const allocated = "(SELECT last_id FROM rollout_counters WHERE project_id = ?1 AND capsule_id = ?2)";
+    const [counter, deployment] = await this.env.DB.batch<{ last_id: number }>([
+      rolloutIdStatement(this.env, projectId, capsuleId),
       this.env.DB.prepare(
         `INSERT INTO deployments (project_id, capsule_id, environment_id, rollout_id, image_id, updated_at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1 AND id = ?2)
-         ON CONFLICT (project_id, capsule_id, environment_id) DO UPDATE SET rollout_id = ?4, image_id = ?5, updated_at = ?6`,
-      ).bind(projectId, capsuleId, environmentId, rolloutId, config.imageId, now),
+         SELECT ?1, ?2, ?3, ${allocated}, ?4, ?5 WHERE EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1 AND id = ?2)
+         ON CONFLICT (project_id, capsule_id, environment_id) DO UPDATE SET rollout_id = ${allocated}, image_id = ?4, updated_at = ?5`,
+      ).bind(projectId, capsuleId, environmentId, config.imageId, now),
       ...(added ? [registerImage(this.env, projectId, capsuleId, config.imageId, input.createdBy, now)] : []),
       ...this.scheduleStatements(environmentId, projectId, capsuleId, plan),
     ]);
+    const rolloutId = counter!.results[0]!.last_id;
     if (deployment!.meta.changes === 0) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
 
     const configBytes = toBinary(RolloutConfigSchema, config);
@@ -816,7 +811,10 @@ export class EnvironmentDO extends DurableObject<Env> {
       db.prepare("DELETE FROM cron_schedules WHERE environment_id = ? AND project_id = ? AND capsule_id = ?").bind(environmentId, projectId, capsuleId),
       ...plan.map((j) =>
         db
-          .prepare("INSERT INTO cron_schedules (environment_id, project_id, capsule_id, job_name, next_run_at) VALUES (?, ?, ?, ?, ?)")
+          .prepare(
+            `INSERT INTO cron_schedules (environment_id, project_id, capsule_id, job_name, next_run_at)
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM capsules WHERE project_id = ?2 AND id = ?3)`,
+          )
           .bind(environmentId, projectId, capsuleId, j.jobName, j.nextRunAt),
       ),
     ];
@@ -1034,6 +1032,7 @@ function registerImage(env: Env, projectId: string, capsuleId: string, imageId: 
   const ref = parseReference(imageId);
   return env.DB.prepare(
     `INSERT INTO images (project_id, capsule_id, id, repository, tag, digest, origin, labels, created_by, created_at)
-     VALUES (?, ?, ?, ?, ?, ?, '{}', '{}', ?, ?) ON CONFLICT DO NOTHING`,
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, '{}', '{}', ?7, ?8 WHERE EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1 AND id = ?2)
+     ON CONFLICT DO NOTHING`,
   ).bind(projectId, capsuleId, imageId, `${ref.registry}/${ref.repository}`, ref.tag, ref.digest, JSON.stringify(createdBy), now);
 }

@@ -10,8 +10,9 @@ import { RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
 import { StatusSchema } from "../../proto/gen/api/v1/capsule/rollout/status_pb";
 import type { AuthorSchema } from "../../proto/gen/model/author_pb";
 import { DeployRequestSchema, type Service } from "../../proto/gen/api/v1/capsule/service_pb";
-import { rolloutName } from "../../durable-objects/rollout";
-import { unwrap } from "../../durable-objects/outcome";
+import type { EnvironmentDO } from "../../durable-objects/environment";
+import { type Outcome, unwrap } from "../../durable-objects/outcome";
+import { type RolloutIdentity, rolloutName } from "../../durable-objects/rollout";
 import { allows } from "../auth/principal";
 import { capsuleKey } from "../db/capsules";
 import type { Env } from "../env";
@@ -41,6 +42,17 @@ async function requireRollout(env: Env, req: { projectId: string; capsuleId: str
   const rollout = await stub.get();
   if (!rollout) throw notFound(`rollout ${req.rolloutId} of capsule ${capsuleId} in project ${projectId}`);
   return { stub, rollout };
+}
+
+/** Asks the environment a rollout belongs to (requests name only the rollout) to act on it, as the caller. */
+async function inRolloutEnvironment(
+  ctx: HandlerContext,
+  req: { projectId: string; capsuleId: string; rolloutId: bigint },
+  act: (object: DurableObjectStub<EnvironmentDO>, id: RolloutIdentity, by: never) => Promise<Outcome<void>>,
+): Promise<void> {
+  const env = envOf(ctx);
+  const { rollout } = await requireRollout(env, req);
+  unwrap(await act(env.ENVIRONMENTS.getByName(rollout.identity.environmentId), rollout.identity, authorOf(principalOf(ctx)) as never));
 }
 
 const rolloutMessage = (r: { config: Uint8Array; status: Uint8Array; identity: { rolloutId: number } }) => ({
@@ -119,18 +131,12 @@ export const rolloutHandlers: Pick<
   },
 
   async abortRollout(req, ctx) {
-    const env = envOf(ctx);
-    const { rollout } = await requireRollout(env, req);
-    const { projectId, capsuleId, rolloutId, environmentId } = rollout.identity;
-    unwrap(await env.ENVIRONMENTS.getByName(environmentId).abortRollout(projectId, capsuleId, rolloutId, authorOf(principalOf(ctx)) as never));
+    await inRolloutEnvironment(ctx, req, (object, id, by) => object.abortRollout(id.projectId, id.capsuleId, id.rolloutId, by));
     return {};
   },
 
   async stopRollout(req, ctx) {
-    const env = envOf(ctx);
-    const { rollout } = await requireRollout(env, req);
-    const { projectId, capsuleId, rolloutId, environmentId } = rollout.identity;
-    unwrap(await env.ENVIRONMENTS.getByName(environmentId).stopRollout(projectId, capsuleId, rolloutId, authorOf(principalOf(ctx)) as never));
+    await inRolloutEnvironment(ctx, req, (object, id, by) => object.stopRollout(id.projectId, id.capsuleId, id.rolloutId, by));
     return {};
   },
 
