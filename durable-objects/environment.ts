@@ -5,7 +5,7 @@ import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/cap
 import { DeployRequestSchema } from "../proto/gen/api/v1/capsule/service_pb";
 import { defaults } from "../workers/config";
 import type { Env } from "../workers/env";
-import { aborted, failedPrecondition, notFound } from "../workers/http/errors";
+import { aborted, alreadyExists, failedPrecondition, notFound, permissionDenied } from "../workers/http/errors";
 import { parseReference } from "../workers/images/reference";
 import { applyChanges } from "../workers/rollouts/changes";
 import { rolloutIdStatement } from "../workers/rollouts/ids";
@@ -13,11 +13,18 @@ import { renderResources } from "../workers/rollouts/resources";
 import { CronJobs, type ExecutionQuery, type ExecutionRow, type PlannedJob } from "./cron-jobs";
 import { EventLog, type Json, type LoggedEvent } from "./event-log";
 import { EventStream } from "./event-stream";
+import { type AutomationCall, type AutomationCaller, type AutomationResult, Automations, isRead, Op } from "./automations";
 import { attempt, type Outcome, unwrap } from "./outcome";
 import { applyingBy, type RolloutSummary, rolloutName } from "./rollout";
 import { type InstanceRow, RunnerReports, type StoredLogLine, type StoredSample } from "./runner-reports";
+import { SkaffoldSession, type SkaffoldLogRow } from "./skaffold-session";
 import { RUNNER_PROTOCOL_VERSION, type RunnerMessage, type ServerMessage } from "./runner-protocol";
 import { badTicket, requireUpgrade, socketError, Tickets } from "./tickets";
+import * as devEnv from "./dev-environment";
+import { onReport, onUser, phaseByName, PHASE_NAMES, phaseName } from "./dev-environment-phases";
+import { EnvironmentPhase } from "../proto/gen/gitpod/v1/environment_pb";
+import { deleteStatements } from "../workers/services/environment";
+import { verifyEnvironmentToken } from "../workers/gitpod/environments";
 import { Timers } from "./timers";
 
 /** Who an EnvironmentDO is, as recorded by `initialize`. */
@@ -254,11 +261,15 @@ export class EnvironmentDO extends DurableObject<Env> {
     this.toRunnerAll({ type: "error", code: "not_found", message: "the environment was deleted" });
     for (const ws of this.ctx.getWebSockets()) ws.close(1001, "environment deleted");
     await this.ctx.storage.deleteAlarm();
+    await this.forgetAutomations();
     await this.ctx.storage.deleteAll();
     this.eventLog = undefined;
     this.reportStore = undefined;
     this.jobStore = undefined;
     this.timerStore = undefined;
+    this.skaffoldStore = undefined;
+    this.automationStore = undefined;
+    this.devStore = undefined;
   }
 
   // ---- Deploys and rollouts ---------------------------------------------------------------
@@ -453,6 +464,7 @@ export class EnvironmentDO extends DurableObject<Env> {
       const { state, result, inProgress, message } = summary;
       this.stream.publish("rollout.updated", { projectId, capsuleId, rolloutId, state, result, inProgress, message });
     }
+    this.skaffoldOnRollout(summary);
   }
 
   /** A rollout's object changed by itself (its readiness timeout). */
@@ -660,6 +672,8 @@ export class EnvironmentDO extends DurableObject<Env> {
         ws.send(JSON.stringify({ type: "welcome", environmentId: this.requireIdentity().environmentId, version: RUNNER_PROTOCOL_VERSION } satisfies ServerMessage));
         this.stream.publish("runner.connected", { name, version: String(msg.runner?.version ?? "") });
         for (const c of await this.deployedCapsules()) this.sendDesired(c.projectId, c.capsuleId);
+        this.resendAutomations();
+        await this.devEnvironmentHello();
         // The complete desired set: the runner removes whatever it runs that is not in it.
         ws.send(JSON.stringify({ type: "synced", capsules: (await this.deployedCapsules()).map((c) => ({ ...c, rolloutId: this.capsuleState(c.projectId, c.capsuleId).desired_rollout_id! })) } satisfies ServerMessage));
         await this.runnerNews(applyingBy(name), true);
@@ -707,6 +721,18 @@ export class EnvironmentDO extends DurableObject<Env> {
         return;
       case "exec-exit":
         this.toExec(msg.sessionId, { exitCode: msg.exitCode | 0 }, true);
+        return;
+      case "service-status":
+        await this.onAutomationReport(msg);
+        return;
+      case "task-step-status":
+        await this.onAutomationReport(msg);
+        return;
+      case "environment-status":
+        await this.onEnvironmentStatus(ws, msg, attachment.subject);
+        return;
+      case "verify-token":
+        await this.onVerifyToken(ws, msg);
         return;
       default:
         ws.send(
@@ -966,9 +992,294 @@ export class EnvironmentDO extends DurableObject<Env> {
 
   // ---- Developer environment (gitpod.v1.EnvironmentService) ----------------------------------------
 
+  /** The developer environment (dev-environment.ts), if the object holds one; `destroy` drops it. */
+  private devStore?: devEnv.DevEnvironmentStore;
+
+  private dev(): devEnv.DevEnvironmentStore {
+    return (this.devStore ??= new devEnv.DevEnvironmentStore(this.ctx.storage.sql));
+  }
+
+  private requireDev(): { environmentId: string; state: devEnv.DevEnvironmentState } {
+    const { environmentId } = this.requireIdentity();
+    const state = this.dev().get();
+    if (!state) throw notFound(`environment ${environmentId}`);
+    return { environmentId, state };
+  }
+
+  /**
+   * CreateEnvironment, once the Worker has made the environment's Rig side (`initialize`):
+   * the environment is to run, which only a runner can make happen, so it starts CREATING.
+   * Answers the gitpod.v1.Environment, binary.
+   */
+  async createDevEnvironment(metadata: Uint8Array, spec: Uint8Array): Promise<Outcome<Uint8Array>> {
+    return attempt(() => {
+      const { environmentId } = this.requireIdentity();
+      if (this.dev().get()) throw alreadyExists(`environment ${environmentId}`);
+      return this.saveDev(null, devEnv.newDevEnvironment(metadata, spec));
+    });
+  }
+
+  /** GetEnvironment: the gitpod.v1.Environment, binary. */
+  async devEnvironment(): Promise<Outcome<Uint8Array>> {
+    return attempt(() => {
+      const { environmentId, state } = this.requireDev();
+      return devEnv.environmentBinary(environmentId, state);
+    });
+  }
+
+  /** Start, Stop, Unarchive, Update (an UpdateEnvironmentRequest, binary) and MarkActive: failed_precondition when the phase forbids it. */
+  async changeDevEnvironment(
+    change: { op: "start" | "stop" | "unarchive" } | { op: "update"; request: Uint8Array } | { op: "mark-active"; source: string; at: number },
+  ): Promise<Outcome<void>> {
+    return attempt(async () => {
+      const { environmentId, state } = this.requireDev();
+      const t = onUser(change.op === "start" || change.op === "stop" ? change.op : "change", devEnv.phaseState(state));
+      if (!t.ok) throw failedPrecondition(`environment ${environmentId} cannot ${change.op.replace("-", " ")}: ${t.reason}`);
+      let next = devEnv.withPhase(state, t);
+      const now = Date.now();
+      if (change.op === "start") next = devEnv.started(next, now);
+      if (change.op === "update") next = devEnv.updated(next, change.request);
+      if (change.op === "mark-active") next = devEnv.withActivity(next, change.source, change.at);
+      // Unarchiving restarts the archive clock; an environment that is not archived stays as it is.
+      if (change.op === "unarchive" && (devEnv.archiveAt(state) ?? Infinity) <= now) next = { ...next, unarchivedAt: now };
+      // Starting a stopped machine is a new request to the runner even when the spec reads the same.
+      await this.saveDev(state, next, { touchSpec: change.op === "start" && t.phase !== state.phase });
+    });
+  }
+
+  /**
+   * DeleteEnvironment. A machine a runner may hold is stopped and deleted by it first; the
+   * environment is gone once the runner reports it deleted. Without a machine, or with
+   * `force`, it is removed at once (the runner is still told, so it can clean up).
+   */
+  async deleteDevEnvironment(force: boolean): Promise<Outcome<void>> {
+    return attempt(async () => {
+      const { environmentId, state } = this.requireDev();
+      const t = onUser("delete", devEnv.phaseState(state));
+      if (!t.ok) throw failedPrecondition(t.reason);
+      const next = devEnv.withPhase(state, t);
+      if (force || t.phase === EnvironmentPhase.DELETED) {
+        if (state.ackedVersion !== null) this.toRunner(devEnv.desiredMessage(environmentId, next));
+        return this.removeDev(environmentId);
+      }
+      await this.saveDev(state, next);
+    });
+  }
+
+  /** WatchEvents: a ticket for the environment's event stream and the last event so far, to follow from. */
+  async watchFrom(subject: string): Promise<Outcome<{ ticket: string; after: number }>> {
+    return attempt(() => {
+      this.requireIdentity();
+      return { ticket: this.stream.issueTicket(subject).ticket, after: this.open().log.lastSeq() };
+    });
+  }
+
+  /**
+   * Commits a change: the store sets the versions, the stream gets its events, the runner the
+   * new spec, and D1 the summary ListEnvironments reads. Answers the environment, binary.
+   */
+  private async saveDev(prev: devEnv.DevEnvironmentState | null, next: devEnv.DevEnvironmentState, opts: { touchSpec?: boolean } = {}): Promise<Uint8Array> {
+    const { environmentId } = this.requireIdentity();
+    const c = this.dev().commit(prev, next, (s) => this.devWaiting(environmentId, s), opts);
+    if (c.changed) {
+      const data = devEnv.eventData(environmentId, c.state);
+      if (!prev) this.stream.publish("dev-environment.created", data);
+      if (prev && (c.specChanged || c.metadataChanged)) this.stream.publish("dev-environment.updated", data);
+      if (prev && c.statusChanged) this.stream.publish("dev-environment.status-updated", data);
+      if (c.specChanged) this.toRunner(devEnv.desiredMessage(environmentId, c.state));
+      await devEnv.summaryStatement(this.env.DB, environmentId, c).run();
+    }
+    return devEnv.environmentBinary(environmentId, c.state);
+  }
+
+  /** Why the environment is not moving, for its status: never pretend that a runner is at work. */
+  private devWaiting(environmentId: string, s: devEnv.DevEnvironmentState): string {
+    const moving = [EnvironmentPhase.CREATING, EnvironmentPhase.STARTING, EnvironmentPhase.STOPPING, EnvironmentPhase.DELETING];
+    if (!moving.includes(s.phase)) return "";
+    const runner = this.runner();
+    if (!runner) return `waiting for a runner: none is connected to environment ${environmentId}, so it stays ${phaseName(s.phase)} until one connects`;
+    if (s.ackedVersion === null || s.ackedVersion < s.spec.specVersion) return `sent to runner ${runner.name}; waiting for it to report`;
+    return "";
+  }
+
+  /** Deletes the environment for good: its D1 rows, then the object's whole state (`destroy`). */
+  private async removeDev(environmentId: string): Promise<void> {
+    this.stream.publish("dev-environment.deleted", { environmentId, phase: "DELETED" });
+    await this.env.DB.batch(deleteStatements(this.env, environmentId));
+    await this.destroy();
+  }
+
+  /** After `hello`: the runner gets the desired state again, and the status says it was sent. */
+  private async devEnvironmentHello(): Promise<void> {
+    const state = this.dev().get();
+    if (!state) return;
+    this.toRunner(devEnv.desiredMessage(this.requireIdentity().environmentId, state));
+    await this.saveDev(state, state);
+  }
+
+  /** `environment-status`: what the machine is, for the spec version the runner acts on. */
+  private async onEnvironmentStatus(ws: WebSocket, msg: Extract<RunnerMessage, { type: "environment-status" }>, runnerSubject: string): Promise<void> {
+    const refuse = (code: string, message: string) => ws.send(JSON.stringify({ type: "error", code, message } satisfies ServerMessage));
+    const state = this.dev().get();
+    if (!state) return refuse("not_found", "environment-status: this environment is not a developer environment");
+    const version = Number(msg.specVersion);
+    if (!Number.isSafeInteger(version) || version < 1 || version > state.spec.specVersion) {
+      return refuse("invalid_argument", `environment-status: specVersion ${msg.specVersion} is not a spec this environment had; the latest is ${state.spec.specVersion}`);
+    }
+    // A report on an older spec was sent before the runner got the newest: the next one counts.
+    if (version < state.spec.specVersion) return;
+    const phase = phaseByName(String(msg.phase));
+    if (phase === undefined) return refuse("invalid_argument", `environment-status: phase "${msg.phase}" is not one of ${PHASE_NAMES.join(", ")}`);
+    const t = onReport(devEnv.phaseState(state), phase);
+    if (!t.ok) return refuse("failed_precondition", `environment-status: ${msg.phase} refused: ${t.reason}`);
+    const { environmentId } = this.requireIdentity();
+    if (t.phase === EnvironmentPhase.DELETED) return this.removeDev(environmentId);
+    await this.saveDev(state, devEnv.reported(state, msg, t.phase, runnerSubject));
+  }
+
+  /** `verify-token`: whether a token is a live access or logs token of this environment. */
+  private async onVerifyToken(ws: WebSocket, msg: Extract<RunnerMessage, { type: "verify-token" }>): Promise<void> {
+    const result = await verifyEnvironmentToken(this.env, String(msg.token ?? ""), this.requireIdentity().environmentId);
+    ws.send(JSON.stringify({ type: "token-verified", requestId: String(msg.requestId ?? ""), ...result } satisfies ServerMessage));
+  }
+
   // ---- Automations (gitpod.v1.EnvironmentAutomationService) ----------------------------------------
 
+  /** Services, tasks and task executions (automations.ts), created on first use; `destroy` drops it. */
+  private automationStore?: Automations;
+
+  private automations(): Automations {
+    return (this.automationStore ??= new Automations(this.open().sql));
+  }
+
+  /**
+   * Runs `fn` as one transaction together with the events it collected, then sends the runner
+   * what it must hear. Synchronous throughout, so calls and runner reports never interleave.
+   */
+  private automationOp<T>(fn: (store: Automations, op: Op) => T): T {
+    const op = new Op(this.requireIdentity().environmentId, this.runner()?.name ?? null);
+    // Outside the transaction: a refused call must not roll back the creation of the tables.
+    const store = this.automations();
+    const result = this.ctx.storage.transactionSync(() => {
+      const value = fn(store, op);
+      for (const e of op.events) this.stream.publish(e.type, e.data);
+      return value;
+    });
+    for (const m of op.messages) this.toRunner(m);
+    return result;
+  }
+
+  /**
+   * One gitpod.v1.EnvironmentAutomationService call about this environment; null when the
+   * environment does not exist. Changing the automations of a non-ephemeral environment runs
+   * commands in it, so that needs `environment:edit` there.
+   */
+  async automation(call: AutomationCall, caller: AutomationCaller): Promise<Outcome<AutomationResult | null>> {
+    return attempt(() => {
+      const identity = this.identity();
+      if (!identity) return null;
+      if (!isRead(call.method) && !identity.ephemeral && !caller.mayEditPermanent) {
+        throw permissionDenied(`environment ${identity.environmentId} is not ephemeral: changing its automations needs environment:edit there`);
+      }
+      return this.automationOp((store, op) => store.call(call, op, caller));
+    });
+  }
+
+  /** A runner's report about a service or a task step. */
+  private async onAutomationReport(msg: Extract<RunnerMessage, { type: "service-status" | "task-step-status" }>): Promise<void> {
+    const deleted = this.automationOp((store, op) => {
+      store.report(msg, op);
+      return op.deleted;
+    });
+    // A deleted service that has now stopped is gone: the Worker indexed it, so it is unindexed here.
+    if (deleted.length) await this.env.DB.prepare("DELETE FROM automation_index WHERE id IN (SELECT value FROM json_each(?))").bind(JSON.stringify(deleted)).run();
+  }
+
+  /** After hello: every service's desired state, and the task steps still to run or to stop. */
+  private resendAutomations(): void {
+    this.automationOp((store, op) => store.resync(op));
+  }
+
+  /** The environment is being deleted: its automations leave the D1 index. */
+  private async forgetAutomations(): Promise<void> {
+    const identity = this.identity();
+    if (identity) await this.env.DB.prepare("DELETE FROM automation_index WHERE environment_id = ?").bind(identity.environmentId).run();
+  }
+
   // ---- Skaffold (proto.SkaffoldService) ------------------------------------------------------------
+
+  /** The environment's Skaffold session (skaffold-session.ts), created on first use; `destroy` drops it. */
+  private skaffoldStore?: SkaffoldSession;
+  /** Events calls waiting for the next Skaffold log entry (long poll). */
+  private readonly skaffoldWaiters = new Set<() => void>();
+
+  private skaffold(): SkaffoldSession {
+    this.requireIdentity();
+    return (this.skaffoldStore ??= new SkaffoldSession(this.ctx.storage));
+  }
+
+  private wakeSkaffold(): void {
+    for (const wake of this.skaffoldWaiters) wake();
+  }
+
+  /** GetState: proto.State, binary. */
+  async skaffoldState(): Promise<Outcome<Uint8Array>> {
+    return attempt(() => this.skaffold().stateBinary());
+  }
+
+  /**
+   * Events: the Skaffold log entries after `after`, oldest first. With `waitMs`, waits up to
+   * that long for one when there are none yet: a long poll, which the Worker calls in a loop
+   * per subscriber, so a slow subscriber holds up no one else.
+   */
+  async skaffoldEvents(after: number, waitMs = 0): Promise<Outcome<SkaffoldLogRow[]>> {
+    return attempt(async () => {
+      const rows = this.skaffold().after(after);
+      if (rows.length > 0 || !waitMs) return rows;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.skaffoldWaiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, waitMs);
+        this.skaffoldWaiters.add(wake);
+      });
+      return this.skaffold().after(after);
+    });
+  }
+
+  /** Handle: folds a proto.Event (binary) into the State and logs it. */
+  async skaffoldHandle(event: Uint8Array): Promise<Outcome<void>> {
+    return attempt(() => {
+      this.skaffold().handle(event);
+      this.wakeSkaffold();
+    });
+  }
+
+  /** Execute: records a proto.Intent (binary) in the State and hands it to the runner, if one is connected. */
+  async skaffoldExecute(intent: Uint8Array): Promise<Outcome<void>> {
+    return attempt(() => {
+      const { intent: asked, auto } = this.skaffold().execute(intent);
+      if (asked) this.toRunner({ type: "skaffold-intent", intent: asked, auto });
+    });
+  }
+
+  /** AutoBuild, AutoSync, AutoDeploy: already_exists when `enabled` is the trigger's value already. */
+  async skaffoldAutoTrigger(phase: "build" | "sync" | "deploy", enabled: boolean): Promise<Outcome<void>> {
+    return attempt(() => {
+      this.toRunner({ type: "skaffold-intent", auto: this.skaffold().setAutoTrigger(phase, enabled) });
+    });
+  }
+
+  /** A rollout here moved: its Skaffold deploy and status-check events. They never fail the rollout's own work. */
+  private skaffoldOnRollout(summary: RolloutSummary): void {
+    try {
+      if (this.identity() && this.skaffold().onRollout(summary) > 0) this.wakeSkaffold();
+    } catch (err) {
+      console.error(`Skaffold events of rollout ${rolloutName(summary.projectId, summary.capsuleId, summary.rolloutId)} were not logged`, err);
+    }
+  }
 
   // ---- Sockets ---------------------------------------------------------------------------------
 

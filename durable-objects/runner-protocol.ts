@@ -43,6 +43,26 @@ export interface MetricSample {
   custom?: Record<string, number>;
 }
 
+// Automations (gitpod.v1.EnvironmentAutomationService)
+
+/** A service's phase as its runner reports it. */
+export type ServiceRunPhase = "starting" | "running" | "stopping" | "stopped" | "failed";
+/** A task step's phase as its runner reports it. */
+export type StepRunPhase = "running" | "succeeded" | "failed" | "stopped";
+
+/** Optional parts of service and step reports: `output` entries with an empty value are removed. */
+interface AutomationReport {
+  failureMessage?: string;
+  /** Where the logs of the service or step can be read. */
+  logUrl?: string;
+  output?: Record<string, string>;
+}
+
+// Developer environments (gitpod.v1.EnvironmentService)
+
+/** The phases of a developer environment's machine, as the runner reports them (gitpod.v1.EnvironmentPhase). */
+export type EnvironmentRunPhase = "creating" | "starting" | "running" | "updating" | "stopping" | "stopped" | "deleting" | "deleted";
+
 /** Runner → edgeplane. */
 export type RunnerMessage =
   | { type: "hello"; version: number; runner: { name: string; version: string }; cluster?: { type: string } }
@@ -66,7 +86,23 @@ export type RunnerMessage =
   | { type: "exec-output"; sessionId: string; stream: "stdout" | "stderr"; data: string }
   | { type: "exec-exit"; sessionId: string; exitCode: number; message?: string }
   /** How a `job-run` ended: exit code 0 is success. */
-  | { type: "job-result"; executionId: string; exitCode: number; message?: string };
+  | { type: "job-result"; executionId: string; exitCode: number; message?: string }
+  // Automations
+  /** What a service is doing now; `session` is the one of the `service-desired` it acts on. */
+  | ({ type: "service-status"; serviceId: string; phase: ServiceRunPhase; session?: string } & AutomationReport)
+  /** What a step of a task execution is doing now. */
+  | ({ type: "task-step-status"; executionId: string; stepId: string; phase: StepRunPhase } & AutomationReport)
+  // Developer environments
+  /**
+   * What the environment's machine is now, for the spec `specVersion` of the latest
+   * `environment-desired` the runner acts on. `status` is a gitpod.v1.EnvironmentStatus in
+   * protobuf JSON with what the machine knows (environmentUrls, machine, content,
+   * devcontainer, secrets, sshPublicKeys, automationsFile); the server sets phase, versions,
+   * runnerAck and activitySignal itself. A non-empty `failureMessage` means the machine failed.
+   */
+  | { type: "environment-status"; specVersion: number; phase: EnvironmentRunPhase; failureMessage?: string[]; warningMessage?: string[]; status?: unknown }
+  /** Asks whether a token someone presented is a live access or logs token of this environment; answered by `token-verified`. */
+  | { type: "verify-token"; requestId: string; token: string };
 
 /** edgeplane → runner. */
 export type ServerMessage =
@@ -94,5 +130,49 @@ export type ServerMessage =
   | { type: "exec-close"; sessionId: string }
   /** Run a command cron job once in an instance of the capsule, answered by `job-result`. */
   | { type: "job-run"; executionId: string; projectId: string; capsuleId: string; jobName: string; command: string; args: string[]; timeoutMs?: number }
+  // Skaffold
+  /**
+   * The Skaffold control API was called (Execute, AutoBuild/AutoSync/AutoDeploy): `intent`
+   * asks the dev loop for one pass of those phases (proto.Intent; with `devloop` a whole
+   * iteration and the other flags are ignored), absent when only a trigger changed; `auto`
+   * holds the auto triggers now in force. As in Skaffold, intents are not queued: one sent
+   * while no runner is connected is not delivered later (the State still shows its effect).
+   */
+  | {
+      type: "skaffold-intent";
+      intent?: { build: boolean; sync: boolean; deploy: boolean; devloop: boolean };
+      auto: { build: boolean; sync: boolean; deploy: boolean };
+    }
+  // Automations
+  /**
+   * What a service should be doing. Level-triggered: sent on every change and again for every
+   * service after `hello`. A new `session` means (re)start it; `deleted` means stop it and forget it.
+   * `runsOn` and `env` are gitpod.v1.RunsOn and EnvironmentVariableItem in protobuf JSON.
+   */
+  | {
+      type: "service-desired";
+      serviceId: string;
+      reference: string;
+      desiredPhase: "running" | "stopped" | "deleted";
+      session: string;
+      commands: { start: string; ready?: string; stop?: string };
+      runsOn?: unknown;
+      env?: unknown[];
+    }
+  /** Sent after the `service-desired` messages that follow `hello`: any other service the runner runs is to be stopped. */
+  | { type: "services-synced"; serviceIds: string[] }
+  /** Run one task step, answered with `task-step-status`; sent again after `hello` while the step has not ended. */
+  | { type: "task-step-run"; executionId: string; stepId: string; taskId: string; label: string; command: string; runsOn?: unknown; env?: unknown[] }
+  /** Stop a running task step (StopTaskExecution, or another step of its execution failed). */
+  | { type: "task-step-stop"; executionId: string; stepId: string }
+  // Developer environments
+  /**
+   * What the developer environment's machine should be: `desiredPhase` running, stopped or
+   * deleted, with `spec` (gitpod.v1.EnvironmentSpec in protobuf JSON) at `specVersion`.
+   * Level-triggered: sent on every change of the spec and again after `hello`.
+   */
+  | { type: "environment-desired"; environmentId: string; specVersion: number; desiredPhase: "running" | "stopped" | "deleted"; spec: unknown }
+  /** The answer to `verify-token`: `kind` says what a valid token allows (access: act as the environment; logs: read its logs). */
+  | { type: "token-verified"; requestId: string; valid: boolean; kind?: "access" | "logs"; message?: string }
   /** A message the server could not accept; the connection stays open. */
   | { type: "error"; code: string; message: string };

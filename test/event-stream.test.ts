@@ -39,7 +39,9 @@ async function subscribe(after = 0) {
   expect(res.status).toBe(101);
   const ws = res.webSocket!;
   const frames: (WireEvent | WireEvent[])[] = [];
-  ws.addEventListener("message", (m) => frames.push(JSON.parse(m.data as string)));
+  ws.addEventListener("message", (m) => {
+    frames.push(JSON.parse(m.data as string));
+  });
   ws.accept();
   const events = () => frames.flatMap((f) => (Array.isArray(f) ? f : [f]));
   const waitFor = async (n: number) => {

@@ -52,6 +52,15 @@ export const defaults = {
   },
   /** What an environment keeps of runner reports: log lines per environment, metric samples per instance. */
   runnerReports: { logLines: 10_000, metricSamples: 120 },
+  /** Developer environments (gitpod.v1.EnvironmentService). */
+  gitpod: {
+    /** An environment stopped this long is archived (Gitpod archives after 7 days stopped). */
+    archiveAfterMs: 7 * 24 * 60 * 60 * 1000,
+    /** Environment access and logs tokens are valid this long (Gitpod: 1 hour). */
+    environmentTokenTtlMs: 60 * 60 * 1000,
+    /** Gitpod list pages: a page size of 0 means 25, and at most 100 are served. */
+    pageSize: { default: 25, max: 100 },
+  },
   /** Clusters when the CLUSTERS var is unset: one local Docker host. */
   clusters: [{ id: "local", type: "docker" }] as readonly ClusterConfig[],
 } as const;

@@ -12,6 +12,9 @@ import type {
   ReportedInstance,
   RunnerMessage,
   ServerMessage,
+  EnvironmentRunPhase,
+  ServiceRunPhase,
+  StepRunPhase,
 } from "../../durable-objects/runner-protocol";
 import { RUNNER_PROTOCOL_VERSION } from "../../durable-objects/runner-protocol";
 import { Service as AuthService } from "../../proto/gen/api/v1/authentication/service_pb";
@@ -33,9 +36,29 @@ export interface Behavior {
   endpoint: string | null;
   /** The exit code `job-run` commands end with. */
   jobExitCode: number;
+  /** Automations: a started service reports starting, then running ("ok") or failed ("fail"); "never" stays silent. */
+  services: "ok" | "fail" | "never";
+  /** Automations: a task step reports running, then succeeded or failed after `stepDelayMs`; "slow" runs until stopped or `finishStep`. */
+  steps: "succeed" | "fail" | "slow";
+  stepDelayMs: number;
+  /** Developer environments: the machine starts, stops and is deleted as told ("ok"), fails to start ("fail"), or nothing is reported ("never"). */
+  environment: "ok" | "fail" | "never";
+  /** Wait this long before answering `environment-desired`. */
+  environmentDelayMs: number;
 }
 
-const defaultBehavior: Behavior = { apply: "ok", instances: "ready", applyDelayMs: 0, endpoint: null, jobExitCode: 0 };
+const defaultBehavior: Behavior = {
+  apply: "ok",
+  instances: "ready",
+  applyDelayMs: 0,
+  endpoint: null,
+  jobExitCode: 0,
+  services: "ok",
+  steps: "succeed",
+  stepDelayMs: 0,
+  environment: "ok",
+  environmentDelayMs: 0,
+};
 
 type MessageOf<K extends ServerMessage["type"]> = Extract<ServerMessage, { type: K }>;
 
@@ -92,6 +115,11 @@ export class TestRunner {
   /** Per capsule (`project/capsule`), the instances it runs, by instance id. */
   private readonly capsules = new Map<string, Map<string, Tracked>>();
   private readonly execSessions = new Set<string>();
+  /** Developer environments: what the machine is, as last reported (null before the first report). */
+  environmentPhase: EnvironmentRunPhase | null = null;
+  /** Automations: what each service runs (its session and phase), and every task step it was given. */
+  readonly services = new Map<string, { session: string; phase: ServiceRunPhase }>();
+  readonly steps = new Map<string, { executionId: string; label: string; phase: StepRunPhase }>();
   private closeInfo: { code: number; reason: string } | null = null;
 
   private constructor(
@@ -233,6 +261,32 @@ export class TestRunner {
       case "job-run":
         this.trySend({ type: "job-result", executionId: msg.executionId, exitCode: this.behavior.jobExitCode, message: `ran ${msg.command}` });
         return;
+      case "service-desired":
+        this.onServiceDesired(msg);
+        return;
+      case "services-synced":
+        for (const id of this.services.keys()) if (!msg.serviceIds.includes(id)) this.stopService(id);
+        return;
+      case "task-step-run": {
+        // Sent again after a reconnect: a step already known keeps going.
+        if (this.steps.has(msg.stepId)) return;
+        this.steps.set(msg.stepId, { executionId: msg.executionId, label: msg.label, phase: "running" });
+        this.stepStatus(msg.stepId, "running");
+        const end = this.behavior.steps;
+        if (end !== "slow") setTimeout(() => this.finishStep(msg.stepId, end === "succeed" ? "succeeded" : "failed"), this.behavior.stepDelayMs);
+        return;
+      }
+      case "environment-desired":
+        if (this.behavior.environmentDelayMs > 0) setTimeout(() => this.onEnvironmentDesired(msg), this.behavior.environmentDelayMs);
+        else this.onEnvironmentDesired(msg);
+        return;
+      case "task-step-stop": {
+        const step = this.steps.get(msg.stepId);
+        // Every stop is answered, also for a step this runner never got.
+        if (!step) this.trySend({ type: "task-step-status", executionId: msg.executionId, stepId: msg.stepId, phase: "stopped" });
+        else if (step.phase === "running") this.finishStep(msg.stepId, "stopped");
+        return;
+      }
     }
   }
 
@@ -266,6 +320,92 @@ export class TestRunner {
     }
     this.capsules.set(capsuleKey(projectId, capsuleId), next);
     this.sendInstances(projectId, capsuleId);
+  }
+
+  /**
+   * Moves the environment's machine where `environment-desired` says, reporting each phase
+   * on the way: running comes with an SSH URL, a logs URL, one URL per port of the spec and
+   * every SSH key of the spec applied.
+   */
+  private onEnvironmentDesired(msg: MessageOf<"environment-desired">): void {
+    const { specVersion, environmentId } = msg;
+    if (this.behavior.environment === "never") return;
+    const report = (phase: EnvironmentRunPhase, extra: { failureMessage?: string[]; status?: unknown } = {}) => {
+      this.environmentPhase = phase;
+      this.trySend({ type: "environment-status", specVersion, phase, ...extra });
+    };
+    switch (msg.desiredPhase) {
+      case "running": {
+        if (this.behavior.environment === "fail") {
+          report("starting");
+          report("stopped", { failureMessage: [`test runner was told to fail starting environment ${environmentId}`] });
+          return;
+        }
+        if (this.environmentPhase !== "running") report("starting");
+        const spec = msg.spec as { ports?: { port?: number }[]; sshPublicKeys?: { id?: string }[] };
+        const ports = (spec.ports ?? []).map((p) => ({ port: p.port, url: `https://${p.port}-${environmentId}.ports.test` }));
+        const sshPublicKeys = (spec.sshPublicKeys ?? []).map((k) => ({ id: k.id, phase: "CONTENT_PHASE_READY" }));
+        const environmentUrls = { ssh: { url: `ssh://${environmentId}.ssh.test` }, logs: `https://logs.test/environments/${environmentId}`, ports };
+        report("running", { status: { environmentUrls, sshPublicKeys } });
+        return;
+      }
+      case "stopped":
+        if (this.environmentPhase !== "stopped" && this.environmentPhase !== null) report("stopping");
+        report("stopped");
+        return;
+      case "deleted":
+        report("deleting");
+        report("deleted");
+        return;
+    }
+  }
+
+  /** Asks the server whether `token` is an access or logs token of this runner's environment. */
+  async verifyToken(token: string): Promise<MessageOf<"token-verified">> {
+    const requestId = crypto.randomUUID();
+    this.send({ type: "verify-token", requestId, token });
+    return this.waitFor((m): m is MessageOf<"token-verified"> => m.type === "token-verified" && m.requestId === requestId);
+  }
+
+  /** Ends a running task step with `phase` and reports it. */
+  finishStep(stepId: string, phase: Exclude<StepRunPhase, "running">): void {
+    const step = this.steps.get(stepId);
+    if (!step || step.phase !== "running") return;
+    step.phase = phase;
+    this.stepStatus(stepId, phase, phase === "failed" ? `test runner was told to fail ${step.label}` : undefined);
+  }
+
+  private stepStatus(stepId: string, phase: StepRunPhase, failureMessage?: string): void {
+    const step = this.steps.get(stepId)!;
+    this.trySend({ type: "task-step-status", executionId: step.executionId, stepId, phase, logUrl: `https://logs.test/${stepId}`, ...(failureMessage ? { failureMessage } : {}) });
+  }
+
+  /** Starts a service for a new session, stops it when it should not run. */
+  private onServiceDesired(msg: MessageOf<"service-desired">): void {
+    const current = this.services.get(msg.serviceId);
+    if (msg.desiredPhase !== "running") {
+      this.stopService(msg.serviceId);
+      if (msg.desiredPhase === "deleted") this.services.delete(msg.serviceId);
+      return;
+    }
+    // Same session: already running, or exited and not to be restarted until the session changes.
+    if (current?.session === msg.session) return;
+    const report = (phase: ServiceRunPhase, failureMessage?: string) => {
+      this.services.set(msg.serviceId, { session: msg.session, phase });
+      this.trySend({ type: "service-status", serviceId: msg.serviceId, session: msg.session, phase, logUrl: `https://logs.test/${msg.serviceId}`, ...(failureMessage ? { failureMessage } : {}) });
+    };
+    if (this.behavior.services === "never") return;
+    report("starting");
+    report(this.behavior.services === "ok" ? "running" : "failed", this.behavior.services === "fail" ? `${msg.commands.start}: exit code 1` : undefined);
+  }
+
+  private stopService(serviceId: string): void {
+    const s = this.services.get(serviceId);
+    if (!s || (s.phase !== "starting" && s.phase !== "running")) return;
+    for (const phase of ["stopping", "stopped"] as const) {
+      s.phase = phase;
+      this.trySend({ type: "service-status", serviceId, session: s.session, phase });
+    }
   }
 
   private instance(instanceId: string, rolloutId: number, before?: ReportedInstance): ReportedInstance {

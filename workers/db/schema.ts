@@ -312,3 +312,48 @@ export const cronSchedules = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.environmentId, t.projectId, t.capsuleId, t.jobName] }), index("cron_schedules_due").on(t.nextRunAt)],
 );
+
+/**
+ * Developer environments (gitpod.v1.EnvironmentService), mirrored from the EnvironmentDO that
+ * owns each, so that ListEnvironments is one query: its filters are columns, its items the
+ * object's last snapshot. Written by the object after every change; `revision` keeps a slower
+ * write of an older state from overwriting a newer one. Removed with the environment's rows.
+ */
+export const devEnvironments = sqliteTable(
+  "dev_environments",
+  {
+    /** A UUIDv7, so ordering by id is ordering by creation. Also the id of its Rig environment. */
+    id: text("id").primaryKey(),
+    creatorId: text("creator_id").notNull(),
+    projectId: text("project_id").notNull().default(""),
+    runnerId: text("runner_id").notNull().default(""),
+    /** `status.phase` as its EnvironmentPhase enum key without the prefix (RUNNING, STOPPED, …). */
+    phase: text("phase").notNull(),
+    /** When the stopped environment counts as archived; null while it is not stopped. */
+    archiveAt: integer("archive_at"),
+    revision: integer("revision").notNull(),
+    /** gitpod.v1.Environment in protobuf JSON, without `metadata.archivedAt` (derived from archive_at when read). */
+    environment: text("environment").notNull(),
+  },
+  (t) => [index("dev_environments_phase").on(t.phase)],
+);
+
+/**
+ * Where each automation lives (gitpod.v1.EnvironmentAutomationService): GetService, GetTask,
+ * GetTaskExecution and the rest name only the id, and lists without an environment filter span
+ * environments. The EnvironmentDO holds the automations themselves; a row here is written before
+ * the object creates its item and removed after the object deleted it, so a row whose item is
+ * gone only costs a not_found from the object.
+ */
+export const automationIndex = sqliteTable(
+  "automation_index",
+  {
+    /** The UUID of a service, task or task execution. */
+    id: text("id").primaryKey(),
+    environmentId: text("environment_id").notNull(),
+    /** "service", "task" or "execution". */
+    kind: text("kind").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("automation_index_kind").on(t.kind, t.environmentId), index("automation_index_environment").on(t.environmentId)],
+);

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import type { Env } from "../env";
 import { serveConnect } from "./connect";
+import { skaffoldGateway } from "./skaffold-gateway";
 import { streams } from "./streams";
 
 /** The Worker's HTTP surface: CORS for browser clients, liveness, and every RPC. */
@@ -13,7 +14,8 @@ app.use(
   cors({
     // Bearer tokens, not cookies, so any origin may call; browsers still need the headers listed.
     origin: "*",
-    allowMethods: [...connectCors.allowedMethods],
+    // Connect needs GET and POST; Skaffold's HTTP gateway also takes PUT (auto_execute).
+    allowMethods: [...connectCors.allowedMethods, "PUT"],
     allowHeaders: [...connectCors.allowedHeaders, "Authorization"],
     exposeHeaders: [...connectCors.exposedHeaders, "Retry-After"],
     maxAge: 7200,
@@ -34,6 +36,7 @@ app.get("/readyz", async (c) => {
 });
 
 app.route("/", streams);
+app.route("/", skaffoldGateway);
 
 app.on(["GET", "POST"], "/:service/:method", async (c, next) => {
   const res = await serveConnect(c.req.raw, c.req.path, c.env, executionContext(c));

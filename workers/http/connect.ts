@@ -17,6 +17,7 @@ import { services } from "../services";
 import type { Rule } from "../services/registry";
 import { kEnv, kExecution, kRequest } from "./context";
 import { authorize, mapErrors } from "./interceptors";
+import { isJsonLines, serveJsonLines } from "./jsonl";
 
 function buildHandlers(): Map<string, UniversalHandler> {
   const rules = new Map<string, Rule>();
@@ -49,12 +50,18 @@ export async function serveConnect(
   env: Env,
   exec?: ExecutionContext,
 ): Promise<Response | undefined> {
+  // Gitpod's SDK reads WatchEvents as JSON lines, which Connect does not speak (jsonl.ts).
+  const lines = isJsonLines(request) ? await serveJsonLines(request, rpcPath, env) : undefined;
+  if (lines) return lines;
   handlers ??= buildHandlers();
   const handler = handlers.get(rpcPath);
   if (!handler) return undefined;
   const ureq = universalServerRequestFromFetch(request, {});
   ureq.contextValues = createContextValues().set(kEnv, env).set(kExecution, exec).set(kRequest, request);
   const res = await handler(ureq);
+  // Gitpod's SDK retries a 409 unless told not to. Ours are already_exists and aborted (a lost
+  // compare-and-swap): sending the same request again cannot succeed, so it must not be replayed.
+  if (res.status === 409) res.header?.set("x-should-retry", "false");
   return universalServerResponseToFetch(handler.method.methodKind === "unary" ? await binaryParseErrorsAreBadInput(res) : res);
 }
 

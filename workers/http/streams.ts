@@ -25,7 +25,7 @@ import { invalidArgument, notFound, permissionDenied, toConnectError, unauthenti
 export const streams = new Hono<{ Bindings: Env }>();
 
 /** Connect's error JSON and HTTP status, so clients handle these answers like RPC errors. */
-function errorResponse(err: unknown): Response {
+export function errorResponse(err: unknown): Response {
   const e = toConnectError(err);
   return Response.json(errorToJson(e, undefined), { status: codeToHttpStatus(e.code) });
 }

@@ -65,7 +65,7 @@ function checkNamespaceTemplate(template: string, environmentId: string): void {
 }
 
 /** What an environment's Update messages change. */
-interface EnvironmentState {
+export interface EnvironmentState {
   isDefault: boolean;
   global: boolean;
   /** Projects the environment is explicitly active in (environment_projects). */
@@ -139,6 +139,59 @@ function writeStatements(env: Env, id: string, s: EnvironmentState, now: number)
   ];
 }
 
+/** A new environment, checked: what `insertEnvironment` writes. */
+export interface NewEnvironment {
+  id: string;
+  clusterId: string;
+  namespaceTemplate: string;
+  ephemeral: boolean;
+  /** Its projects and flags; `added` are the projects to check and link. */
+  state: EnvironmentState;
+}
+
+/**
+ * Writes a checked new environment and initializes its object: Create's work once the request
+ * is checked, and the way Gitpod's CreateEnvironment makes a developer environment's Rig
+ * environment. Answers the environment's `created_at`.
+ */
+export async function insertEnvironment(env: Env, e: NewEnvironment): Promise<number> {
+  const { id, state: s } = e;
+  if (await env.DB.prepare("SELECT 1 AS one FROM environments WHERE id = ?").bind(id).first()) throw alreadyExists(`environment ${id}`);
+  await requireProjects(env, s.added);
+  const now = Date.now();
+  await env.DB.batch([
+    env.DB.prepare(
+      "INSERT INTO environments (id, cluster_id, namespace_template, is_default, ephemeral, global, created_at, updated_at) VALUES (?, ?, ?, 0, ?, 0, ?, ?)",
+    ).bind(id, e.clusterId, e.namespaceTemplate, e.ephemeral ? 1 : 0, now, now),
+    ...writeStatements(env, id, s, now),
+  ]);
+  try {
+    await env.ENVIRONMENTS.getByName(id).initialize({ environmentId: id, ephemeral: e.ephemeral, createdAt: now });
+  } catch (err) {
+    // Without its object the environment cannot work: undo the rows of this incarnation so Create can be retried.
+    await env.DB.batch([
+      env.DB.prepare("DELETE FROM environment_projects WHERE environment_id = ?1 AND EXISTS (SELECT 1 FROM environments WHERE id = ?1 AND created_at = ?2)").bind(id, now),
+      env.DB.prepare("DELETE FROM environments WHERE id = ? AND created_at = ?").bind(id, now),
+    ]);
+    throw err;
+  }
+  return now;
+}
+
+/**
+ * The D1 statements deleting environment `id`'s rows, the first one its `environments` row.
+ * The object's own state goes with its `destroy()`, which callers run after the batch.
+ */
+export function deleteStatements(env: Env, id: string): D1PreparedStatement[] {
+  return [
+    env.DB.prepare("DELETE FROM environments WHERE id = ?").bind(id),
+    env.DB.prepare("DELETE FROM environment_projects WHERE environment_id = ?").bind(id),
+    env.DB.prepare("DELETE FROM deployments WHERE environment_id = ?").bind(id),
+    env.DB.prepare("DELETE FROM cron_schedules WHERE environment_id = ?").bind(id),
+    env.DB.prepare("DELETE FROM dev_environments WHERE id = ?").bind(id),
+  ];
+}
+
 interface EnvironmentRow {
   id: string;
   cluster_id: string;
@@ -194,25 +247,7 @@ export const environments = defineService(
       // The default environment is what requests without one land in: not a developer's to move.
       if (s.isDefault && !full) throw permissionDenied("environment:edit is needed to make an environment the default");
 
-      if (await env.DB.prepare("SELECT 1 AS one FROM environments WHERE id = ?").bind(id).first()) throw alreadyExists(`environment ${id}`);
-      await requireProjects(env, s.added);
-      const now = Date.now();
-      await env.DB.batch([
-        env.DB.prepare(
-          "INSERT INTO environments (id, cluster_id, namespace_template, is_default, ephemeral, global, created_at, updated_at) VALUES (?, ?, ?, 0, ?, 0, ?, ?)",
-        ).bind(id, clusterId, template, req.ephemeral ? 1 : 0, now, now),
-        ...writeStatements(env, id, s, now),
-      ]);
-      try {
-        await env.ENVIRONMENTS.getByName(id).initialize({ environmentId: id, ephemeral: req.ephemeral, createdAt: now });
-      } catch (err) {
-        // Without its object the environment cannot work: undo the rows of this incarnation so Create can be retried.
-        await env.DB.batch([
-          env.DB.prepare("DELETE FROM environment_projects WHERE environment_id = ?1 AND EXISTS (SELECT 1 FROM environments WHERE id = ?1 AND created_at = ?2)").bind(id, now),
-          env.DB.prepare("DELETE FROM environments WHERE id = ? AND created_at = ?").bind(id, now),
-        ]);
-        throw err;
-      }
+      await insertEnvironment(env, { id, clusterId, namespaceTemplate: template, ephemeral: req.ephemeral, state: s });
       return {};
     },
 
@@ -258,12 +293,7 @@ export const environments = defineService(
           `environment ${id} still has ${capsules.length} capsule(s) deployed (${names}${capsules.length > 10 ? ", ..." : ""}): remove them first, or delete with force`,
         );
       }
-      const [deleted] = await env.DB.batch([
-        env.DB.prepare("DELETE FROM environments WHERE id = ?").bind(id),
-        env.DB.prepare("DELETE FROM environment_projects WHERE environment_id = ?").bind(id),
-        env.DB.prepare("DELETE FROM deployments WHERE environment_id = ?").bind(id),
-        env.DB.prepare("DELETE FROM cron_schedules WHERE environment_id = ?").bind(id),
-      ]);
+      const [deleted] = await env.DB.batch(deleteStatements(env, id));
       if (deleted!.meta.changes === 0) throw notFound(`environment ${id}`);
       // If this fails the rows are gone already; a later Create of the same name wipes the stale object first.
       await object.destroy();

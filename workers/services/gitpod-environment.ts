@@ -1,28 +1,304 @@
 /**
  * gitpod.v1.EnvironmentService: developer environments. Each is an ephemeral Rig
  * environment, so changing one needs `environment:edit:ephemeral`.
+ *
+ * The environment's EnvironmentDO owns it (phases, spec, status; durable-objects/
+ * dev-environment.ts) and a runner runs its machine; D1's `dev_environments` mirrors each
+ * one for ListEnvironments. Gitpod's SDK is the client this is measured against: see
+ * ../shared/research/gitpod-api.md for what it sends and expects.
  */
-import { EnvironmentService } from "../../proto/gen/gitpod/v1/environment_pb";
+import { create, fromBinary, fromJsonString, toBinary } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext } from "@connectrpc/connect";
+import { unwrap } from "../../durable-objects/outcome";
+import {
+  EnvironmentMetadataSchema,
+  EnvironmentPhase,
+  EnvironmentRole,
+  EnvironmentSchema,
+  EnvironmentService,
+  type EnvironmentSpec,
+  EnvironmentSpec_MachineSchema,
+  EnvironmentSpecSchema,
+  type ListEnvironmentsRequest,
+  ListEnvironmentsRequest_ArchivalStatus as Archival,
+  ListEnvironmentsRequest_SortField as SortField,
+  UpdateEnvironmentRequestSchema,
+} from "../../proto/gen/gitpod/v1/environment_pb";
+import { Principal } from "../../proto/gen/gitpod/v1/identity_pb";
+import { SortOrder } from "../../proto/gen/gitpod/v1/pagination_pb";
+import { CountResponseRelation } from "../../proto/gen/gitpod/v1/count_pb";
 import { scoped } from "../auth/scopes";
-import { notYetImplemented } from "./registry";
+import { defaultNamespaceTemplate } from "../config";
+import type { Env } from "../env";
+import {
+  checkSpec,
+  checkUpdate,
+  checkUuid,
+  clusterOfClass,
+  defaultName,
+  environmentClasses,
+  gitpodPage,
+  mintEnvironmentToken,
+  pageToken,
+  RUNNER_KIND,
+  uuidv7,
+} from "../gitpod/environments";
+import { envOf, principalOf } from "../http/context";
+import { invalidArgument, notFound } from "../http/errors";
+import { clustersOf } from "./cluster";
+import { deleteStatements, type EnvironmentState, insertEnvironment } from "./environment";
+import { defineService } from "./registry";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");
 const anyEnvironment = scoped("environment");
 const view = { action: "environment:view", scope: environment };
 const edit = { action: "environment:edit:ephemeral", scope: environment };
 
-export const gitpodEnvironments = notYetImplemented(EnvironmentService, {
-  getEnvironment: view,
-  listEnvironments: { action: "environment:view", scope: anyEnvironment },
-  listEnvironmentClasses: { action: "environment:view", scope: anyEnvironment },
-  createEnvironment: { action: "environment:edit:ephemeral", scope: anyEnvironment },
-  createEnvironmentFromProject: { action: "environment:edit:ephemeral", scope: anyEnvironment },
-  startEnvironment: edit,
-  stopEnvironment: edit,
-  updateEnvironment: edit,
-  deleteEnvironment: edit,
-  createEnvironmentLogsToken: view,
-  createEnvironmentAccessToken: edit,
-  markEnvironmentActive: edit,
-  unarchiveEnvironment: edit,
-});
+/**
+ * The page a list request asks for. Gitpod's Stainless SDKs send `token` and `pageSize` as
+ * query parameters of the POST (auto-pagination only changes `?token=` and sends the body
+ * again as it was), so those win over the body's.
+ */
+function pageOf(ctx: HandlerContext, p: { pageSize?: number; token?: string } | undefined) {
+  const query = new URL(ctx.url).searchParams;
+  return gitpodPage({
+    pageSize: query.has("pageSize") ? Number(query.get("pageSize")) : p?.pageSize,
+    token: query.get("token") ?? p?.token,
+  });
+}
+
+/** The object of an existing developer environment: not_found for anything else, without waking an object for it. */
+async function devObject(env: Env, environmentId: string) {
+  const id = checkUuid("environment_id", environmentId);
+  if (!(await env.DB.prepare("SELECT 1 AS one FROM dev_environments WHERE id = ?").bind(id).first())) throw notFound(`environment ${id}`);
+  return { id, object: env.ENVIRONMENTS.getByName(id) };
+}
+
+const environmentFrom = (bytes: Uint8Array) => fromBinary(EnvironmentSchema, bytes);
+
+interface CreateInput {
+  spec?: EnvironmentSpec;
+  name?: string;
+  sessionId: string;
+  annotations: Record<string, string>;
+  projectId?: string;
+}
+
+/**
+ * Create and CreateFromProject: the environment's Rig side is made the way api.v1.environment
+ * Create makes an ephemeral environment (active in the project it came from, or, without
+ * one, in every project the caller may deploy to), then its object takes it from there.
+ */
+async function createDev(ctx: HandlerContext, input: CreateInput) {
+  const env = envOf(ctx);
+  const p = principalOf(ctx);
+  const spec = input.spec ?? create(EnvironmentSpecSchema);
+  checkSpec(spec);
+  if (spec.desiredPhase !== EnvironmentPhase.UNSPECIFIED && spec.desiredPhase !== EnvironmentPhase.RUNNING) {
+    throw invalidArgument("spec.desired_phase", "must be running or left out: an environment is created to run (stop it afterwards)");
+  }
+  if (input.name !== undefined && input.name.length > 80) throw invalidArgument("name", "must be at most 80 characters");
+  if (input.sessionId) checkUuid("session_id", input.sessionId);
+  const { cluster, classId } = await clusterOfClass(clustersOf(env), spec.machine?.class ?? "");
+  spec.machine ??= create(EnvironmentSpec_MachineSchema);
+  spec.machine.class = classId;
+
+  const id = uuidv7();
+  const project = input.projectId ? new Set([input.projectId]) : new Set<string>();
+  const state: EnvironmentState = { isDefault: false, global: !input.projectId, projects: project, added: new Set(project), removed: new Set() };
+  const createdAt = await insertEnvironment(env, { id, clusterId: cluster.id, namespaceTemplate: defaultNamespaceTemplate, ephemeral: true, state });
+  const first = spec.content?.initializer?.specs[0]?.spec;
+  const metadata = create(EnvironmentMetadataSchema, {
+    name: input.name || defaultName(spec, id),
+    annotations: input.annotations,
+    creator: { id: p.subjectId, principal: p.subjectType === "user" ? Principal.USER : Principal.SERVICE_ACCOUNT },
+    originalContextUrl: first?.case === "contextUrl" ? first.value.url : "",
+    createdAt: timestampFromMs(createdAt),
+    lastStartedAt: timestampFromMs(createdAt),
+    projectId: input.projectId ?? "",
+    sessionId: input.sessionId,
+  });
+  const object = env.ENVIRONMENTS.getByName(id);
+  try {
+    return { environment: environmentFrom(unwrap(await object.createDevEnvironment(toBinary(EnvironmentMetadataSchema, metadata), toBinary(EnvironmentSpecSchema, spec)))) };
+  } catch (err) {
+    // Half an environment helps no one: the Rig side goes too, so nothing is left behind.
+    await env.DB.batch(deleteStatements(env, id));
+    await object.destroy();
+    throw err;
+  }
+}
+
+/** ListEnvironments' filter as SQL over `dev_environments`, with its parameters. */
+function filterSql(req: ListEnvironmentsRequest, now: number): { where: string[]; params: unknown[] } {
+  const f = req.filter;
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const anyOf = (field: string, column: string, values: readonly unknown[] | undefined, uuid = false) => {
+    if (!values?.length) return;
+    if (values.length > 25) throw invalidArgument(`filter.${field}`, "may list at most 25 values");
+    if (uuid) values.forEach((v, i) => checkUuid(`filter.${field}[${i}]`, String(v)));
+    params.push(JSON.stringify(values));
+    where.push(`${column} IN (SELECT value FROM json_each(?${params.length}))`);
+  };
+  anyOf("status_phases", "phase", f?.statusPhases.map((p) => EnvironmentPhase[p]));
+  anyOf("creator_ids", "creator_id", f?.creatorIds, true);
+  anyOf("runner_ids", "runner_id", f?.runnerIds, true);
+  anyOf("project_ids", "project_id", f?.projectIds);
+  anyOf("session_ids", "json_extract(environment, '$.metadata.sessionId')", f?.sessionIds);
+  // Every runner of edgeplane is a remote one; environments have no role but the default one and no lockdown.
+  if (f?.runnerKinds.length && !f.runnerKinds.includes(RUNNER_KIND)) where.push("0");
+  if (f?.roles.length && !f.roles.some((r) => r === EnvironmentRole.DEFAULT || r === EnvironmentRole.UNSPECIFIED)) where.push("0");
+  if (f?.lockdownBefore) where.push("0");
+  if (f?.createdBefore) {
+    // Ids are UUIDv7, whose first 48 bits are the creation time: "created before" is a range of ids.
+    params.push(uuidv7(timestampDate(f.createdBefore).getTime()).slice(0, 14));
+    where.push(`id < ?${params.length}`);
+  }
+  if (f?.search) {
+    if (f.search.length > 256) throw invalidArgument("filter.search", "must be at most 256 characters");
+    params.push(`%${f.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    const like = (column: string) => `lower(${column}) LIKE ?${params.length} ESCAPE '\\'`;
+    const fields = ["id", ...["name", "originalContextUrl"].map((k) => `json_extract(environment, '$.metadata.${k}')`), "json_extract(environment, '$.spec.content.initializer.specs[0].git.remoteUri')"];
+    where.push(`(${fields.map((c) => `coalesce(${like(c)}, 0)`).join(" OR ")})`);
+  }
+  // Archived environments are listed only when asked for, as Gitpod's own list does.
+  const archival = f?.archivalStatus ?? Archival.UNSPECIFIED;
+  if (archival !== Archival.ALL) params.push(now);
+  if (archival === Archival.ACTIVE || archival === Archival.UNSPECIFIED) where.push(`(archive_at IS NULL OR archive_at > ?${params.length})`);
+  if (archival === Archival.ARCHIVED) where.push(`archive_at <= ?${params.length}`);
+  return { where, params };
+}
+
+export const gitpodEnvironments = defineService(
+  EnvironmentService,
+  {
+    getEnvironment: view,
+    listEnvironments: { action: "environment:view", scope: anyEnvironment },
+    listEnvironmentClasses: { action: "environment:view", scope: anyEnvironment },
+    createEnvironment: { action: "environment:edit:ephemeral", scope: anyEnvironment },
+    createEnvironmentFromProject: { action: "environment:edit:ephemeral", scope: anyEnvironment },
+    startEnvironment: edit,
+    stopEnvironment: edit,
+    updateEnvironment: edit,
+    deleteEnvironment: edit,
+    createEnvironmentLogsToken: view,
+    createEnvironmentAccessToken: edit,
+    markEnvironmentActive: edit,
+    unarchiveEnvironment: edit,
+  },
+  {
+    createEnvironment(req, ctx) {
+      return createDev(ctx, { spec: req.spec, name: req.name, sessionId: req.sessionId, annotations: req.annotations });
+    },
+
+    async createEnvironmentFromProject(req, ctx) {
+      // Gitpod's projects are Rig's here: the environment is active in that project.
+      if (!req.projectId) throw invalidArgument("project_id", "is required");
+      return createDev(ctx, { spec: req.spec, name: req.name, sessionId: req.sessionId, annotations: req.annotations, projectId: req.projectId });
+    },
+
+    async getEnvironment(req, ctx) {
+      const { object } = await devObject(envOf(ctx), req.environmentId);
+      return { environment: environmentFrom(unwrap(await object.devEnvironment())) };
+    },
+
+    async listEnvironments(req, ctx) {
+      const env = envOf(ctx);
+      const page = pageOf(ctx, req.pagination);
+      const sort = req.sort ?? { field: SortField.UNSPECIFIED, order: SortOrder.UNSPECIFIED };
+      if (sort.field === SortField.ARCHIVED_AT) throw invalidArgument("sort.field", "only SORT_FIELD_ID is supported");
+      const ascending = sort.order === SortOrder.ASC;
+      const now = Date.now();
+      const { where, params } = filterSql(req, now);
+      const filtered = where.length ? `WHERE ${where.join(" AND ")}` : "";
+      const cursor = page.after ? `${where.length ? "AND" : "WHERE"} id ${ascending ? ">" : "<"} ?${params.length + 1}` : "";
+      // The count is asked for on the first page only.
+      const counted = req.count?.include === true && !page.after;
+      const [rows, count] = await env.DB.batch<Record<string, unknown>>([
+        env.DB.prepare(`SELECT id, environment, archive_at FROM dev_environments ${filtered} ${cursor} ORDER BY id ${ascending ? "ASC" : "DESC"} LIMIT ${page.size + 1}`).bind(
+          ...params,
+          ...(page.after ? [page.after] : []),
+        ),
+        ...(counted ? [env.DB.prepare(`SELECT COUNT(*) AS n FROM dev_environments ${filtered}`).bind(...params)] : []),
+      ]);
+      const found = rows!.results as { id: string; environment: string; archive_at: number | null }[];
+      const items = found.slice(0, page.size).map((r) => {
+        const e = fromJsonString(EnvironmentSchema, r.environment);
+        if (r.archive_at !== null && r.archive_at <= now) e.metadata!.archivedAt = timestampFromMs(r.archive_at);
+        return e;
+      });
+      return {
+        environments: items,
+        pagination: { nextToken: found.length > page.size ? pageToken(items.at(-1)!.id) : "" },
+        ...(counted ? { count: { value: Number(count!.results[0]!.n), relation: CountResponseRelation.EQ } } : {}),
+      };
+    },
+
+    async listEnvironmentClasses(req, ctx) {
+      const page = pageOf(ctx, req.pagination);
+      const f = req.filter;
+      const offset = page.after ? Number(page.after) : 0;
+      if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument("pagination.token", "is not a page token of this list");
+      // Classes are the configured clusters: enabled, usable by anyone who may create environments, of no particular runner.
+      const none = f?.enabled === false || f?.canCreateEnvironments === false || !!f?.runnerIds.length || !!f?.runnerProviders.length ||
+        (!!f?.runnerKinds.length && !f.runnerKinds.includes(RUNNER_KIND));
+      const all = none ? [] : await environmentClasses(clustersOf(envOf(ctx)));
+      const items = all.slice(offset, offset + page.size);
+      return { environmentClasses: items, pagination: { nextToken: offset + page.size < all.length ? pageToken(String(offset + page.size)) : "" } };
+    },
+
+    async startEnvironment(req, ctx) {
+      const { object } = await devObject(envOf(ctx), req.environmentId);
+      unwrap(await object.changeDevEnvironment({ op: "start" }));
+      return {};
+    },
+
+    async stopEnvironment(req, ctx) {
+      const { object } = await devObject(envOf(ctx), req.environmentId);
+      unwrap(await object.changeDevEnvironment({ op: "stop" }));
+      return {};
+    },
+
+    async unarchiveEnvironment(req, ctx) {
+      const { object } = await devObject(envOf(ctx), req.environmentId);
+      unwrap(await object.changeDevEnvironment({ op: "unarchive" }));
+      return {};
+    },
+
+    async updateEnvironment(req, ctx) {
+      const { object } = await devObject(envOf(ctx), req.environmentId);
+      checkUpdate(req);
+      unwrap(await object.changeDevEnvironment({ op: "update", request: toBinary(UpdateEnvironmentRequestSchema, req) }));
+      return {};
+    },
+
+    async markEnvironmentActive(req, ctx) {
+      const { object } = await devObject(envOf(ctx), req.environmentId);
+      const source = req.activitySignal?.source ?? "";
+      if (source.length < 3 || source.length > 80) throw invalidArgument("activity_signal.source", "must be 3 to 80 characters");
+      const at = req.activitySignal?.timestamp ? timestampDate(req.activitySignal.timestamp).getTime() : Date.now();
+      unwrap(await object.changeDevEnvironment({ op: "mark-active", source, at }));
+      return {};
+    },
+
+    async deleteEnvironment(req, ctx) {
+      const { object } = await devObject(envOf(ctx), req.environmentId);
+      unwrap(await object.deleteDevEnvironment(req.force));
+      return {};
+    },
+
+    async createEnvironmentAccessToken(req, ctx) {
+      const env = envOf(ctx);
+      const { id } = await devObject(env, req.environmentId);
+      return { accessToken: await mintEnvironmentToken(env, "access", id) };
+    },
+
+    async createEnvironmentLogsToken(req, ctx) {
+      const env = envOf(ctx);
+      const { id } = await devObject(env, req.environmentId);
+      return { accessToken: await mintEnvironmentToken(env, "logs", id) };
+    },
+  },
+);

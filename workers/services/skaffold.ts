@@ -1,17 +1,58 @@
-/** proto.SkaffoldService: the dev loop of one environment, served under /environments/<id>/skaffold/. */
-import { SkaffoldService } from "../../proto/gen/skaffold/v1/skaffold_pb";
+/**
+ * proto.SkaffoldService: the dev loop of one environment, served under
+ * /environments/<id>/skaffold/ as Connect here and as Skaffold's HTTP/JSON gateway in
+ * http/skaffold-gateway.ts. Both call `skaffoldOps`; the environment's object owns the
+ * session (durable-objects/skaffold-session.ts). See docs/skaffold.md.
+ */
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  type Event,
+  EventSchema,
+  type Intent,
+  IntentSchema,
+  type LogEntry,
+  LogEntrySchema,
+  SkaffoldService,
+  type State,
+  StateSchema,
+  type TriggerState,
+} from "../../proto/gen/skaffold/v1/skaffold_pb";
+import type { Outcome } from "../../durable-objects/outcome";
+import { unwrap } from "../../durable-objects/outcome";
+import type { Phase } from "../../durable-objects/skaffold-state";
 import type { Scope } from "../auth/principal";
-import { notYetImplemented } from "./registry";
+import type { Env } from "../env";
+import { envOf } from "../http/context";
+import { notFound, unavailable } from "../http/errors";
+import { isDnsLabel } from "../http/names";
+import { defineService, type Rules } from "./registry";
+
+/** How long one Events round trip to the environment's object waits for a new entry. */
+const EVENTS_POLL_MS = 20_000;
+/** Consecutive restarts of the environment's object an Events stream rides out before it gives up. */
+const EVENTS_RETRIES = 3;
+
+/** The environment a Skaffold call is about: `<id>` in `/environments/<id>/skaffold/...`. */
+export function environmentIdOf(url: URL): string | undefined {
+  const id = /^\/environments\/([^/]+)\/skaffold\//.exec(url.pathname)?.[1];
+  try {
+    return id === undefined ? undefined : decodeURIComponent(id);
+  } catch {
+    return id; // Malformed escapes: no environment has this id, which `object` answers.
+  }
+}
 
 /** The environment comes from the path, since Skaffold's messages do not name one. */
 const environmentOfPath = (_: unknown, url: URL): Scope => {
-  const id = /^\/environments\/([^/]+)\/skaffold\//.exec(url.pathname)?.[1];
+  const id = environmentIdOf(url);
   return { resource: `environment/${id ?? "*"}`, environment: id };
 };
 const view = { action: "environment:view", scope: environmentOfPath };
 const edit = { action: "environment:edit:ephemeral", scope: environmentOfPath };
 
-export const skaffold = notYetImplemented(SkaffoldService, {
+/** The access rule of every RPC; the HTTP/JSON gateway applies the same ones. */
+export const skaffoldRules = {
   getState: view,
   eventLog: view,
   events: view,
@@ -20,4 +61,108 @@ export const skaffold = notYetImplemented(SkaffoldService, {
   autoSync: edit,
   autoDeploy: edit,
   handle: edit,
+} satisfies Rules<typeof SkaffoldService>;
+
+/** The environment's object; an id no environment can have is not_found without asking it. */
+function object(env: Env, id: string | undefined) {
+  if (!id || !isDnsLabel(id)) throw notFound(`environment ${id ?? ""}`);
+  return env.ENVIRONMENTS.getByName(id);
+}
+
+/** An answer of the object; its not_found (no such environment) names the environment. */
+function settle<T>(id: string, outcome: Outcome<T>): T {
+  if (!outcome.ok && outcome.code === Code.NotFound) throw notFound(`environment ${id}`);
+  return unwrap(outcome);
+}
+
+/** The operations of the service on one environment, for the Connect handlers and the gateway. */
+export const skaffoldOps = {
+  async state(env: Env, id: string): Promise<State> {
+    return fromBinary(StateSchema, settle(id, await object(env, id).skaffoldState()));
+  },
+
+  /**
+   * The whole log, then live entries as they are logged, until `signal` aborts. The first
+   * round trip happens before this returns, so an unknown environment fails before a stream
+   * starts. Each subscriber pulls at its own pace (a long poll per batch), in sequence order:
+   * it asks for what follows the last entry it got, so the seam between replay and live has
+   * neither a gap nor a duplicate.
+   */
+  async events(env: Env, id: string, signal: AbortSignal): Promise<AsyncGenerator<LogEntry>> {
+    let stub = object(env, id);
+    const first = settle(id, await stub.skaffoldEvents(0, 0));
+    return (async function* () {
+      let rows = first;
+      let after = 0;
+      let failures = 0;
+      for (;;) {
+        for (const r of rows) {
+          yield fromBinary(LogEntrySchema, r.entry);
+          after = r.seq;
+        }
+        if (signal.aborted) return;
+        try {
+          rows = settle(id, await stub.skaffoldEvents(after, EVENTS_POLL_MS));
+          failures = 0;
+        } catch (err) {
+          // The object restarted (eviction, a deploy): its log is in storage, so ask a new stub for what follows.
+          if (!(err as { retryable?: boolean }).retryable || ++failures > EVENTS_RETRIES) {
+            throw err instanceof ConnectError ? err : unavailable(`the event stream of environment ${id} was interrupted: reconnect to replay it`);
+          }
+          stub = object(env, id);
+          rows = [];
+        }
+      }
+    })();
+  },
+
+  async execute(env: Env, id: string, intent: Intent | undefined): Promise<void> {
+    settle(id, await object(env, id).skaffoldExecute(intent ? toBinary(IntentSchema, intent) : new Uint8Array()));
+  },
+
+  /** AutoBuild, AutoSync, AutoDeploy: `enabled` must be present (false is a value). */
+  async trigger(env: Env, id: string, phase: Phase, state: TriggerState | undefined): Promise<void> {
+    // Skaffold's words, which its clients may show.
+    if (state?.val.case !== "enabled") throw new ConnectError("missing required boolean parameter 'enabled'", Code.InvalidArgument);
+    settle(id, await object(env, id).skaffoldAutoTrigger(phase, state.val.value));
+  },
+
+  async handle(env: Env, id: string, event: Event): Promise<void> {
+    settle(id, await object(env, id).skaffoldHandle(toBinary(EventSchema, event)));
+  },
+};
+
+const idOf = (ctx: HandlerContext) => environmentIdOf(new URL(ctx.url)) ?? "";
+
+export const skaffold = defineService(SkaffoldService, skaffoldRules, {
+  async getState(_, ctx) {
+    return skaffoldOps.state(envOf(ctx), idOf(ctx));
+  },
+  // Deprecated alias of Events; what the client streams in is ignored, as in Skaffold.
+  async *eventLog(_, ctx) {
+    yield* await skaffoldOps.events(envOf(ctx), idOf(ctx), ctx.signal);
+  },
+  async *events(_, ctx) {
+    yield* await skaffoldOps.events(envOf(ctx), idOf(ctx), ctx.signal);
+  },
+  async execute(req, ctx) {
+    await skaffoldOps.execute(envOf(ctx), idOf(ctx), req.intent);
+    return {};
+  },
+  async autoBuild(req, ctx) {
+    await skaffoldOps.trigger(envOf(ctx), idOf(ctx), "build", req.state);
+    return {};
+  },
+  async autoSync(req, ctx) {
+    await skaffoldOps.trigger(envOf(ctx), idOf(ctx), "sync", req.state);
+    return {};
+  },
+  async autoDeploy(req, ctx) {
+    await skaffoldOps.trigger(envOf(ctx), idOf(ctx), "deploy", req.state);
+    return {};
+  },
+  async handle(req, ctx) {
+    await skaffoldOps.handle(envOf(ctx), idOf(ctx), req);
+    return {};
+  },
 });

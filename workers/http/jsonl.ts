@@ -1,0 +1,54 @@
+/**
+ * JSON lines for WatchEvents. Gitpod's SDK posts `gitpod.v1.EventService/WatchEvents` with
+ * `Content-Type: application/jsonl` and a plain JSON body, and reads the answer as one JSON
+ * message per line: not Connect's enveloped streaming, which the Connect router would refuse
+ * (415). A refusal (bad token, no access, unknown environment) is answered like a unary
+ * Connect error, with its HTTP status, so the SDK raises it as its usual error classes.
+ */
+import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import { WatchEventsRequestSchema, WatchEventsResponseSchema } from "../../proto/gen/gitpod/v1/event_pb";
+import { authenticate, bearerToken } from "../auth/principal";
+import { defaults } from "../config";
+import type { Env } from "../env";
+import { openWatch } from "../services/gitpod-event";
+import { invalidArgument, resourceExhausted, unauthenticated } from "./errors";
+import { errorResponse } from "./streams";
+
+const WATCH = "/gitpod.v1.EventService/WatchEvents";
+
+/** A request asking for JSON lines. */
+export const isJsonLines = (request: Request) => request.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase() === "application/jsonl";
+
+/** Serves a JSON lines call; undefined for an RPC that is not served so. */
+export async function serveJsonLines(request: Request, rpcPath: string, env: Env): Promise<Response | undefined> {
+  if (rpcPath !== WATCH || request.method !== "POST") return undefined;
+  try {
+    const token = bearerToken(request.headers);
+    if (!token) throw unauthenticated(`${WATCH.slice(1)} needs an access token: log in and send \`Authorization: Bearer <token>\``);
+    const principal = await authenticate(env, token);
+    // Decoded by hand: workerd warns when text() reads a body whose type is not text/* or JSON.
+    const text = new TextDecoder().decode(await request.arrayBuffer());
+    if (text.length > defaults.maxRequestBytes) throw resourceExhausted(`the request body is larger than ${defaults.maxRequestBytes} bytes`);
+    let req: ReturnType<typeof fromJsonString<typeof WatchEventsRequestSchema>>;
+    try {
+      req = fromJsonString(WatchEventsRequestSchema, text.trim() || "{}");
+    } catch (err) {
+      throw invalidArgument("body", `must be a gitpod.v1.WatchEventsRequest in JSON: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const events = (await openWatch(env, principal, req, request.signal))[Symbol.asyncIterator]();
+    const encoder = new TextEncoder();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const next = await events.next();
+        if (next.done) controller.close();
+        else controller.enqueue(encoder.encode(`${toJsonString(WatchEventsResponseSchema, next.value)}\n`));
+      },
+      async cancel() {
+        await events.return?.();
+      },
+    });
+    return new Response(body, { headers: { "content-type": "application/jsonl" } });
+  } catch (err) {
+    return errorResponse(err);
+  }
+}

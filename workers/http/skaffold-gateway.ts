@@ -1,0 +1,203 @@
+/**
+ * Skaffold's HTTP/JSON gateway, per environment, below /environments/<id>/skaffold/:
+ *
+ *   GET  v1/state                 → State
+ *   GET  v1/events, v1/event_log  → NDJSON, one {"result": LogEntry} per line
+ *   POST v1/execute               body: the bare Intent
+ *   PUT  v1/{build,sync,deploy}/auto_execute   body: the bare TriggerState
+ *   POST v1/events/handle         body: the Event
+ *
+ * It answers as Skaffold's grpc-gateway (v2) does: proto field names, every unpopulated field
+ * emitted (null for unset messages), enums by name, unknown input fields ignored, errors as
+ * google.rpc.Status JSON with the HTTP status grpc-gateway maps the code to. Authorization
+ * is the Connect rules' (services/skaffold.ts), from the bearer token.
+ */
+import { type DescMessage, fromJson, type JsonObject, type JsonValue, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { Code, type ConnectError } from "@connectrpc/connect";
+import { type Context, Hono } from "hono";
+import { EventSchema, IntentSchema, type LogEntry, LogEntrySchema, StateSchema, TriggerStateSchema } from "../../proto/gen/skaffold/v1/skaffold_pb";
+import type { Phase } from "../../durable-objects/skaffold-state";
+import { allows, authenticate, bearerToken } from "../auth/principal";
+import { defaults } from "../config";
+import type { Env } from "../env";
+import { environmentIdOf, skaffoldOps, skaffoldRules } from "../services/skaffold";
+import { invalidArgument, permissionDenied, resourceExhausted, toConnectError, unauthenticated } from "./errors";
+
+type C = Context<{ Bindings: Env }>;
+
+export const skaffoldGateway = new Hono<{ Bindings: Env }>();
+
+const v1 = "/environments/:id/skaffold/v1";
+
+/** grpc-gateway's HTTPStatusFromCode (runtime/errors.go). */
+const httpStatus: Record<Code, number> = {
+  [Code.Canceled]: 499,
+  [Code.Unknown]: 500,
+  [Code.InvalidArgument]: 400,
+  [Code.DeadlineExceeded]: 504,
+  [Code.NotFound]: 404,
+  [Code.AlreadyExists]: 409,
+  [Code.PermissionDenied]: 403,
+  [Code.Unauthenticated]: 401,
+  [Code.ResourceExhausted]: 429,
+  [Code.FailedPrecondition]: 400,
+  [Code.Aborted]: 409,
+  [Code.OutOfRange]: 400,
+  [Code.Unimplemented]: 501,
+  [Code.Internal]: 500,
+  [Code.Unavailable]: 503,
+  [Code.DataLoss]: 500,
+};
+
+/** google.rpc.Status as protojson writes it; Connect codes are gRPC's numbers. */
+const rpcStatus = (e: ConnectError) => ({ code: e.code as number, message: e.rawMessage, details: [] });
+
+const json = (body: JsonValue, status = 200) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+
+function errorResponse(err: unknown): Response {
+  const e = toConnectError(err);
+  return json(rpcStatus(e), httpStatus[e.code]);
+}
+
+/**
+ * protojson with grpc-gateway's options (UseProtoNames, EmitUnpopulated). protobuf-es emits
+ * implicit scalars, lists and maps with `alwaysEmitImplicit`; unset messages are added as null.
+ */
+export function gatewayJson<D extends DescMessage>(schema: D, message: MessageShape<D>): JsonObject {
+  const out = toJson(schema, message, { useProtoFieldName: true, alwaysEmitImplicit: true }) as JsonObject;
+  addNulls(schema, message as Record<string, unknown>, out);
+  return out;
+}
+
+function addNulls(schema: DescMessage, message: Record<string, any>, out: JsonObject): void {
+  // Well-known types (a Timestamp is a string) have JSON of their own.
+  if (schema.typeName.startsWith("google.protobuf.")) return;
+  for (const f of schema.fields) {
+    // A oneof emits only its member that is set.
+    const value = f.oneof ? (message[f.oneof.localName].case === f.localName ? message[f.oneof.localName].value : undefined) : message[f.localName];
+    const at = out[f.name] as any;
+    if (f.fieldKind === "message") {
+      if (value !== undefined) addNulls(f.message, value, at);
+      else if (!f.oneof) out[f.name] = null;
+    } else if (f.fieldKind === "list" && f.listKind === "message") {
+      (value as unknown[]).forEach((v, i) => addNulls(f.message, v as Record<string, unknown>, at[i]));
+    } else if (f.fieldKind === "map" && f.mapKind === "message") {
+      for (const k of Object.keys(value)) addNulls(f.message, value[k], at[k]);
+    }
+  }
+}
+
+/** The environment's id, once the caller is known to hold the RPC's action there. */
+async function authorize(c: C, rpc: keyof typeof skaffoldRules): Promise<string> {
+  const token = bearerToken(c.req.raw.headers);
+  if (!token) throw unauthenticated("the Skaffold API needs an access token: log in and send `Authorization: Bearer <token>`");
+  const principal = await authenticate(c.env, token);
+  const url = new URL(c.req.url);
+  const { action, scope } = skaffoldRules[rpc];
+  if (!allows(principal, action, scope(undefined, url))) {
+    throw permissionDenied(`${action} is not granted to this ${principal.subjectType.replace("_", " ")} in environment ${environmentIdOf(url)}`);
+  }
+  return environmentIdOf(url) ?? "";
+}
+
+/** The request body as `schema`; an empty body is the empty message, as grpc-gateway reads it. */
+async function bodyOf<D extends DescMessage>(c: C, schema: D): Promise<MessageShape<D>> {
+  const tooLarge = () => resourceExhausted(`the request body is larger than ${defaults.maxRequestBytes} bytes`);
+  if (Number(c.req.header("content-length") ?? 0) > defaults.maxRequestBytes) throw tooLarge();
+  const text = await c.req.text();
+  if (text.length > defaults.maxRequestBytes) throw tooLarge();
+  let value: JsonValue = {};
+  try {
+    if (text.trim()) value = JSON.parse(text);
+  } catch (err) {
+    throw invalidArgument("body", `is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    return fromJson(schema, value, { ignoreUnknownFields: true });
+  } catch (err) {
+    throw invalidArgument("body", `is not a ${schema.typeName} in JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** A unary route: `run` gets the authorized environment id and returns the response body. */
+function unary(rpc: keyof typeof skaffoldRules, run: (c: C, id: string) => Promise<JsonValue>) {
+  return async (c: C) => {
+    try {
+      return json(await run(c, await authorize(c, rpc)));
+    } catch (err) {
+      return errorResponse(err);
+    }
+  };
+}
+
+/**
+ * A server stream as grpc-gateway writes it: NDJSON, one `{"result": …}` per message, each
+ * its own chunk (flushed as it comes); an error is a last `{"error": Status}` line, or, before
+ * the first message, the whole answer with the code's HTTP status. Entries are read only as
+ * the client reads them, so a slow client costs nobody else anything.
+ */
+function stream(rpc: "events" | "eventLog") {
+  return async (c: C) => {
+    const encoder = new TextEncoder();
+    const line = (body: JsonValue) => encoder.encode(`${JSON.stringify(body)}\n`);
+    let entries: AsyncGenerator<LogEntry>;
+    try {
+      entries = await skaffoldOps.events(c.env, await authorize(c, rpc), c.req.raw.signal);
+    } catch (err) {
+      const e = toConnectError(err);
+      return new Response(line({ error: rpcStatus(e) }), { status: httpStatus[e.code], headers: { "content-type": "application/json" } });
+    }
+    let gone = false;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        let next: IteratorResult<LogEntry>;
+        try {
+          next = await entries.next();
+        } catch (err) {
+          next = { done: true, value: undefined };
+          if (!gone) controller.enqueue(line({ error: rpcStatus(toConnectError(err)) }));
+        }
+        // The client may have left while the entry was on its way.
+        if (gone) return;
+        if (next.done) controller.close();
+        else controller.enqueue(line({ result: gatewayJson(LogEntrySchema, next.value) }));
+      },
+      async cancel() {
+        gone = true;
+        await entries.return(undefined);
+      },
+    });
+    return new Response(body, { headers: { "content-type": "application/json" } });
+  };
+}
+
+skaffoldGateway.get(
+  `${v1}/state`,
+  unary("getState", async (c, id) => gatewayJson(StateSchema, await skaffoldOps.state(c.env, id))),
+);
+skaffoldGateway.get(`${v1}/events`, stream("events"));
+// Deprecated in Skaffold, still served there for old clients.
+skaffoldGateway.get(`${v1}/event_log`, stream("eventLog"));
+skaffoldGateway.post(
+  `${v1}/execute`,
+  unary("execute", async (c, id) => {
+    await skaffoldOps.execute(c.env, id, await bodyOf(c, IntentSchema));
+    return {};
+  }),
+);
+for (const [phase, rpc] of [["build", "autoBuild"], ["sync", "autoSync"], ["deploy", "autoDeploy"]] as const) {
+  skaffoldGateway.put(
+    `${v1}/${phase}/auto_execute`,
+    unary(rpc, async (c, id) => {
+      await skaffoldOps.trigger(c.env, id, phase satisfies Phase, await bodyOf(c, TriggerStateSchema));
+      return {};
+    }),
+  );
+}
+skaffoldGateway.post(
+  `${v1}/events/handle`,
+  unary("handle", async (c, id) => {
+    await skaffoldOps.handle(c.env, id, await bodyOf(c, EventSchema));
+    return {};
+  }),
+);
