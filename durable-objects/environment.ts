@@ -673,6 +673,8 @@ export class EnvironmentDO extends DurableObject<Env> {
         this.stream.publish("runner.connected", { name, version: String(msg.runner?.version ?? "") });
         for (const c of await this.deployedCapsules()) this.sendDesired(c.projectId, c.capsuleId);
         this.resendAutomations();
+        // Level-triggered like the rest: the runner learns the auto triggers it may have missed.
+        this.toRunner({ type: "skaffold-intent", auto: this.skaffold().autoTriggers() });
         await this.devEnvironmentHello();
         // The complete desired set: the runner removes whatever it runs that is not in it.
         ws.send(JSON.stringify({ type: "synced", capsules: (await this.deployedCapsules()).map((c) => ({ ...c, rolloutId: this.capsuleState(c.projectId, c.capsuleId).desired_rollout_id! })) } satisfies ServerMessage));
