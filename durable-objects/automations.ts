@@ -63,7 +63,7 @@ import {
   UpsertAutomationsFileResponseSchema,
 } from "../proto/gen/gitpod/v1/environment_automation_pb";
 import type { Subject } from "../proto/gen/gitpod/v1/identity_pb";
-import { toHex } from "../workers/auth/keys";
+import { checkUuid, uuidv7 } from "../workers/gitpod/ids";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../workers/http/errors";
 import type { Json } from "./event-log";
 import type { RunnerMessage, ServerMessage, ServiceRunPhase, StepRunPhase } from "./runner-protocol";
@@ -159,27 +159,9 @@ export class Op {
 /** How status texts of things waiting for a runner begin; they are cleared once one is there. */
 export const WAITING = "waiting for a runner";
 
-// ---- Ids and validation ----------------------------------------------------------------------
+// ---- Validation ----------------------------------------------------------------------------
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const REFERENCE = /^[a-zA-Z0-9_-]{1,128}$/;
-
-export const isUuid = (v: string) => UUID.test(v);
-
-export function checkUuid(field: string, v: string): string {
-  if (!isUuid(v)) throw invalidArgument(field, v ? `"${v}" is not a UUID` : "is required");
-  return v.toLowerCase();
-}
-
-/** A time-ordered UUID (version 7), so that lists ordered by id are in creation order. */
-export function uuidv7(now = Date.now()): string {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  for (let i = 5, t = now; i >= 0; i--, t = Math.floor(t / 256)) b[i] = t % 256;
-  b[6] = (b[6]! & 0x0f) | 0x70;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = toHex(b);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
 
 function checkReference(field: string, v: string): void {
   if (!REFERENCE.test(v)) throw invalidArgument(field, v ? `"${v}" must be 1-128 letters, digits, '_' or '-'` : "is required");

@@ -261,7 +261,6 @@ export class EnvironmentDO extends DurableObject<Env> {
     this.toRunnerAll({ type: "error", code: "not_found", message: "the environment was deleted" });
     for (const ws of this.ctx.getWebSockets()) ws.close(1001, "environment deleted");
     await this.ctx.storage.deleteAlarm();
-    await this.forgetAutomations();
     await this.ctx.storage.deleteAll();
     this.eventLog = undefined;
     this.reportStore = undefined;
@@ -1200,12 +1199,6 @@ export class EnvironmentDO extends DurableObject<Env> {
   /** After hello: every service's desired state, and the task steps still to run or to stop. */
   private resendAutomations(): void {
     this.automationOp((store, op) => store.resync(op));
-  }
-
-  /** The environment is being deleted: its automations leave the D1 index. */
-  private async forgetAutomations(): Promise<void> {
-    const identity = this.identity();
-    if (identity) await this.env.DB.prepare("DELETE FROM automation_index WHERE environment_id = ?").bind(identity.environmentId).run();
   }
 
   // ---- Skaffold (proto.SkaffoldService) ------------------------------------------------------------

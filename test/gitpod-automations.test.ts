@@ -468,9 +468,14 @@ describe("access", () => {
 
   it("goes with its environment: deleting the environment removes its automations and their index", async () => {
     const environmentId = await environment();
-    await automations().upsert({ environmentId, automationsFile: { tasks: { t: { name: "T", command: "x" } } } });
+    await automations().upsert({ environmentId, automationsFile: { services: { s: { name: "S", commands: { start: "x" } } }, tasks: { t: { name: "T", command: "x" } } } });
     const id = (await taskIds(environmentId)).t!;
+    await automations().tasks.start({ id });
+    const rows = () => env.DB.prepare("SELECT COUNT(*) AS n FROM automation_index WHERE environment_id = ?").bind(environmentId).first<number>("n");
+    expect(await rows()).toBe(3);
     await client(EnvironmentService, admin.accessToken).delete({ environmentId });
+    // Gone with the environment's D1 rows (deleteStatements), service, task and execution alike.
+    expect(await rows()).toBe(0);
     expect(await indexed(id)).toBe(0);
     expect((await sdkError(automations().tasks.retrieve({ id }))).code).toBe("not_found");
     expect((await automations().tasks.list({ filter: { environmentIds: [environmentId] } })).tasks).toEqual([]);

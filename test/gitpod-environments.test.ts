@@ -297,6 +297,9 @@ describe("ListEnvironments", () => {
     });
     expect(((await res.json()) as { environments: unknown[] }).environments).toHaveLength(3);
     expect((await failure(gitpod.environments.list({ token: "garbage" }))).code).toBe("invalid_argument");
+    // Ids are read in either case, as Gitpod's proto allows (a UUID), and answered lower-cased.
+    expect((await gitpod.environments.retrieve({ environmentId: ids[0]!.toUpperCase() })).environment!.id).toBe(ids[0]);
+    expect(await listIn("gp-pages", { creatorIds: [admin.userId.toUpperCase()] })).toHaveLength(5);
   });
 
   it("filters by phase, creator, project and runner kind", async () => {

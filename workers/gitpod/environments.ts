@@ -1,7 +1,7 @@
 /**
- * What gitpod.v1.EnvironmentService needs besides its handlers: ids, environment classes,
- * request checks (the buf.validate rules of Gitpod's proto), page tokens, and the
- * environment's access and logs tokens.
+ * What gitpod.v1.EnvironmentService needs besides its handlers: environment classes, request
+ * checks (the buf.validate rules of Gitpod's proto), and the environment's access and logs
+ * tokens. Ids are in ids.ts, page tokens in pages.ts.
  */
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { EnvironmentSpec, UpdateEnvironmentRequest } from "../../proto/gen/gitpod/v1/environment_pb";
@@ -10,28 +10,7 @@ import { mintPurposeToken, verifyPurposeToken } from "../auth/tokens";
 import { defaults } from "../config";
 import type { ClusterConfig, Env } from "../env";
 import { invalidArgument } from "../http/errors";
-import { toHex } from "../auth/keys";
-
-// ---- Ids ----------------------------------------------------------------------------------
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** A UUIDv7: ordered by creation time, so "newest first" is "id descending", and a DNS label, so it names a Rig environment too. */
-export function uuidv7(now = Date.now()): string {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  for (let i = 0; i < 6; i++) b[i] = Math.floor(now / 2 ** (8 * (5 - i))) & 0xff;
-  b[6] = (b[6]! & 0x0f) | 0x70;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = toHex(b);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-/** The id a request names, which Gitpod's proto requires to be a UUID. */
-export function checkUuid(field: string, value: string): string {
-  if (!value) throw invalidArgument(field, "is required");
-  if (!UUID.test(value)) throw invalidArgument(field, `"${value}" is not a UUID`);
-  return value;
-}
+import { uuidOf } from "./ids";
 
 // ---- Environment classes ----------------------------------------------------------------------
 
@@ -45,10 +24,9 @@ async function classOf(c: ClusterConfig): Promise<EnvironmentClass> {
   const b = digest.slice(0, 16);
   b[6] = (b[6]! & 0x0f) | 0x50;
   b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = toHex(b);
   return {
     $typeName: "gitpod.v1.EnvironmentClass",
-    id: `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`,
+    id: uuidOf(b),
     displayName: `${c.id} (${c.type})`,
     description: `${c.type === "docker" ? "Docker host" : "Kubernetes cluster"} ${c.id}`,
     configuration: [
@@ -148,31 +126,6 @@ export function defaultName(spec: EnvironmentSpec, id: string): string {
   const repo = url.replace(/\.git$/, "").split(/[/:]/).filter(Boolean).pop();
   return (repo || `environment-${id.slice(-6)}`).slice(0, 80);
 }
-
-// ---- Pages ------------------------------------------------------------------------------------
-
-/**
- * A Gitpod list page: size 0 means the default, above the maximum is refused. The token is
- * opaque to clients: base64url of where the previous page ended.
- */
-export function gitpodPage(p: { pageSize?: number; token?: string } | undefined): { size: number; after: string } {
-  const { default: fallback, max } = defaults.gitpod.pageSize;
-  const size = p?.pageSize ?? 0;
-  if (!Number.isInteger(size) || size < 0 || size > max) throw invalidArgument("pagination.page_size", `must be 0 (the default, ${fallback}) to ${max}`);
-  let after = "";
-  if (p?.token) {
-    try {
-      after = (JSON.parse(atob(p.token.replace(/-/g, "+").replace(/_/g, "/"))) as { after?: unknown }).after as string;
-    } catch {
-      // Reported below.
-    }
-    if (typeof after !== "string" || !after) throw invalidArgument("pagination.token", "is not a page token of this list: pass the nextToken of the previous page");
-  }
-  return { size: size || fallback, after };
-}
-
-/** The token of the page after the one that ended at `last`. */
-export const pageToken = (last: string) => btoa(JSON.stringify({ after: last })).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 
 // ---- Environment tokens ---------------------------------------------------------------------
 

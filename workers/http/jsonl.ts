@@ -4,6 +4,7 @@
  * message per line: not Connect's enveloped streaming, which the Connect router would refuse
  * (415). A refusal (bad token, no access, unknown environment) is answered like a unary
  * Connect error, with its HTTP status, so the SDK raises it as its usual error classes.
+ * ndjsonResponse writes the lines, here and for the Skaffold gateway's streams.
  */
 import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { WatchEventsRequestSchema, WatchEventsResponseSchema } from "../../proto/gen/gitpod/v1/event_pb";
@@ -35,20 +36,47 @@ export async function serveJsonLines(request: Request, rpcPath: string, env: Env
     } catch (err) {
       throw invalidArgument("body", `must be a gitpod.v1.WatchEventsRequest in JSON: ${err instanceof Error ? err.message : String(err)}`);
     }
-    const events = (await openWatch(env, principal, req, request.signal))[Symbol.asyncIterator]();
-    const encoder = new TextEncoder();
-    const body = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        const next = await events.next();
-        if (next.done) controller.close();
-        else controller.enqueue(encoder.encode(`${toJsonString(WatchEventsResponseSchema, next.value)}\n`));
-      },
-      async cancel() {
-        await events.return?.();
-      },
-    });
-    return new Response(body, { headers: { "content-type": "application/jsonl" } });
+    const events = await openWatch(env, principal, req, request.signal);
+    return ndjsonResponse(events, (e) => toJsonString(WatchEventsResponseSchema, e), { contentType: "application/jsonl" });
   } catch (err) {
     return errorResponse(err);
   }
+}
+
+/**
+ * A streamed answer of one JSON line per item, each its own chunk (so flushed as it comes).
+ * Items are read only as the client reads them, so a slow client costs nobody else anything;
+ * a client that leaves ends the iteration. `line` writes an item as JSON, without the newline.
+ * An error of the iteration ends the stream with the last line `errorLine` makes of it, or,
+ * without `errorLine`, errors the stream.
+ */
+export function ndjsonResponse<T>(
+  items: AsyncIterable<T>,
+  line: (item: T) => string,
+  init: { contentType: string; errorLine?: (err: unknown) => string },
+): Response {
+  const iterator = items[Symbol.asyncIterator]();
+  const encoder = new TextEncoder();
+  let gone = false;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let next: IteratorResult<T>;
+      try {
+        next = await iterator.next();
+      } catch (err) {
+        if (!init.errorLine) throw err;
+        next = { done: true, value: undefined };
+        if (!gone) controller.enqueue(encoder.encode(`${init.errorLine(err)}\n`));
+      }
+      // The client may have left while the item was on its way.
+      if (gone) return;
+      if (next.done) controller.close();
+      else controller.enqueue(encoder.encode(`${line(next.value)}\n`));
+    },
+    async cancel() {
+      gone = true;
+      await iterator.return?.();
+    },
+  });
+  return new Response(body, { headers: { "content-type": init.contentType } });
 }

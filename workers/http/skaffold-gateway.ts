@@ -22,6 +22,7 @@ import { defaults } from "../config";
 import type { Env } from "../env";
 import { environmentIdOf, skaffoldOps, skaffoldRules } from "../services/skaffold";
 import { invalidArgument, permissionDenied, resourceExhausted, toConnectError, unauthenticated } from "./errors";
+import { ndjsonResponse } from "./jsonl";
 
 type C = Context<{ Bindings: Env }>;
 
@@ -131,43 +132,24 @@ function unary(rpc: keyof typeof skaffoldRules, run: (c: C, id: string) => Promi
 }
 
 /**
- * A server stream as grpc-gateway writes it: NDJSON, one `{"result": …}` per message, each
- * its own chunk (flushed as it comes); an error is a last `{"error": Status}` line, or, before
- * the first message, the whole answer with the code's HTTP status. Entries are read only as
- * the client reads them, so a slow client costs nobody else anything.
+ * A server stream as grpc-gateway writes it: NDJSON (ndjsonResponse), one `{"result": …}` per
+ * message; an error is a last `{"error": Status}` line, or, before the first message, the
+ * whole answer with the code's HTTP status.
  */
 function stream(rpc: "events" | "eventLog") {
   return async (c: C) => {
-    const encoder = new TextEncoder();
-    const line = (body: JsonValue) => encoder.encode(`${JSON.stringify(body)}\n`);
+    const error = (err: unknown) => JSON.stringify({ error: rpcStatus(toConnectError(err)) });
     let entries: AsyncGenerator<LogEntry>;
     try {
       entries = await skaffoldOps.events(c.env, await authorize(c, rpc), c.req.raw.signal);
     } catch (err) {
       const e = toConnectError(err);
-      return new Response(line({ error: rpcStatus(e) }), { status: httpStatus[e.code], headers: { "content-type": "application/json" } });
+      return new Response(`${error(e)}\n`, { status: httpStatus[e.code], headers: { "content-type": "application/json" } });
     }
-    let gone = false;
-    const body = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        let next: IteratorResult<LogEntry>;
-        try {
-          next = await entries.next();
-        } catch (err) {
-          next = { done: true, value: undefined };
-          if (!gone) controller.enqueue(line({ error: rpcStatus(toConnectError(err)) }));
-        }
-        // The client may have left while the entry was on its way.
-        if (gone) return;
-        if (next.done) controller.close();
-        else controller.enqueue(line({ result: gatewayJson(LogEntrySchema, next.value) }));
-      },
-      async cancel() {
-        gone = true;
-        await entries.return(undefined);
-      },
+    return ndjsonResponse(entries, (entry) => JSON.stringify({ result: gatewayJson(LogEntrySchema, entry) }), {
+      contentType: "application/json",
+      errorLine: error,
     });
-    return new Response(body, { headers: { "content-type": "application/json" } });
   };
 }
 

@@ -180,7 +180,9 @@ export async function insertEnvironment(env: Env, e: NewEnvironment): Promise<nu
 
 /**
  * The D1 statements deleting environment `id`'s rows, the first one its `environments` row.
- * The object's own state goes with its `destroy()`, which callers run after the batch.
+ * The object's own state goes with its `destroy()`, which callers run after the batch; the
+ * automations' index goes here, in the same batch, so no row outlives the environment even if
+ * `destroy()` fails.
  */
 export function deleteStatements(env: Env, id: string): D1PreparedStatement[] {
   return [
@@ -189,6 +191,7 @@ export function deleteStatements(env: Env, id: string): D1PreparedStatement[] {
     env.DB.prepare("DELETE FROM deployments WHERE environment_id = ?").bind(id),
     env.DB.prepare("DELETE FROM cron_schedules WHERE environment_id = ?").bind(id),
     env.DB.prepare("DELETE FROM dev_environments WHERE id = ?").bind(id),
+    env.DB.prepare("DELETE FROM automation_index WHERE environment_id = ?").bind(id),
   ];
 }
 

@@ -10,7 +10,7 @@
  */
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { type AutomationCall, type AutomationMethod, type AutomationResult, checkUuid, uuidv7 } from "../../durable-objects/automations";
+import type { AutomationCall, AutomationMethod, AutomationResult } from "../../durable-objects/automations";
 import { unwrap } from "../../durable-objects/outcome";
 import {
   CreateServiceRequestSchema,
@@ -47,6 +47,8 @@ import type { PaginationRequest } from "../../proto/gen/gitpod/v1/pagination_pb"
 import { allows } from "../auth/principal";
 import { scoped } from "../auth/scopes";
 import type { Env } from "../env";
+import { checkUuid, uuidv7 } from "../gitpod/ids";
+import { gitpodPage, pageToken } from "../gitpod/pages";
 import { afterResponse, envOf, principalOf } from "../http/context";
 import { invalidArgument, notFound, permissionDenied } from "../http/errors";
 import { defineService } from "./registry";
@@ -60,8 +62,6 @@ const editItem = { action: "environment:edit:ephemeral", scope: "any" } as const
 type Kind = "service" | "task" | "execution";
 const KIND_NAMES: Record<Kind, string> = { service: "service", task: "task", execution: "task execution" };
 
-/** Gitpod list pages: 0 means 25, at most 100 (Gitpod's PaginationRequest rules). */
-const PAGE_SIZE = { default: 25, max: 100 };
 /** Gitpod's limit on each filter list. */
 const MAX_FILTER = 25;
 
@@ -152,36 +152,12 @@ async function onItem<D extends DescMessage>(
   return write(ctx, environmentId, call);
 }
 
-// ---- Pagination -----------------------------------------------------------------------------------
+// ---- Lists ----------------------------------------------------------------------------------------
 
 /** Where a page starts: at environment `e`, after item `a` there. */
 interface Cursor {
   e: string;
   a: string;
-}
-
-const encodeToken = (c: Cursor) => btoa(JSON.stringify(c)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-
-function decodeToken(token: string): Cursor | null {
-  if (!token) return null;
-  try {
-    const c = JSON.parse(atob(token.replace(/-/g, "+").replace(/_/g, "/"))) as Cursor;
-    if (typeof c.e === "string" && typeof c.a === "string") return c;
-  } catch {
-    // Falls through to the refusal.
-  }
-  throw invalidArgument("pagination.token", "is not a token this server issued: pass next_token from the previous page");
-}
-
-/**
- * Page size and cursor. The Stainless SDKs send `token` and `pageSize` as query parameters of
- * the POST (their auto-pagination only updates `?token=`), which win over the body's.
- */
-function pageOf(ctx: HandlerContext, p: PaginationRequest | undefined): { size: number; cursor: Cursor | null } {
-  const query = new URL(ctx.url).searchParams;
-  const size = query.has("pageSize") ? Number(query.get("pageSize")) : (p?.pageSize ?? 0);
-  if (!Number.isInteger(size) || size < 0 || size > PAGE_SIZE.max) throw invalidArgument("pagination.page_size", `must be between 0 and ${PAGE_SIZE.max}`);
-  return { size: size || PAGE_SIZE.default, cursor: decodeToken(query.get("token") ?? p?.token ?? "") };
 }
 
 function checkFilter(field: string, values: string[], uuids: boolean): string[] {
@@ -208,7 +184,7 @@ async function listAcross<T extends { id: string }>(
   },
   pagination: PaginationRequest | undefined,
 ): Promise<{ items: T[]; nextToken: string }> {
-  const { size, cursor } = pageOf(ctx, pagination);
+  const { size, cursor } = gitpodPage<Cursor>(ctx, pagination, (c) => typeof c.e === "string" && typeof c.a === "string");
   const db = envOf(ctx).DB;
   const p = principalOf(ctx);
   let environments: string[];
@@ -229,9 +205,9 @@ async function listAcross<T extends { id: string }>(
     if (!result) continue;
     items.push(...opts.items(result.response));
     if (items.length < size) continue;
-    if (result.more) return { items, nextToken: encodeToken({ e: environmentId, a: items.at(-1)!.id }) };
+    if (result.more) return { items, nextToken: pageToken({ e: environmentId, a: items.at(-1)!.id }) };
     const next = environments[i + 1];
-    return { items, nextToken: next ? encodeToken({ e: next, a: "" }) : "" };
+    return { items, nextToken: next ? pageToken({ e: next, a: "" }) : "" };
   }
   return { items, nextToken: "" };
 }

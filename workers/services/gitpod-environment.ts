@@ -31,19 +31,9 @@ import { CountResponseRelation } from "../../proto/gen/gitpod/v1/count_pb";
 import { scoped } from "../auth/scopes";
 import { defaultNamespaceTemplate } from "../config";
 import type { Env } from "../env";
-import {
-  checkSpec,
-  checkUpdate,
-  checkUuid,
-  clusterOfClass,
-  defaultName,
-  environmentClasses,
-  gitpodPage,
-  mintEnvironmentToken,
-  pageToken,
-  RUNNER_KIND,
-  uuidv7,
-} from "../gitpod/environments";
+import { checkSpec, checkUpdate, clusterOfClass, defaultName, environmentClasses, mintEnvironmentToken, RUNNER_KIND } from "../gitpod/environments";
+import { checkUuid, uuidv7 } from "../gitpod/ids";
+import { gitpodPage, pageToken } from "../gitpod/pages";
 import { envOf, principalOf } from "../http/context";
 import { invalidArgument, notFound } from "../http/errors";
 import { clustersOf } from "./cluster";
@@ -54,19 +44,6 @@ const environment = scoped<{ environmentId?: string }>("environment", "environme
 const anyEnvironment = scoped("environment");
 const view = { action: "environment:view", scope: environment };
 const edit = { action: "environment:edit:ephemeral", scope: environment };
-
-/**
- * The page a list request asks for. Gitpod's Stainless SDKs send `token` and `pageSize` as
- * query parameters of the POST (auto-pagination only changes `?token=` and sends the body
- * again as it was), so those win over the body's.
- */
-function pageOf(ctx: HandlerContext, p: { pageSize?: number; token?: string } | undefined) {
-  const query = new URL(ctx.url).searchParams;
-  return gitpodPage({
-    pageSize: query.has("pageSize") ? Number(query.get("pageSize")) : p?.pageSize,
-    token: query.get("token") ?? p?.token,
-  });
-}
 
 /** The object of an existing developer environment: not_found for anything else, without waking an object for it. */
 async function devObject(env: Env, environmentId: string) {
@@ -138,8 +115,8 @@ function filterSql(req: ListEnvironmentsRequest, now: number): { where: string[]
   const anyOf = (field: string, column: string, values: readonly unknown[] | undefined, uuid = false) => {
     if (!values?.length) return;
     if (values.length > 25) throw invalidArgument(`filter.${field}`, "may list at most 25 values");
-    if (uuid) values.forEach((v, i) => checkUuid(`filter.${field}[${i}]`, String(v)));
-    params.push(JSON.stringify(values));
+    // Ids are stored lower-cased, as checkUuid returns them.
+    params.push(JSON.stringify(uuid ? values.map((v, i) => checkUuid(`filter.${field}[${i}]`, String(v))) : values));
     where.push(`${column} IN (SELECT value FROM json_each(?${params.length}))`);
   };
   anyOf("status_phases", "phase", f?.statusPhases.map((p) => EnvironmentPhase[p]));
@@ -206,20 +183,22 @@ export const gitpodEnvironments = defineService(
 
     async listEnvironments(req, ctx) {
       const env = envOf(ctx);
-      const page = pageOf(ctx, req.pagination);
+      // The token holds the id the previous page ended at.
+      const page = gitpodPage<{ after: string }>(ctx, req.pagination, (c) => typeof c.after === "string" && c.after !== "");
+      const after = page.cursor?.after ?? "";
       const sort = req.sort ?? { field: SortField.UNSPECIFIED, order: SortOrder.UNSPECIFIED };
       if (sort.field === SortField.ARCHIVED_AT) throw invalidArgument("sort.field", "only SORT_FIELD_ID is supported");
       const ascending = sort.order === SortOrder.ASC;
       const now = Date.now();
       const { where, params } = filterSql(req, now);
       const filtered = where.length ? `WHERE ${where.join(" AND ")}` : "";
-      const cursor = page.after ? `${where.length ? "AND" : "WHERE"} id ${ascending ? ">" : "<"} ?${params.length + 1}` : "";
+      const cursor = after ? `${where.length ? "AND" : "WHERE"} id ${ascending ? ">" : "<"} ?${params.length + 1}` : "";
       // The count is asked for on the first page only.
-      const counted = req.count?.include === true && !page.after;
+      const counted = req.count?.include === true && !after;
       const [rows, count] = await env.DB.batch<Record<string, unknown>>([
         env.DB.prepare(`SELECT id, environment, archive_at FROM dev_environments ${filtered} ${cursor} ORDER BY id ${ascending ? "ASC" : "DESC"} LIMIT ${page.size + 1}`).bind(
           ...params,
-          ...(page.after ? [page.after] : []),
+          ...(after ? [after] : []),
         ),
         ...(counted ? [env.DB.prepare(`SELECT COUNT(*) AS n FROM dev_environments ${filtered}`).bind(...params)] : []),
       ]);
@@ -231,22 +210,22 @@ export const gitpodEnvironments = defineService(
       });
       return {
         environments: items,
-        pagination: { nextToken: found.length > page.size ? pageToken(items.at(-1)!.id) : "" },
+        pagination: { nextToken: found.length > page.size ? pageToken({ after: items.at(-1)!.id }) : "" },
         ...(counted ? { count: { value: Number(count!.results[0]!.n), relation: CountResponseRelation.EQ } } : {}),
       };
     },
 
     async listEnvironmentClasses(req, ctx) {
-      const page = pageOf(ctx, req.pagination);
+      // The token holds the offset of the page it starts.
+      const page = gitpodPage<{ after: string }>(ctx, req.pagination, (c) => typeof c.after === "string" && /^\d+$/.test(c.after) && Number.isSafeInteger(Number(c.after)));
       const f = req.filter;
-      const offset = page.after ? Number(page.after) : 0;
-      if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument("pagination.token", "is not a page token of this list");
+      const offset = Number(page.cursor?.after ?? 0);
       // Classes are the configured clusters: enabled, usable by anyone who may create environments, of no particular runner.
       const none = f?.enabled === false || f?.canCreateEnvironments === false || !!f?.runnerIds.length || !!f?.runnerProviders.length ||
         (!!f?.runnerKinds.length && !f.runnerKinds.includes(RUNNER_KIND));
       const all = none ? [] : await environmentClasses(clustersOf(envOf(ctx)));
       const items = all.slice(offset, offset + page.size);
-      return { environmentClasses: items, pagination: { nextToken: offset + page.size < all.length ? pageToken(String(offset + page.size)) : "" } };
+      return { environmentClasses: items, pagination: { nextToken: offset + page.size < all.length ? pageToken({ after: String(offset + page.size) }) : "" } };
     },
 
     async startEnvironment(req, ctx) {

@@ -19,7 +19,7 @@ import {
 import { allows, type Principal } from "../auth/principal";
 import { requireExisting } from "../db/exists";
 import type { Env } from "../env";
-import { checkUuid } from "../gitpod/environments";
+import { checkUuid } from "../gitpod/ids";
 import { envOf, principalOf } from "../http/context";
 import { invalidArgument, permissionDenied, unavailable } from "../http/errors";
 import { defineService } from "./registry";
