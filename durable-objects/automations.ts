@@ -185,6 +185,7 @@ function checkReadiness(field: string, d: Duration | undefined): void {
 
 /** Trigger names of the file format (the members of AutomationTrigger). */
 const TRIGGERS = ["manual", "postMachineStart", "postEnvironmentStart", "postDevcontainerStart", "prebuild", "beforeSnapshot"] as const;
+export type TriggerKind = (typeof TRIGGERS)[number];
 
 function checkTriggers(field: string, triggers: AutomationTrigger[], forTask: boolean): void {
   triggers.forEach((t, i) => {
@@ -647,10 +648,14 @@ export class Automations {
     if (advance) this.advanceAll(op);
   }
 
-  /** StartService: no-op when it is already starting or running; an ended service gets a new session. */
+  /**
+   * StartService: no-op when it is already starting or running, or asked to run with no report
+   * on that session yet (a trigger and a task depending on it start it once, not twice); an
+   * ended service gets a new session.
+   */
   private startService(s: Service, op: Op, advance = true): void {
     if (s.spec!.desiredPhase === ServicePhase.DELETED) throw failedPrecondition(`service ${s.metadata!.reference} is being deleted`);
-    if (s.spec!.desiredPhase === ServicePhase.RUNNING && isActive(s)) return;
+    if (s.spec!.desiredPhase === ServicePhase.RUNNING && (isActive(s) || s.status!.session !== s.spec!.session)) return;
     this.setDesired(s, ServicePhase.RUNNING, op, !isActive(s), advance);
   }
 
@@ -882,7 +887,7 @@ export class Automations {
    * (tasks/services of a group run concurrently, groups one after another). Service steps are
    * done once their service runs; task steps are sent to the runner.
    */
-  private startTask(taskId: string, id: string, op: Op, creator: Subject): TaskExecution {
+  private startTask(taskId: string, id: string, op: Op, creator: Subject, startedBy = "manual"): TaskExecution {
     const task = this.requireTask(taskId);
     const tasks = new Map(this.allTasks().map((t) => [t.id, t]));
     const groups = planGroups(task.id, new Map([...tasks].map(([i, t]) => [i, t.dependsOn])));
@@ -907,7 +912,7 @@ export class Automations {
     }));
     const x = create(TaskExecutionSchema, {
       id,
-      metadata: { taskId: task.id, environmentId: op.environmentId, createdAt: timestampFromMs(op.now), creator, startedBy: "manual" },
+      metadata: { taskId: task.id, environmentId: op.environmentId, createdAt: timestampFromMs(op.now), creator, startedBy },
       spec: { plan, desiredPhase: TaskExecutionPhase.RUNNING },
       status: { statusVersion: this.nextVersion(), phase: TaskExecutionPhase.PENDING },
     });
@@ -1036,6 +1041,39 @@ export class Automations {
       .toArray()
       .map((r) => decode(TaskExecutionSchema, r));
     return { items: rows.slice(0, limit), more: rows.length > limit };
+  }
+
+  // ---- Triggers
+
+  /** Services and tasks whose `triggeredBy` names one of `kinds`. */
+  triggered(kinds: readonly TriggerKind[]): { services: Service[]; tasks: Task[] } {
+    const fires = (ts: AutomationTrigger[]) => ts.some((t) => t.trigger.case !== undefined && kinds.includes(t.trigger.case));
+    return {
+      services: this.allServices().filter((s) => fires(s.metadata!.triggeredBy) && s.spec!.desiredPhase !== ServicePhase.DELETED),
+      tasks: this.allTasks().filter((t) => fires(t.metadata!.triggeredBy)),
+    };
+  }
+
+  /**
+   * The environment started: services triggered by one of `kinds` are started (StartService)
+   * and each task so triggered gets one execution (StartTask), on behalf of `creator` (the
+   * environment's), `startedBy` the first of the task's triggers among `kinds`.
+   */
+  environmentStarted(kinds: readonly TriggerKind[], op: Op, creator: Subject): void {
+    const { services, tasks } = this.triggered(kinds);
+    // Read again: starting one may have started another (an execution waiting for it).
+    for (const { id } of services) this.startService(this.service(id)!, op);
+    for (const t of tasks) {
+      const by = t.metadata!.triggeredBy.find((x) => x.trigger.case !== undefined && kinds.includes(x.trigger.case))!.trigger.case!;
+      this.startTask(t.id, uuidv7(op.now), op, creator, by);
+    }
+  }
+
+  /** The environment stops or goes: services meant to run are stopped (StopService), ongoing executions too (StopTaskExecution). */
+  environmentStopped(op: Op): void {
+    // Executions first: one still running would start the services it waits for again.
+    for (const x of this.activeExecutions()) this.stopExecution(x.id, op);
+    for (const { id } of this.allServices()) this.stopService(this.service(id)!, op);
   }
 
   // ---- The runner

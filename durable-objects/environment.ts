@@ -1,4 +1,4 @@
-import { fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { DurableObject } from "cloudflare:workers";
 import { CronJobSchema, JobState } from "../proto/gen/api/v1/capsule/job_pb";
 import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/capsule/rollout_pb";
@@ -23,6 +23,7 @@ import { badTicket, requireUpgrade, socketError, Tickets } from "./tickets";
 import * as devEnv from "./dev-environment";
 import { onReport, onUser, phaseByName, PHASE_NAMES, phaseName } from "./dev-environment-phases";
 import { EnvironmentPhase } from "../proto/gen/gitpod/v1/environment_pb";
+import { SubjectSchema } from "../proto/gen/gitpod/v1/identity_pb";
 import { deleteStatements } from "../workers/services/environment";
 import { verifyEnvironmentToken } from "../workers/gitpod/environments";
 import { Timers } from "./timers";
@@ -1088,7 +1089,8 @@ export class EnvironmentDO extends DurableObject<Env> {
       if (prev && (c.specChanged || c.metadataChanged)) this.stream.publish("dev-environment.updated", data);
       if (prev && c.statusChanged) this.stream.publish("dev-environment.status-updated", data);
       if (c.specChanged) this.toRunner(devEnv.desiredMessage(environmentId, c.state));
-      await devEnv.summaryStatement(this.env.DB, environmentId, c).run();
+      const executions = prev ? this.automationsOnPhase(prev.phase, c.state) : [];
+      await this.env.DB.batch([devEnv.summaryStatement(this.env.DB, environmentId, c), ...this.indexExecutions(environmentId, executions)]);
     }
     return devEnv.environmentBinary(environmentId, c.state);
   }
@@ -1105,6 +1107,8 @@ export class EnvironmentDO extends DurableObject<Env> {
 
   /** Deletes the environment for good: its D1 rows, then the object's whole state (`destroy`). */
   private async removeDev(environmentId: string): Promise<void> {
+    // Gone without passing STOPPING (force, or no machine): what runs in it is stopped all the same.
+    this.automationOp((store, op) => store.environmentStopped(op));
     this.stream.publish("dev-environment.deleted", { environmentId, phase: "DELETED" });
     await this.env.DB.batch(deleteStatements(this.env, environmentId));
     await this.destroy();
@@ -1201,6 +1205,44 @@ export class EnvironmentDO extends DurableObject<Env> {
     this.automationOp((store, op) => store.resync(op));
   }
 
+  /**
+   * The developer environment's phase moved from `from` to `s.phase`. Entering RUNNING from
+   * anything but UPDATING is an environment start: services and tasks triggered by
+   * postEnvironmentStart run, once per start (reports while RUNNING, and RUNNING <-> UPDATING,
+   * are no start). postDevcontainerStart fires at the same moment: the runner reports no
+   * devcontainer phase of its own, the devcontainer starts with the environment (a rebuild
+   * while running is not told apart, so it fires no trigger). Entering STOPPING, STOPPED,
+   * or DELETING stops what runs: services meant to run and ongoing executions (`removeDev`
+   * does the same for an environment that goes at once).
+   * Answers the executions it created, for the D1 index.
+   */
+  private automationsOnPhase(from: EnvironmentPhase, s: devEnv.DevEnvironmentState): string[] {
+    const P = EnvironmentPhase;
+    if (from === s.phase) return [];
+    const started = s.phase === P.RUNNING && from !== P.UPDATING;
+    const stopping = [P.STOPPING, P.STOPPED, P.DELETING].includes(s.phase);
+    if (!started && !stopping) return [];
+    return this.automationOp((store, op) => {
+      if (started) store.environmentStarted(["postEnvironmentStart", "postDevcontainerStart"], op, s.metadata.creator ?? create(SubjectSchema));
+      else store.environmentStopped(op);
+      return op.created;
+    });
+  }
+
+  /**
+   * Index rows of executions the object created itself (triggers): written right after they
+   * were, where the Worker writes its before (a Get in between finds no row, hence not_found).
+   */
+  private indexExecutions(environmentId: string, ids: string[]): D1PreparedStatement[] {
+    if (!ids.length) return [];
+    return [
+      this.env.DB.prepare(
+        `INSERT INTO automation_index (id, environment_id, kind, created_at)
+         SELECT value, ?1, 'execution', ?2 FROM json_each(?3)`,
+      ).bind(environmentId, Date.now(), JSON.stringify(ids)),
+    ];
+  }
+
   // ---- Skaffold (proto.SkaffoldService) ------------------------------------------------------------
 
   /** The environment's Skaffold session (skaffold-session.ts), created on first use; `destroy` drops it. */
@@ -1295,6 +1337,8 @@ export class EnvironmentDO extends DurableObject<Env> {
       if (tags.includes(RUNNER)) await this.onRunnerMessage(ws, text);
       else if (tags.includes(EXEC)) this.onExecMessage(ws, text);
     } catch (err) {
+      // What a socket closed meanwhile still sent (the environment was deleted, the runner superseded) is moot.
+      if (ws.readyState !== WebSocket.OPEN) return;
       // A malformed report (a missing field) is the sender's to fix; the connection stays.
       console.error("socket message refused", err);
       const message = `the message could not be applied: ${err instanceof Error ? err.message : String(err)}`;
