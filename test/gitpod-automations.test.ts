@@ -16,6 +16,7 @@ import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_ac
 import { baseUrl, client, workerFetch } from "./helpers/client";
 import { fileAdmin } from "./helpers/identity";
 import { type Behavior, runnerToken, TestRunner } from "./helpers/runner";
+import { eventually, sleep } from "./helpers/wait";
 
 // ---- Fixtures ---------------------------------------------------------------------------------
 
@@ -55,20 +56,6 @@ async function withRunner(behavior: Partial<Behavior> = {}) {
   const environmentId = await environment();
   const runner = await TestRunner.connect({ environmentId, token: await runnerToken(environmentId), behavior });
   return { environmentId, runner };
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `read` until `ok` holds: runner reports arrive asynchronously. */
-async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let v = await read();
-  while (!ok(v) && Date.now() < deadline) {
-    await sleep(10);
-    v = await read();
-  }
-  expect(ok(v), `${what}; last seen: ${JSON.stringify((v as { status?: unknown })?.status ?? v)?.slice(0, 1500)}`).toBe(true);
-  return v;
 }
 
 /** The SDK's error of a failing call: `status`, and the Connect `code` from the body. */

@@ -17,6 +17,7 @@ import { baseUrl, client, workerFetch } from "./helpers/client";
 import { codeOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";
 import { type Behavior, runnerToken, TestRunner } from "./helpers/runner";
+import { sleep, within } from "./helpers/wait";
 
 let admin: Awaited<ReturnType<typeof fileAdmin>>;
 let gitpod: Gitpod;
@@ -40,15 +41,6 @@ async function createIn(projectId: string): Promise<string> {
 const get = async (environmentId: string): Promise<Environment> => (await gitpod.environments.retrieve({ environmentId })).environment!;
 
 const connect = (environmentId: string, behavior: Partial<Behavior> = {}) => TestRunner.connect({ environmentId, token: runnerAll, behavior });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The SDK's wait helpers wait forever; a test gives up after `ms`. */
-function within<T>(p: Promise<T>, what: string, ms = 5000): Promise<T> {
-  let timer = 0;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms}ms`)), ms)));
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** Polls the environment until `ok` holds (runner reports arrive asynchronously). */
 async function until(environmentId: string, ok: (e: Environment) => boolean, what: string): Promise<Environment> {

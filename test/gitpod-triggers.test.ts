@@ -13,6 +13,7 @@ import type { ServerMessage } from "../durable-objects/runner-protocol";
 import { baseUrl, workerFetch } from "./helpers/client";
 import { fileAdmin } from "./helpers/identity";
 import { type Behavior, runnerToken, TestRunner } from "./helpers/runner";
+import { eventually, sleep, within } from "./helpers/wait";
 
 let admin: Awaited<ReturnType<typeof fileAdmin>>;
 let gitpod: Gitpod;
@@ -25,25 +26,6 @@ beforeAll(async () => {
 });
 
 const repo = { content: { initializer: { specs: [{ git: { remoteUri: "https://github.com/acme/app.git" } }] } } };
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let v = await read();
-  while (!ok(v) && Date.now() < deadline) {
-    await sleep(10);
-    v = await read();
-  }
-  expect(ok(v), `${what}; last seen: ${JSON.stringify(v)?.slice(0, 1500)}`).toBe(true);
-  return v;
-}
-
-function within<T>(p: Promise<T>, what: string, ms = 5000): Promise<T> {
-  let timer = 0;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms}ms`)), ms)));
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 const automations = () => gitpod.environments.automations;
 const phaseOf = async (environmentId: string) => (await gitpod.environments.retrieve({ environmentId })).environment!.status!.phase;

@@ -26,6 +26,7 @@ import { baseUrl, client } from "./helpers/client";
 import { codeOf, errorOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";
 import { type Behavior, runnerToken, TestRunner } from "./helpers/runner";
+import { eventually, sleep } from "./helpers/wait";
 
 // ---- Fixtures ---------------------------------------------------------------------------------
 
@@ -92,20 +93,6 @@ function instancesStep(r: Rollout) {
 
 /** RUNNING with every instance ready: the rollout is healthy. */
 const settled = (r: Rollout) => r.status!.state === State.RUNNING && instancesStep(r)?.info?.state === StepState.DONE;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `read` until `ok` holds: runner reports reach the objects asynchronously. */
-async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let v = await read();
-  while (!ok(v) && Date.now() < deadline) {
-    await sleep(10);
-    v = await read();
-  }
-  expect(ok(v), `${what}; last seen: ${JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? `${x}n` : x))?.slice(0, 600)}`).toBe(true);
-  return v;
-}
 
 const until = (capsuleId: string, rolloutId: bigint, ok: (r: Rollout) => boolean, what = "rollout condition") =>
   eventually(() => rollout(capsuleId, rolloutId), ok, `rollout ${rolloutId} of ${capsuleId}: ${what}`);

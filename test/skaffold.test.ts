@@ -19,6 +19,7 @@ import { baseUrl, client, workerFetch } from "./helpers/client";
 import { codeOf, errorOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";
 import { runnerToken, TestRunner } from "./helpers/runner";
+import { sleep, within } from "./helpers/wait";
 
 type EventInit = MessageInitShape<typeof EventSchema>;
 
@@ -63,15 +64,6 @@ function gateway(environmentId: string, path: string, init: RequestInit & { toke
     ...rest,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(rest.body ? { "content-type": "application/json" } : {}) },
   });
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function within<T>(p: Promise<T>, what: string, ms = 5000): Promise<T> {
-  const late = sleep(ms).then(() => {
-    throw new Error(`${what}: nothing within ${ms} ms`);
-  });
-  return Promise.race([p, late]);
 }
 
 /** A Connect Events subscription that reads only when asked to. */
