@@ -1,0 +1,92 @@
+/** The environment's Skaffold API (proto.SkaffoldService): the session, its long poll, and the intents the runner gets. */
+import type { EnvironmentHost } from "./environment-host";
+import { attempt, type Outcome } from "./outcome";
+import { type RolloutSummary, rolloutName } from "./rollout";
+import { SkaffoldSession, type SkaffoldLogRow } from "./skaffold-session";
+
+export class EnvironmentSkaffold {
+  /** The environment's Skaffold session (skaffold-session.ts), created on first use; `destroy` drops it. */
+  private store?: SkaffoldSession;
+  /** Events calls waiting for the next Skaffold log entry (long poll). */
+  private readonly waiters = new Set<() => void>();
+
+  constructor(private readonly host: EnvironmentHost) {}
+
+  /** Forgets the session: `destroy` deleted its tables. */
+  reset(): void {
+    this.store = undefined;
+  }
+
+  private session(): SkaffoldSession {
+    this.host.requireIdentity();
+    return (this.store ??= new SkaffoldSession(this.host.ctx.storage));
+  }
+
+  private wake(): void {
+    for (const wake of this.waiters) wake();
+  }
+
+  /** GetState: proto.State, binary. */
+  state(): Promise<Outcome<Uint8Array>> {
+    return attempt(() => this.session().stateBinary());
+  }
+
+  /**
+   * Events: the Skaffold log entries after `after`, oldest first. With `waitMs`, waits up to
+   * that long for one when there are none yet: a long poll, which the Worker calls in a loop
+   * per subscriber, so a slow subscriber holds up no one else.
+   */
+  events(after: number, waitMs = 0): Promise<Outcome<SkaffoldLogRow[]>> {
+    return attempt(async () => {
+      const rows = this.session().after(after);
+      if (rows.length > 0 || !waitMs) return rows;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.waiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, waitMs);
+        this.waiters.add(wake);
+      });
+      return this.session().after(after);
+    });
+  }
+
+  /** Handle: folds a proto.Event (binary) into the State and logs it. */
+  handle(event: Uint8Array): Promise<Outcome<void>> {
+    return attempt(() => {
+      this.session().handle(event);
+      this.wake();
+    });
+  }
+
+  /** Execute: records a proto.Intent (binary) in the State and hands it to the runner, if one is connected. */
+  execute(intent: Uint8Array): Promise<Outcome<void>> {
+    return attempt(() => {
+      const { intent: asked, auto } = this.session().execute(intent);
+      if (asked) this.host.toRunner({ type: "skaffold-intent", intent: asked, auto });
+    });
+  }
+
+  /** AutoBuild, AutoSync, AutoDeploy: already_exists when `enabled` is the trigger's value already. */
+  autoTrigger(phase: "build" | "sync" | "deploy", enabled: boolean): Promise<Outcome<void>> {
+    return attempt(() => {
+      this.host.toRunner({ type: "skaffold-intent", auto: this.session().setAutoTrigger(phase, enabled) });
+    });
+  }
+
+  /** After hello. Level-triggered like the rest: the runner learns the auto triggers it may have missed. */
+  resendAutoTriggers(): void {
+    this.host.toRunner({ type: "skaffold-intent", auto: this.session().autoTriggers() });
+  }
+
+  /** A rollout here moved: its Skaffold deploy and status-check events. They never fail the rollout's own work. */
+  onRollout(summary: RolloutSummary): void {
+    try {
+      if (this.host.identity() && this.session().onRollout(summary) > 0) this.wake();
+    } catch (err) {
+      console.error(`Skaffold events of rollout ${rolloutName(summary.projectId, summary.capsuleId, summary.rolloutId)} were not logged`, err);
+    }
+  }
+}
