@@ -8,14 +8,9 @@ import { Service as AuthService } from "../proto/gen/api/v1/authentication/servi
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
 import type { EnvironmentDO } from "../durable-objects/environment";
 import { client } from "./helpers/client";
+import { streamTicket, subscribe as subscribeTo, type WireEvent } from "./helpers/streams";
 import { fileAdmin, freshEmail, register } from "./helpers/identity";
 
-interface WireEvent {
-  seq: number;
-  type: string;
-  time: string;
-  data: Record<string, unknown>;
-}
 
 let admin: Awaited<ReturnType<typeof fileAdmin>>;
 const base = "http://edgeplane.test";
@@ -25,31 +20,8 @@ beforeAll(async () => {
   await client(EnvironmentService, admin.accessToken).create({ environmentId: "live" });
 });
 
-async function ticket(environmentId = "live", token = admin.accessToken) {
-  return exports.default.fetch(`${base}/environments/${environmentId}/events/tickets`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}` },
-  });
-}
-
-/** A subscriber: every frame it received, flattened to events, and the frames themselves. */
-async function subscribe(after = 0) {
-  const { url } = (await (await ticket()).json()) as { url: string };
-  const res = await exports.default.fetch(`${base}${url}&after=${after}`, { headers: { upgrade: "websocket" } });
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  const frames: (WireEvent | WireEvent[])[] = [];
-  ws.addEventListener("message", (m) => {
-    frames.push(JSON.parse(m.data as string));
-  });
-  ws.accept();
-  const events = () => frames.flatMap((f) => (Array.isArray(f) ? f : [f]));
-  const waitFor = async (n: number) => {
-    for (let i = 0; i < 200 && events().length < n; i++) await new Promise((r) => setTimeout(r, 5));
-    return events();
-  };
-  return { ws, frames, events, waitFor };
-}
+const ticket = (environmentId = "live", token = admin.accessToken) => streamTicket(environmentId, token);
+const subscribe = (after = 0) => subscribeTo("live", admin.accessToken, after);
 
 const stub = () => env.ENVIRONMENTS.getByName("live");
 const publish = (type: string, data: Record<string, string | number>) => stub().publish(type, data);
@@ -57,12 +29,12 @@ const publish = (type: string, data: Record<string, string | number>) => stub().
 describe("environment event stream over WebSocket", () => {
   it("replays the log, then sends live events in order, each once", async () => {
     const s = await subscribe(0);
-    const [created] = await s.waitFor(1);
+    const [created] = await s.count(1);
     expect(created).toMatchObject({ seq: 1, type: "environment.created", data: { environmentId: "live" } });
     expect(new Date(created!.time).getTime()).toBeGreaterThan(0);
     await publish("capsule.deployed", { capsule: "web" });
     await publish("capsule.deployed", { capsule: "api" });
-    const all = await s.waitFor(3);
+    const all = await s.count(3);
     expect(all.map((e) => e.seq)).toEqual([1, 2, 3]);
     s.ws.close();
   });
@@ -71,7 +43,7 @@ describe("environment event stream over WebSocket", () => {
     const start = await runInDurableObject(stub(), (o: EnvironmentDO) => o.publish("marker", {}));
     const s = await subscribe(start);
     await client(EnvironmentService, admin.accessToken).update({ environmentId: "live", updates: [{ field: { case: "setGlobal", value: true } }] });
-    const [changed] = await s.waitFor(1);
+    const [changed] = await s.count(1);
     expect(changed).toMatchObject({ seq: start + 1, type: "environment.updated", data: { global: true } });
     s.ws.close();
   });
@@ -81,7 +53,7 @@ describe("environment event stream over WebSocket", () => {
     await runInDurableObject(stub(), async (o: EnvironmentDO) => {
       for (let i = 0; i < 5; i++) await o.publish("burst", { i });
     });
-    await s.waitFor(5);
+    await s.count(5);
     expect(s.frames).toHaveLength(1);
     expect(Array.isArray(s.frames[0])).toBe(true);
     expect((s.frames[0] as WireEvent[]).map((e) => e.data.i)).toEqual([0, 1, 2, 3, 4]);
@@ -90,13 +62,13 @@ describe("environment event stream over WebSocket", () => {
 
   it("resumes after a dropped connection with ?after= and sees every event exactly once", async () => {
     const first = await subscribe(0);
-    const before = await first.waitFor(1);
+    const before = await first.count(1);
     const lastSeen = before[before.length - 1]!.seq;
     first.ws.close();
     const missed = [await publish("while-away", { n: 1 }), await publish("while-away", { n: 2 })];
     const second = await subscribe(lastSeen);
     await publish("after-return", { n: 3 });
-    const got = await second.waitFor(3);
+    const got = await second.count(3);
     expect(got.map((e) => e.seq)).toEqual([...missed, missed[1]! + 1]);
     expect(new Set(got.map((e) => e.seq)).size).toBe(got.length);
     second.ws.close();
@@ -108,7 +80,7 @@ describe("environment event stream over WebSocket", () => {
     await evictDurableObject(stub());
     await publish("after-eviction", { n: 1 });
     await publish("after-eviction", { n: 2 });
-    const got = await s.waitFor(2);
+    const got = await s.count(2);
     expect(got.map((e) => e.seq)).toEqual([start + 1, start + 2]);
     s.ws.close();
   });

@@ -6,7 +6,6 @@
  */
 import { Gitpod } from "@gitpod/sdk";
 import { env } from "cloudflare:test";
-import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { ServerMessage } from "../durable-objects/runner-protocol";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
@@ -16,6 +15,7 @@ import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_ac
 import { baseUrl, client, workerFetch } from "./helpers/client";
 import { fileAdmin } from "./helpers/identity";
 import { type Behavior, runnerToken, TestRunner } from "./helpers/runner";
+import { subscribe as subscribeTo } from "./helpers/streams";
 import { eventually, sleep } from "./helpers/wait";
 
 // ---- Fixtures ---------------------------------------------------------------------------------
@@ -79,30 +79,8 @@ type StepRun = Extract<ServerMessage, { type: "task-step-run" }>;
 const stepRuns = (runner: TestRunner) => runner.received.filter((m): m is StepRun => m.type === "task-step-run");
 const stepRunFor = (label: string) => (m: ServerMessage): m is StepRun => m.type === "task-step-run" && m.label === label;
 
-interface WireEvent {
-  seq: number;
-  type: string;
-  data: Record<string, unknown>;
-}
 
-/** A subscriber of the environment's event stream from `after`. */
-async function subscribe(environmentId: string, after = 0) {
-  const ticket = await exports.default.fetch(`${baseUrl}/environments/${environmentId}/events/tickets`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${admin.accessToken}` },
-  });
-  const { url } = (await ticket.json()) as { url: string };
-  const res = await exports.default.fetch(`${baseUrl}${url}&after=${after}`, { headers: { upgrade: "websocket" } });
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  const frames: (WireEvent | WireEvent[])[] = [];
-  ws.addEventListener("message", (m) => {
-    frames.push(JSON.parse(m.data as string));
-  });
-  ws.accept();
-  const events = () => frames.flatMap((f) => (Array.isArray(f) ? f : [f]));
-  return { ws, events, waitFor: (ok: (e: WireEvent[]) => boolean, what: string) => eventually(async () => events(), ok, what) };
-}
+const subscribe = (environmentId: string, after = 0) => subscribeTo(environmentId, admin.accessToken, after);
 
 /** A CI-like file: build, then lint and test (test also needs the database), then deploy. */
 const ciFile = {
