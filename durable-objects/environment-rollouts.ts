@@ -6,8 +6,8 @@
 import { fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/capsule/rollout_pb";
 import { DeployRequestSchema } from "../proto/gen/api/v1/capsule/service_pb";
-import type { Env } from "../workers/env";
 import { aborted, failedPrecondition, notFound } from "../workers/http/errors";
+import { insertImage } from "../workers/db/images";
 import { parseReference } from "../workers/images/reference";
 import { applyChanges } from "../workers/rollouts/changes";
 import { rolloutIdStatement } from "../workers/rollouts/ids";
@@ -147,7 +147,8 @@ export class CapsuleRollouts {
          SELECT ?1, ?2, ?3, ${allocated}, ?4, ?5 WHERE EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1 AND id = ?2)
          ON CONFLICT (project_id, capsule_id, environment_id) DO UPDATE SET rollout_id = ${allocated}, image_id = ?4, updated_at = ?5`,
       ).bind(projectId, capsuleId, environmentId, config.imageId, now),
-      ...(added ? [registerImage(env, projectId, capsuleId, config.imageId, input.createdBy, now)] : []),
+      // Registered as Image.Add would, without asking the registry (the change named the image).
+      ...(added ? [insertImage(env, { projectId, capsuleId, id: config.imageId, ref: parseReference(config.imageId), createdBy: input.createdBy, now })] : []),
       ...this.jobs.scheduleStatements(environmentId, projectId, capsuleId, plan),
     ]);
     const rolloutId = counter!.results[0]!.last_id;
@@ -265,11 +266,8 @@ export class CapsuleRollouts {
   abort(projectId: string, capsuleId: string, rolloutId: number, createdBy: Json): Promise<Outcome<void>> {
     return attempt(() =>
       this.host.serialize(capsuleKey(projectId, capsuleId), async () => {
-        const outcome = await this.rollout(projectId, capsuleId, rolloutId).abort(createdBy);
-        if (!outcome.ok) return outcome;
-        this.track(outcome.value);
-        return outcome;
-      }).then(settle),
+        this.track(unwrap(await this.rollout(projectId, capsuleId, rolloutId).abort(createdBy)));
+      }),
     );
   }
 
@@ -277,8 +275,7 @@ export class CapsuleRollouts {
   stop(projectId: string, capsuleId: string, rolloutId: number, createdBy: Json): Promise<Outcome<void>> {
     return attempt(() =>
       this.host.serialize(capsuleKey(projectId, capsuleId), async () => {
-        const outcome = await this.rollout(projectId, capsuleId, rolloutId).stop(createdBy);
-        if (!outcome.ok) return outcome;
+        const summary = unwrap(await this.rollout(projectId, capsuleId, rolloutId).stop(createdBy));
         const { env, ctx } = this.host;
         const { environmentId } = this.host.requireIdentity();
         const state = this.capsuleState(projectId, capsuleId);
@@ -300,10 +297,9 @@ export class CapsuleRollouts {
           });
           await this.jobs.terminate(projectId, capsuleId, `rollout ${rolloutId} was stopped`);
         }
-        this.track(outcome.value);
+        this.track(summary);
         this.host.toRunner({ type: "stop", projectId, capsuleId, rolloutId });
-        return outcome;
-      }).then(settle),
+      }),
     );
   }
 
@@ -392,19 +388,4 @@ export class CapsuleRollouts {
     if (id === null) return;
     this.track(await this.rollout(projectId, capsuleId, id).instances(this.host.open().reports.counts(projectId, capsuleId, id)));
   }
-}
-
-/** A rollout object's refusal, rethrown as its ConnectError so `attempt` reports it. */
-function settle<T>(outcome: Outcome<T>): void {
-  unwrap(outcome);
-}
-
-/** Registers the image an `add_image` change deployed, as Image.Add would without a registry check. */
-function registerImage(env: Env, projectId: string, capsuleId: string, imageId: string, createdBy: Json, now: number): D1PreparedStatement {
-  const ref = parseReference(imageId);
-  return env.DB.prepare(
-    `INSERT INTO images (project_id, capsule_id, id, repository, tag, digest, origin, labels, created_by, created_at)
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, '{}', '{}', ?7, ?8 WHERE EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1 AND id = ?2)
-     ON CONFLICT DO NOTHING`,
-  ).bind(projectId, capsuleId, imageId, `${ref.registry}/${ref.repository}`, ref.tag, ref.digest, JSON.stringify(createdBy), now);
 }

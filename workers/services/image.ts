@@ -11,6 +11,7 @@ import { pageOf } from "../http/pagination";
 import { checkDigest, checkRegistry, checkRepository, DOCKER_HUB, formatReference, parseReference } from "../images/reference";
 import { Registry } from "../images/registry";
 import { capsuleKey, requireCapsule } from "../db/capsules";
+import { insertImage } from "../db/images";
 import { defineService } from "./registry";
 import { authorOf } from "./user-messages";
 
@@ -128,26 +129,9 @@ export const images = defineService(
       if (!req.skipImageCheck) ref.digest = await new Registry(ref.registry).resolve(ref);
       const id = formatReference(ref);
       const origin = req.origin ? toJsonString(OriginSchema, req.origin) : "{}";
-      // One statement adds the image only to a capsule that still exists, and only once: a
-      // repeated add changes nothing and reports so.
+      // A repeated add changes nothing and reports so.
       const [inserted, capsule] = await env.DB.batch([
-        env.DB.prepare(
-          `INSERT INTO images (project_id, capsule_id, id, repository, tag, digest, origin, labels, created_by, created_at)
-           SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1 AND id = ?2)
-           ON CONFLICT DO NOTHING`,
-        ).bind(
-          projectId,
-          capsuleId,
-          id,
-          // The Image message has no registry field, so its repository names the registry too.
-          `${ref.registry}/${ref.repository}`,
-          ref.tag,
-          ref.digest,
-          origin,
-          JSON.stringify(req.labels),
-          JSON.stringify(authorOf(principalOf(ctx))),
-          Date.now(),
-        ),
+        insertImage(env, { projectId, capsuleId, id, ref, origin, labels: req.labels, createdBy: authorOf(principalOf(ctx)), now: Date.now() }),
         env.DB.prepare("SELECT 1 AS one FROM capsules WHERE project_id = ? AND id = ?").bind(projectId, capsuleId),
       ]);
       if (!capsule!.results.length) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
