@@ -19,6 +19,7 @@ import { rolloutName } from "../../durable-objects/rollout";
 import { allows, authenticate, bearerToken, type Principal, type Scope } from "../auth/principal";
 import { capsuleKey } from "../db/capsules";
 import { requireExisting } from "../db/exists";
+import type { EnvironmentDO } from "../../durable-objects/environment";
 import type { Env } from "../env";
 import { invalidArgument, notFound, permissionDenied, toConnectError, unauthenticated } from "./errors";
 
@@ -71,34 +72,32 @@ async function toEnvironment(c: Context<{ Bindings: Env }>, ticketHelp: string):
   return c.env.ENVIRONMENTS.getByName(id).fetch(c.req.raw);
 }
 
-streams.post("/environments/:id/events/tickets", async (c) => {
-  try {
-    const id = c.req.param("id");
-    // The stream carries the events of every capsule in the environment.
-    const principal = await authorize(c, "capsule:view", { environment: id, resource: "capsule/*" });
-    await requireExisting(c.env, "environment", id);
-    const t = await c.env.ENVIRONMENTS.getByName(id).issueStreamTicket(subjectOf(principal));
-    return c.json(ticketAnswer(t, `/environments/${id}/events`));
-  } catch (err) {
-    return errorResponse(err);
-  }
-});
+/**
+ * An environment's socket kind: `POST /environments/<id>/<kind>/tickets` for a caller holding
+ * `action` in the scope `scopeOf` gives, and the socket at `GET /environments/<id>/<kind>`.
+ */
+function environmentSocket(
+  kind: "events" | "runner",
+  action: string,
+  scopeOf: (id: string) => Scope,
+  issue: (object: DurableObjectStub<EnvironmentDO>, subject: string) => Promise<{ ticket: string; expiresAt: number }>,
+) {
+  streams.post(`/environments/:id/${kind}/tickets`, async (c) => {
+    try {
+      const id = c.req.param("id");
+      const principal = await authorize(c, action, scopeOf(id));
+      await requireExisting(c.env, "environment", id);
+      return c.json(ticketAnswer(await issue(c.env.ENVIRONMENTS.getByName(id), subjectOf(principal)), `/environments/${id}/${kind}`));
+    } catch (err) {
+      return errorResponse(err);
+    }
+  });
+  streams.get(`/environments/:id/${kind}`, (c) => toEnvironment(c, `POST /environments/<id>/${kind}/tickets`));
+}
 
-streams.get("/environments/:id/events", (c) => toEnvironment(c, "POST /environments/<id>/events/tickets"));
-
-streams.post("/environments/:id/runner/tickets", async (c) => {
-  try {
-    const id = c.req.param("id");
-    const principal = await authorize(c, "runner:connect", { environment: id, resource: `environment/${id}` });
-    await requireExisting(c.env, "environment", id);
-    const t = await c.env.ENVIRONMENTS.getByName(id).issueRunnerTicket(subjectOf(principal));
-    return c.json(ticketAnswer(t, `/environments/${id}/runner`));
-  } catch (err) {
-    return errorResponse(err);
-  }
-});
-
-streams.get("/environments/:id/runner", (c) => toEnvironment(c, "POST /environments/<id>/runner/tickets"));
+// The event stream carries the events of every capsule in the environment.
+environmentSocket("events", "capsule:view", (id) => ({ environment: id, resource: "capsule/*" }), (o, subject) => o.issueStreamTicket(subject));
+environmentSocket("runner", "runner:connect", (id) => ({ environment: id, resource: `environment/${id}` }), (o, subject) => o.issueRunnerTicket(subject));
 
 /** The body is an api.v1.capsule.ExecuteRequest.Start in protobuf JSON, plus projectId. */
 streams.post("/environments/:id/exec/tickets", async (c) => {
