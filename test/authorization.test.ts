@@ -183,3 +183,111 @@ describe("scopes", () => {
     expect(await codeOf(capsules.get({ projectId: "shop", capsuleId: "db" }))).toBe(Code.PermissionDenied);
   });
 });
+
+/**
+ * Every streaming RPC, called by a role scoped to one project and one environment: allowed
+ * (through to the handler, which may answer not_found) where the request names its own
+ * project and environment, refused elsewhere. Calls are raw Connect streams, as any Connect
+ * client sends them: one enveloped JSON message, the answer's end-of-stream carries the error.
+ */
+describe("streaming RPCs with scoped roles", () => {
+  const OWN_ENV = "f3d8a0e2-4b5c-4d6e-8f90-0a1b2c3d4e5f";
+  const OTHER_ENV = "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9";
+  let scopedToken: string;
+
+  beforeAll(async () => {
+    const admin = await fileAdmin();
+    // Capsules of project shop in one environment, and that environment itself (which names no project).
+    const shop = { project: "shop", environment: OWN_ENV, resource: "*" };
+    await client(RoleService, admin.accessToken).create({
+      roleId: "shop-in-one-environment",
+      permissions: [
+        { action: "capsule:view", scope: shop },
+        { action: "capsule:execute", scope: shop },
+        { action: "environment:view", scope: { project: "*", environment: OWN_ENV, resource: "*" } },
+      ],
+    });
+    const u = await register(freshEmail("scoped"));
+    await client(RoleService, admin.accessToken).assign({ roleId: "shop-in-one-environment", entityId: user(u.userId) });
+    scopedToken = u.token!.accessToken;
+  });
+
+  /** The Connect error code a streaming call ends with ("" when it ends well). */
+  async function streamCode(path: string, message: object): Promise<string> {
+    const json = new TextEncoder().encode(JSON.stringify(message));
+    const body = new Uint8Array(5 + json.length);
+    new DataView(body.buffer).setUint32(1, json.length);
+    body.set(json, 5);
+    const res = await workerFetch(`http://edgeplane.test${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", authorization: `Bearer ${scopedToken}` },
+      body,
+    });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    for (let at = 0; at + 5 <= bytes.length; ) {
+      const len = new DataView(bytes.buffer, bytes.byteOffset + at + 1, 4).getUint32(0);
+      if (bytes[at]! & 2) return (JSON.parse(new TextDecoder().decode(bytes.subarray(at + 5, at + 5 + len))) as { error?: { code: string } }).error?.code ?? "";
+      at += 5 + len;
+    }
+    throw new Error(`${path}: no end of stream in the answer (${res.status})`);
+  }
+
+  const skaffold = (environmentId: string, method: string) => `/environments/${environmentId}/skaffold/proto.SkaffoldService/${method}`;
+  const logs = (projectId: string, environmentId: string) => ({ projectId, environmentId, capsuleId: "web", follow: true });
+
+  /** Each streaming RPC: its own scope, and requests beyond it. */
+  const cases: Record<string, { path: (env: string) => string; own: object; elsewhere: { env: string; message: object }[] }> = {
+    "api.v1.capsule.Service/Logs": {
+      path: () => "/api.v1.capsule.Service/Logs",
+      own: logs("shop", OWN_ENV),
+      elsewhere: [
+        { env: OWN_ENV, message: logs("other", OWN_ENV) },
+        { env: OWN_ENV, message: logs("shop", OTHER_ENV) },
+        { env: OWN_ENV, message: { projectId: "shop", capsuleId: "web" } },
+      ],
+    },
+    "gitpod.v1.EventService/WatchEvents": {
+      path: () => "/gitpod.v1.EventService/WatchEvents",
+      own: { environmentId: OWN_ENV },
+      elsewhere: [{ env: OWN_ENV, message: { environmentId: OTHER_ENV } }],
+    },
+    "proto.SkaffoldService/Events": {
+      path: (env) => skaffold(env, "Events"),
+      own: {},
+      elsewhere: [{ env: OTHER_ENV, message: {} }],
+    },
+    "proto.SkaffoldService/EventLog": {
+      path: (env) => skaffold(env, "EventLog"),
+      own: {},
+      elsewhere: [{ env: OTHER_ENV, message: {} }],
+    },
+  };
+
+  it("checks every streaming RPC", () => {
+    const streaming = services.flatMap((s) => s.service.methods.filter((m) => m.methodKind !== "unary").map((m) => `${s.service.typeName}/${m.name}`));
+    // Execute is served over a WebSocket: its own test below.
+    expect(streaming.filter((p) => p !== "api.v1.capsule.Service/Execute").sort()).toEqual(Object.keys(cases).sort());
+  });
+
+  for (const [rpc, c] of Object.entries(cases)) {
+    it(`${rpc}: allowed in its own project and environment, refused elsewhere`, async () => {
+      // Through the check to the handler, which finds no such capsule or environment.
+      expect(await streamCode(c.path(OWN_ENV), c.own)).toBe("not_found");
+      for (const e of c.elsewhere) expect(await streamCode(c.path(e.env), e.message), JSON.stringify(e)).toBe("permission_denied");
+    });
+  }
+
+  it("api.v1.capsule.Service/Execute: the RPC points any holder of capsule:execute at its WebSocket, whose ticket is scoped", async () => {
+    const start = { projectId: "shop", start: { capsuleId: "web", instanceId: "web-1-0", command: "sh" } };
+    expect(await streamCode("/api.v1.capsule.Service/Execute", start)).toBe("unimplemented");
+    const ticket = (environmentId: string, projectId: string) =>
+      workerFetch(`http://edgeplane.test/environments/${environmentId}/exec/tickets`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${scopedToken}` },
+        body: JSON.stringify({ ...start.start, projectId }),
+      }).then(async (r) => ((await r.json()) as { code: string }).code);
+    expect(await ticket(OWN_ENV, "shop")).toBe("not_found");
+    expect(await ticket(OTHER_ENV, "shop")).toBe("permission_denied");
+    expect(await ticket(OWN_ENV, "other")).toBe("permission_denied");
+  });
+});

@@ -43,8 +43,9 @@ export const capsules = defineService(
     capsuleMetrics: { action: "capsule:view", scope: capsule },
     getInstanceStatus: { action: "capsule:view", scope: capsule },
     listInstanceStatuses: { action: "capsule:view", scope: capsule },
-    // Bidi: its scope is in the first message, checked by the handler.
-    execute: { action: "capsule:execute" },
+    // Served over a WebSocket (its ticket route checks the scope); this handler only answers
+    // unimplemented, pointing there, so a grant of the action anywhere may be told so.
+    execute: { action: "capsule:execute", scope: "any" },
     getCustomInstanceMetrics: { action: "capsule:view", scope: capsule },
     getJobExecutions: { action: "capsule:view", scope: capsule },
   },

@@ -14,11 +14,12 @@ export type Rule =
   /** Any logged-in user or service account, acting on itself. */
   | { authenticated: true }
   /**
-   * Needs the action, in the scope the request names: in its message (unary requests) or its
-   * URL (e.g. the environment of a Skaffold call). Without a scope function the action must
-   * be granted for everything; `"any"` accepts a grant anywhere, for lists that show only
-   * what the caller may see and handlers that check each item. Streaming requests that name
-   * their scope only in a later message are checked by their handler as well.
+   * Needs the action, in the scope the request names: in its message (unary and
+   * server-streaming requests) or its URL (e.g. the environment of a Skaffold call). Without
+   * a scope function the action must be granted for everything; `"any"` accepts a grant
+   * anywhere, for lists that show only what the caller may see and handlers that check each
+   * item. Client and bidirectional streams are scoped by their empty message; their
+   * handlers check what later messages name.
    */
   | { action: string; scope?: ((message: any, url: URL) => Scope) | "any" };
 
