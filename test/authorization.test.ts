@@ -8,7 +8,9 @@ import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
 import { Service as CapsuleService } from "../proto/gen/api/v1/capsule/service_pb";
+import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/service_pb";
 import { Service as GroupService } from "../proto/gen/api/v1/group/service_pb";
+import { Service as ProjectService } from "../proto/gen/api/v1/project/service_pb";
 import { Service as RoleService } from "../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_account/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
@@ -168,6 +170,56 @@ describe("scopes", () => {
     // Allowed through to the handler, which finds no such capsule.
     expect(await codeOf(capsules.deploy({ projectId: "shop", environmentId: "prod", capsuleId: "web" }))).toBe(Code.NotFound);
     expect(await codeOf(capsules.deploy({ projectId: "shop", environmentId: "staging", capsuleId: "web" }))).toBe(Code.PermissionDenied);
+  });
+
+  it("RPCs naming a rollout are authorized in the rollout's own environment", async () => {
+    const admin = await fileAdmin();
+    await client(ProjectService, admin.accessToken).create({ projectId: "fleet" });
+    for (const environmentId of ["fleet-dev", "fleet-prod"]) {
+      await client(EnvironmentService, admin.accessToken).create({ environmentId, initializers: [{ field: { case: "addProject", value: "fleet" } }] });
+    }
+    const admins = client(CapsuleService, admin.accessToken);
+    await admins.create({ projectId: "fleet", name: "web" });
+    const { rolloutId } = await admins.deploy({
+      projectId: "fleet",
+      capsuleId: "web",
+      environmentId: "fleet-prod",
+      changes: [{ field: { case: "addImage", value: { image: "nginx:1.27" } } }],
+    });
+    /** A user holding what an operator of one environment needs there. */
+    const operatorOf = async (environmentId: string) => {
+      const roleId = `${environmentId}-operator`;
+      const scope = { project: "*", environment: environmentId, resource: "capsule/*" };
+      await client(RoleService, admin.accessToken).create({
+        roleId,
+        permissions: ["capsule:view", "capsule:abortrollout", "capsule:stoprollout"].map((action) => ({ action, scope })),
+      });
+      const u = await register(freshEmail(environmentId));
+      await client(RoleService, admin.accessToken).assign({ roleId, entityId: user(u.userId) });
+      return client(CapsuleService, u.token!.accessToken);
+    };
+    const dev = await operatorOf("fleet-dev");
+    const prod = await operatorOf("fleet-prod");
+    const named = { projectId: "fleet", capsuleId: "web", rolloutId };
+
+    // Naming its own environment does not take a caller into another environment's rollout.
+    expect(await codeOf(dev.listEvents({ ...named, environmentId: "fleet-dev" }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(dev.listEvents(named))).toBe(Code.PermissionDenied);
+    expect(await codeOf(dev.getRollout(named))).toBe(Code.PermissionDenied);
+    expect(await codeOf(dev.abortRollout(named))).toBe(Code.PermissionDenied);
+    expect(await codeOf(dev.stopRollout(named))).toBe(Code.PermissionDenied);
+
+    // An operator of the rollout's environment reaches it, though GetRollout, Abort and Stop name none.
+    expect((await prod.getRollout(named)).rollout?.rolloutId).toBe(rolloutId);
+    expect((await prod.listEvents({ ...named, environmentId: "fleet-prod" })).events.length).toBeGreaterThan(0);
+    expect((await prod.listEvents({ ...named, environmentId: "fleet-dev" })).events.length).toBeGreaterThan(0);
+    await prod.abortRollout(named);
+    // Past the check: an aborted rollout has nothing left to stop.
+    expect(await codeOf(prod.stopRollout(named))).toBe(Code.FailedPrecondition);
+    // A rollout never started keeps the scope the request names: no environment means all of
+    // them, beyond this operator; its own environment gets the handler's not_found.
+    expect(await codeOf(prod.getRollout({ ...named, rolloutId: 99n }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(prod.listEvents({ ...named, rolloutId: 99n, environmentId: "fleet-prod" }))).toBe(Code.NotFound);
   });
 
   it("a resource-scoped grant covers that resource only", async () => {

@@ -33,7 +33,7 @@ export function authorize(rules: ReadonlyMap<string, Rule>): Interceptor {
     req.contextValues.set(kPrincipal, principal);
     if (!("action" in rule)) return next(req);
     const { message, forward } = await requestMessage(req);
-    const scope = rule.scope === "any" ? undefined : rule.scope ? rule.scope(message, new URL(req.url)) : {};
+    const scope = rule.scope === "any" ? undefined : rule.scope ? await rule.scope(message, new URL(req.url), env) : {};
     if (!allows(principal, rule.action, scope)) {
       throw permissionDenied(`${rule.action} is not granted to this ${principal.subjectType.replace("_", " ")}`);
     }

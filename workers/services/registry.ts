@@ -7,6 +7,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Scope } from "../auth/principal";
+import type { Env } from "../env";
 
 export type Rule =
   /** Callable without a token (login, register, refresh, verification, auth config). */
@@ -19,9 +20,10 @@ export type Rule =
    * a scope function the action must be granted for everything; `"any"` accepts a grant
    * anywhere, for lists that show only what the caller may see and handlers that check each
    * item. Client and bidirectional streams are scoped by their empty message; their
-   * handlers check what later messages name.
+   * handlers check what later messages name. A scope may be looked up (with `env`) where
+   * the request names a thing whose scope it does not carry, e.g. a rollout's environment.
    */
-  | { action: string; scope?: ((message: any, url: URL) => Scope) | "any" };
+  | { action: string; scope?: ((message: any, url: URL, env: Env) => Scope | Promise<Scope>) | "any" };
 
 export interface ServiceEntry {
   service: DescService;
