@@ -7,6 +7,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Scope } from "../auth/principal";
+import type { Env } from "../env";
 
 export type Rule =
   /** Callable without a token (login, register, refresh, verification, auth config). */
@@ -14,13 +15,15 @@ export type Rule =
   /** Any logged-in user or service account, acting on itself. */
   | { authenticated: true }
   /**
-   * Needs the action, in the scope the request names: in its message (unary requests) or its
-   * URL (e.g. the environment of a Skaffold call). Without a scope function the action must
-   * be granted for everything; `"any"` accepts a grant anywhere, for lists that show only
-   * what the caller may see and handlers that check each item. Streaming requests that name
-   * their scope only in a later message are checked by their handler as well.
+   * Needs the action, in the scope the request names: in its message (unary and
+   * server-streaming requests) or its URL (e.g. the environment of a Skaffold call). Without
+   * a scope function the action must be granted for everything; `"any"` accepts a grant
+   * anywhere, for lists that show only what the caller may see and handlers that check each
+   * item. Client and bidirectional streams are scoped by their empty message; their
+   * handlers check what later messages name. A scope may be looked up (with `env`) where
+   * the request names a thing whose scope it does not carry, e.g. a rollout's environment.
    */
-  | { action: string; scope?: ((message: any, url: URL) => Scope) | "any" };
+  | { action: string; scope?: ((message: any, url: URL, env: Env) => Scope | Promise<Scope>) | "any" };
 
 export interface ServiceEntry {
   service: DescService;
