@@ -8,6 +8,7 @@ import { selectServiceAccounts, type ServiceAccountRow } from "../db/service-acc
 import { selectUsers, type UserRow } from "../db/users";
 import type { Env } from "../env";
 import { unauthenticated } from "../http/errors";
+import type { Action } from "./actions";
 import { type SubjectType, verifyAccessToken } from "./tokens";
 
 export interface Permission {
@@ -81,7 +82,7 @@ const actionMatches = (granted: string, wanted: string) =>
  * True when one of the principal's permissions grants `action` in `scope`, or, with no
  * scope, anywhere at all (for lists, which then show only what the caller may see).
  */
-export function allows(p: Principal, action: string, scope?: Scope): boolean {
+export function allows(p: Principal, action: Action, scope?: Scope): boolean {
   if (!scope) return p.permissions.some((g) => actionMatches(g.action, action));
   return p.permissions.some(
     (g) =>

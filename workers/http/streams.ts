@@ -16,6 +16,7 @@ import { type Context, Hono } from "hono";
 import { ExecuteRequest_StartSchema } from "../../proto/gen/api/v1/capsule/service_pb";
 import { unwrap } from "../../durable-objects/outcome";
 import { rolloutName } from "../../durable-objects/rollout";
+import type { Action } from "../auth/actions";
 import { allows, authenticate, bearerToken, type Principal, type Scope } from "../auth/principal";
 import { capsuleKey } from "../db/capsules";
 import { requireExisting } from "../db/exists";
@@ -39,7 +40,7 @@ async function caller(c: Context<{ Bindings: Env }>): Promise<Principal> {
 }
 
 /** Refuses unless `principal` holds `action` in `scope`. */
-function check(principal: Principal, action: string, scope: Scope): void {
+function check(principal: Principal, action: Action, scope: Scope): void {
   if (!allows(principal, action, scope)) {
     const where = [scope.resource, scope.project && `project ${scope.project}`, scope.environment && `environment ${scope.environment}`].filter(Boolean).join(", ");
     throw permissionDenied(`${action} (${where}) is not granted to this ${principal.subjectType.replace("_", " ")}`);
@@ -47,7 +48,7 @@ function check(principal: Principal, action: string, scope: Scope): void {
 }
 
 /** The caller, who must hold `action` in `scope`. */
-async function authorize(c: Context<{ Bindings: Env }>, action: string, scope: Scope): Promise<Principal> {
+async function authorize(c: Context<{ Bindings: Env }>, action: Action, scope: Scope): Promise<Principal> {
   const principal = await caller(c);
   check(principal, action, scope);
   return principal;
@@ -78,7 +79,7 @@ async function toEnvironment(c: Context<{ Bindings: Env }>, ticketHelp: string):
  */
 function environmentSocket(
   kind: "events" | "runner",
-  action: string,
+  action: Action,
   scopeOf: (id: string) => Scope,
   issue: (object: DurableObjectStub<EnvironmentDO>, subject: string) => Promise<{ ticket: string; expiresAt: number }>,
 ) {

@@ -338,7 +338,7 @@ function checkHorizontalScale(f: string, scale: HorizontalScale): HorizontalScal
   if (percent !== undefined && (percent < 1 || percent > 100)) {
     throw invalidArgument(`${f}.cpu_target.average_utilization_percentage`, `${percent} is not a percentage from 1 to 100`);
   }
-  customMetrics.forEach((m, j) => checkCustomMetric(`${f}.custom_metrics[${j}]`, m));
+  for (const [j, m] of customMetrics.entries()) checkCustomMetric(`${f}.custom_metrics[${j}]`, m);
   return scale;
 }
 

@@ -8,7 +8,7 @@ import { renderResources } from "./resources";
 const target = { projectId: "acme", capsuleId: "web", environmentId: "prod", namespace: "acme-prod" };
 const text = (s: string) => new TextEncoder().encode(s);
 
-// Parsed YAML is walked freely in assertions.
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML is walked freely in assertions.
 type Any = any;
 
 function render(init: MessageInitShape<typeof RolloutConfigSchema>): Record<string, Any> {

@@ -5,7 +5,7 @@
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { EventSchema } from "../../proto/gen/api/v1/capsule/event_pb";
+import type { EventSchema } from "../../proto/gen/api/v1/capsule/event_pb";
 import { RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
 import { StatusSchema } from "../../proto/gen/api/v1/capsule/rollout/status_pb";
 import type { AuthorSchema } from "../../proto/gen/model/author_pb";
@@ -13,6 +13,7 @@ import { DeployRequestSchema, type Service } from "../../proto/gen/api/v1/capsul
 import type { EnvironmentDO } from "../../durable-objects/environment";
 import { type Outcome, unwrap } from "../../durable-objects/outcome";
 import { type RolloutIdentity, rolloutName } from "../../durable-objects/rollout";
+import type { DeployAction } from "../auth/actions";
 import { allows } from "../auth/principal";
 import { capsuleKey } from "../db/capsules";
 import type { Env } from "../env";
@@ -88,7 +89,7 @@ function checkDeployActions(ctx: HandlerContext, req: { changes: Parameters<type
   const p = principalOf(ctx);
   const scope = { resource: `capsule/${req.capsuleId}`, project: req.projectId, environment: environmentId };
   req.changes.forEach((change, i) => {
-    const action = `capsule:deploy:${deployKindOf(change, `changes[${i}]`)}`;
+    const action: DeployAction = `capsule:deploy:${deployKindOf(change, `changes[${i}]`)}`;
     if (!allows(p, action, scope)) throw permissionDenied(`changes[${i}]: ${action} is not granted for capsule ${req.capsuleId} in environment ${environmentId}`);
   });
 }

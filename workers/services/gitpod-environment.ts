@@ -42,8 +42,8 @@ import { defineService } from "./registry";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");
 const anyEnvironment = scoped("environment");
-const view = { action: "environment:view", scope: environment };
-const edit = { action: "environment:edit:ephemeral", scope: environment };
+const view = { action: "environment:view", scope: environment } as const;
+const edit = { action: "environment:edit:ephemeral", scope: environment } as const;
 
 /** The object of an existing developer environment: not_found for anything else, without waking an object for it. */
 async function devObject(env: Env, environmentId: string) {

@@ -4,11 +4,20 @@
  * authorization interceptor reads these rules before any handler runs; an RPC without a
  * rule is refused.
  */
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
+import type { Action } from "../auth/actions";
 import type { Scope } from "../auth/principal";
 
-export type Rule =
+/**
+ * What a rule's scope function reads: the request message of a unary RPC; of a streaming
+ * one, nothing yet (its messages arrive after the check), so every field may be missing.
+ */
+export type RequestOf<M extends DescMethod> = M["methodKind"] extends "unary"
+  ? MessageShape<M["input"]>
+  : Partial<MessageShape<M["input"]>>;
+
+export type Rule<Req extends object = object> =
   /** Callable without a token (login, register, refresh, verification, auth config). */
   | { public: true }
   /** Any logged-in user or service account, acting on itself. */
@@ -20,7 +29,7 @@ export type Rule =
    * what the caller may see and handlers that check each item. Streaming requests that name
    * their scope only in a later message are checked by their handler as well.
    */
-  | { action: string; scope?: ((message: any, url: URL) => Scope) | "any" };
+  | { action: Action; scope?: ((message: Req, url: URL) => Scope) | "any" };
 
 export interface ServiceEntry {
   service: DescService;
@@ -29,9 +38,10 @@ export interface ServiceEntry {
 }
 
 /** The access rule of every RPC of `S`, by method local name. */
-export type Rules<S extends DescService> = { [M in keyof ServiceImpl<S>]: Rule };
+export type Rules<S extends DescService> = { [M in keyof S["method"]]: Rule<RequestOf<S["method"][M]>> };
 
 export function defineService<S extends DescService>(service: S, rules: Rules<S>, impl: Partial<ServiceImpl<S>>): ServiceEntry {
+  // Each rule is looked up by its RPC's name, so its scope function gets that RPC's request.
   return { service, impl: impl as Partial<ServiceImpl<DescService>>, rules: rules as Record<string, Rule> };
 }
 

@@ -48,8 +48,8 @@ const environmentOfPath = (_: unknown, url: URL): Scope => {
   const id = environmentIdOf(url);
   return { resource: `environment/${id ?? "*"}`, environment: id };
 };
-const view = { action: "environment:view", scope: environmentOfPath };
-const edit = { action: "environment:edit:ephemeral", scope: environmentOfPath };
+const view = { action: "environment:view", scope: environmentOfPath } as const;
+const edit = { action: "environment:edit:ephemeral", scope: environmentOfPath } as const;
 
 /** The access rule of every RPC; the HTTP/JSON gateway applies the same ones. */
 export const skaffoldRules = {
