@@ -13,6 +13,9 @@
 /** Folders of the Worker above d1/ (everything under workers/ but core/ and d1/). */
 const WORKER_ABOVE_D1 = "^workers/(?!core/|d1/)";
 
+/** The Worker's bindings (types only), which objects and d1/ are handed. */
+const BINDINGS = "^workers/env\\.ts$";
+
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -35,14 +38,14 @@ module.exports = {
       severity: "error",
       comment: "workers/d1/ holds the D1 queries; it builds on core/ only.",
       from: { path: "^workers/d1/" },
-      to: { path: `(${WORKER_ABOVE_D1}|^durable-objects/)` },
+      to: { path: `(${WORKER_ABOVE_D1}|^durable-objects/)`, pathNot: BINDINGS },
     },
     {
       name: "objects-below-worker",
       severity: "error",
       comment: "Durable Objects use core/ and d1/, never the Worker's services, HTTP layer or auth.",
       from: { path: "^durable-objects/" },
-      to: { path: WORKER_ABOVE_D1, pathNot: "^workers/env\\.ts$" },
+      to: { path: WORKER_ABOVE_D1, pathNot: BINDINGS },
     },
     {
       name: "worker-through-contract",

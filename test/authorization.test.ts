@@ -12,7 +12,7 @@ import { Service as GroupService } from "../proto/gen/api/v1/group/service_pb";
 import { Service as RoleService } from "../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_account/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
-import { type Action, actions } from "../workers/auth/actions";
+import { type Action, actions } from "../workers/core/actions";
 import { services } from "../workers/services";
 import type { Rule } from "../workers/services/registry";
 import { codeOf } from "./helpers/errors";

@@ -20,7 +20,7 @@ import { RUNNER_PROTOCOL_VERSION } from "../../durable-objects/runner-protocol";
 import { Service as AuthService } from "../../proto/gen/api/v1/authentication/service_pb";
 import { Service as RoleService } from "../../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../../proto/gen/api/v1/service_account/service_pb";
-import { b64 } from "../../workers/auth/keys";
+import { b64 } from "../../workers/core/encoding";
 import { baseUrl, client } from "./client";
 import { fileAdmin } from "./identity";
 

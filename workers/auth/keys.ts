@@ -3,6 +3,7 @@
  * without it (local dev, tests) a random key is created once and kept in D1, so there is
  * nothing to configure and no well-known default key that would let anyone forge tokens.
  */
+import { b64, toHex, unb64 } from "../core/encoding";
 import type { Env } from "../env";
 
 let cached: { source: string; key: CryptoKey } | undefined;
@@ -38,22 +39,6 @@ export async function hmacHex(env: Env, value: string): Promise<string> {
   return toHex(new Uint8Array(mac));
 }
 
-export async function sha256Hex(value: string): Promise<string> {
-  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value))));
-}
-
-export function toHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Constant-time comparison of two equal-length strings. */
-export function timingSafeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
-
 const utf8 = new TextEncoder();
 const secretKeys = new WeakMap<CryptoKey, Promise<CryptoKey>>();
 
@@ -82,14 +67,6 @@ async function secretKey(env: Env): Promise<CryptoKey> {
   }
   return key;
 }
-
-/** Base64 of bytes (a loop, not a spread, so large inputs do not overflow the stack). */
-export const b64 = (bytes: Uint8Array) => {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s);
-};
-export const unb64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 
 /**
  * Encrypts `plaintext` for storage as `v1.<iv>.<ciphertext>` (base64). `context` (e.g.

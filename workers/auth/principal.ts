@@ -4,11 +4,11 @@
  * subject's permissions (direct roles and roles of its groups) and the subject itself come
  * back in one batch, so handlers that only need the caller read nothing more.
  */
-import { selectServiceAccounts, type ServiceAccountRow } from "../db/service-accounts";
-import { selectUsers, type UserRow } from "../db/users";
+import { selectServiceAccounts, type ServiceAccountRow } from "../d1/service-accounts";
+import { selectUsers, type UserRow } from "../d1/users";
 import type { Env } from "../env";
-import { unauthenticated } from "../http/errors";
-import type { Action } from "./actions";
+import { unauthenticated } from "../core/errors";
+import type { Action } from "../core/actions";
 import { type SubjectType, verifyAccessToken } from "./tokens";
 
 export interface Permission {

@@ -5,10 +5,10 @@
  * revoked — unless it comes within a few seconds of the rotation, which is two requests
  * of one client racing, answered `aborted` without revoking anything.
  */
-import { defaults } from "../config";
-import type { UserSettings } from "../db/user-settings";
+import { defaults } from "../core/config";
+import type { UserSettings } from "../d1/user-settings";
 import type { Env } from "../env";
-import { aborted, unauthenticated } from "../http/errors";
+import { aborted, unauthenticated } from "../core/errors";
 import { mintAccessToken, mintRefreshToken, type SubjectType, verifyRefreshToken } from "./tokens";
 
 export interface TokenPair {

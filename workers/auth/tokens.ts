@@ -4,9 +4,9 @@
  * from being used as an access token and the other way round.
  */
 import { errors, jwtVerify, SignJWT } from "jose";
-import { defaults } from "../config";
+import { defaults } from "../core/config";
 import type { Env } from "../env";
-import { unauthenticated } from "../http/errors";
+import { unauthenticated } from "../core/errors";
 import { installationHmacKey } from "./keys";
 
 const ALG = "HS256";

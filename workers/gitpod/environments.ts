@@ -7,10 +7,11 @@ import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { EnvironmentSpec, UpdateEnvironmentRequest } from "../../proto/gen/gitpod/v1/environment_pb";
 import { type EnvironmentClass, RunnerKind } from "../../proto/gen/gitpod/v1/runner_configuration_pb";
 import { mintPurposeToken, verifyPurposeToken } from "../auth/tokens";
-import { defaults } from "../config";
-import type { ClusterConfig, Env } from "../env";
-import { invalidArgument } from "../http/errors";
-import { uuidOf } from "./ids";
+import { defaults } from "../core/config";
+import type { Env } from "../env";
+import type { ClusterConfig } from "../core/config";
+import { invalidArgument } from "../core/errors";
+import { uuidOf } from "../core/gitpod-ids";
 
 // ---- Environment classes ----------------------------------------------------------------------
 

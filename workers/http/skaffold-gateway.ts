@@ -16,12 +16,12 @@ import { type DescMessage, fromJson, type JsonObject, type JsonValue, type Messa
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { type Context, Hono } from "hono";
 import { EventSchema, IntentSchema, type LogEntry, LogEntrySchema, StateSchema, TriggerStateSchema } from "../../proto/gen/skaffold/v1/skaffold_pb";
-import type { Phase } from "../../durable-objects/skaffold-state";
+import type { SkaffoldPhase as Phase } from "../../durable-objects/contract";
 import { allows, authenticate, bearerToken } from "../auth/principal";
-import { defaults } from "../config";
+import { defaults } from "../core/config";
 import type { Env } from "../env";
 import { environmentIdOf, skaffoldOps, skaffoldRules } from "../services/skaffold";
-import { invalidArgument, permissionDenied, resourceExhausted, toConnectError, unauthenticated } from "./errors";
+import { invalidArgument, permissionDenied, resourceExhausted, toConnectError, unauthenticated } from "../core/errors";
 import { ndjsonResponse } from "./jsonl";
 
 type C = Context<{ Bindings: Env }>;

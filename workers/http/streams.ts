@@ -14,15 +14,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
 import { type Context, Hono } from "hono";
 import { ExecuteRequest_StartSchema } from "../../proto/gen/api/v1/capsule/service_pb";
-import { unwrap } from "../../durable-objects/outcome";
-import { rolloutName } from "../../durable-objects/rollout";
-import type { Action } from "../auth/actions";
+import { unwrap } from "../core/outcome";
+import { type EnvironmentDO, rolloutName } from "../../durable-objects/contract";
+import type { Action } from "../core/actions";
 import { allows, authenticate, bearerToken, type Principal, type Scope } from "../auth/principal";
-import { capsuleKey } from "../db/capsules";
-import { requireExisting } from "../db/exists";
-import type { EnvironmentDO } from "../../durable-objects/environment";
+import { capsuleKey } from "../d1/capsules";
+import { requireExisting } from "../d1/exists";
 import type { Env } from "../env";
-import { invalidArgument, notFound, permissionDenied, toConnectError, unauthenticated } from "./errors";
+import { invalidArgument, notFound, permissionDenied, toConnectError, unauthenticated } from "../core/errors";
 
 export const streams = new Hono<{ Bindings: Env }>();
 

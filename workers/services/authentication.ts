@@ -3,14 +3,14 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/authentication/service_pb";
 import { checkCode, CodePurpose, issueCode } from "../auth/codes";
 import { identifierOf } from "../auth/identifiers";
-import { sha256Hex, timingSafeEqual } from "../auth/keys";
-import { checkPasswordPolicy } from "../auth/password-policy";
-import { hashPassword, type StoredHash, verifyAgainstNothing, verifyPassword } from "../auth/passwords";
+import { sha256Hex, timingSafeEqual } from "../core/encoding";
+import { checkPasswordPolicy } from "../core/password-policy";
+import { hashPassword, type StoredHash, verifyAgainstNothing, verifyPassword } from "../core/passwords";
 import { insertSessionStatement, refreshSession, revokeSessions, tokensForNewSession } from "../auth/sessions";
 import { clearLoginAttempts, countLoginAttempt } from "../auth/throttle";
 import { mintPurposeToken, verifyPurposeToken } from "../auth/tokens";
-import { defaults } from "../config";
-import { findUser, getUser, groupsOf, type Identifier, type UserRow } from "../db/users";
+import { defaults } from "../core/config";
+import { findUser, getUser, groupsOf, type Identifier, type UserRow } from "../d1/users";
 import {
   LoginType,
   loadUserSettings,
@@ -18,10 +18,10 @@ import {
   renderTemplate,
   type UserSettings,
   userSettingsStatement,
-} from "../db/user-settings";
+} from "../d1/user-settings";
 import type { Env } from "../env";
-import { afterResponse, envOf, kRequest, principalOf } from "../http/context";
-import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../http/errors";
+import { afterResponse, envOf, kRequest, principalOf } from "./context";
+import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../core/errors";
 import { enqueueEmail } from "../outbox/outbox";
 import { defineService } from "./registry";
 import { userInfo } from "./user-messages";

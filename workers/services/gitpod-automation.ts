@@ -10,8 +10,8 @@
  */
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { AutomationCall, AutomationMethod, AutomationResult } from "../../durable-objects/automations";
-import { unwrap } from "../../durable-objects/outcome";
+import type { AutomationCall, AutomationMethod, AutomationResult } from "../../durable-objects/contract";
+import { unwrap } from "../core/outcome";
 import {
   CreateServiceRequestSchema,
   CreateServiceResponseSchema,
@@ -44,14 +44,14 @@ import {
 } from "../../proto/gen/gitpod/v1/environment_automation_pb";
 import { Principal } from "../../proto/gen/gitpod/v1/identity_pb";
 import type { PaginationRequest } from "../../proto/gen/gitpod/v1/pagination_pb";
-import type { Action } from "../auth/actions";
+import type { Action } from "../core/actions";
 import { allows } from "../auth/principal";
 import { scoped } from "../auth/scopes";
 import type { Env } from "../env";
-import { checkUuid, uuidv7 } from "../gitpod/ids";
-import { gitpodPage, pageToken } from "../gitpod/pages";
-import { afterResponse, envOf, principalOf } from "../http/context";
-import { invalidArgument, notFound, permissionDenied } from "../http/errors";
+import { checkUuid, uuidv7 } from "../core/gitpod-ids";
+import { gitpodPage, pageToken } from "../core/gitpod-pages";
+import { afterResponse, envOf, principalOf } from "./context";
+import { invalidArgument, notFound, permissionDenied } from "../core/errors";
 import { defineService } from "./registry";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");

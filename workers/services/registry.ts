@@ -6,7 +6,7 @@
  */
 import type { DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { Action } from "../auth/actions";
+import type { Action } from "../core/actions";
 import type { Scope } from "../auth/principal";
 
 /**

@@ -7,7 +7,7 @@
  * Only syntax and ranges are checked: `0 0 31 2 *` is a valid schedule that never fires, as it
  * is in Kubernetes.
  */
-import { invalidArgument } from "../http/errors";
+import { invalidArgument } from "../errors";
 
 /** The times a schedule fires at, each field's values sorted; Sunday is 0 (never 7). */
 export interface CronSchedule {

@@ -2,9 +2,9 @@ import { clone, create, type DescField, equals, type MessageInitShape, ScalarTyp
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { type Change, ChangeSchema, type ContainerSettings, EnvironmentSource_Kind } from "../../proto/gen/api/v1/capsule/change_pb";
-import { type RolloutConfig, RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
-import { deployKinds } from "../auth/actions";
+import { type Change, ChangeSchema, type ContainerSettings, EnvironmentSource_Kind } from "../../../proto/gen/api/v1/capsule/change_pb";
+import { type RolloutConfig, RolloutConfigSchema } from "../../../proto/gen/api/v1/capsule/rollout_pb";
+import { deployKinds } from "../actions";
 import { type ApplyContext, applyChanges, deployKindOf } from "./changes";
 
 type FieldInit = NonNullable<MessageInitShape<typeof ChangeSchema>["field"]>;

@@ -1,8 +1,8 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { EnvironmentSource_Kind } from "../../proto/gen/api/v1/capsule/change_pb";
-import { RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
+import { EnvironmentSource_Kind } from "../../../proto/gen/api/v1/capsule/change_pb";
+import { RolloutConfigSchema } from "../../../proto/gen/api/v1/capsule/rollout_pb";
 import { renderResources } from "./resources";
 
 const target = { projectId: "acme", capsuleId: "web", environmentId: "prod", namespace: "acme-prod" };

@@ -24,14 +24,14 @@ import {
   type Network,
   NetworkSchema,
   type ResourceList,
-} from "../../proto/gen/api/v1/capsule/change_pb";
-import { type CronJob, CronJobSchema } from "../../proto/gen/api/v1/capsule/job_pb";
-import { ConfigFileSchema, type RolloutConfig, RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
-import { AuthorSchema } from "../../proto/gen/model/author_pb";
-import type { deployKinds } from "../auth/actions";
-import { invalidArgument } from "../http/errors";
-import { checkDnsLabel } from "../http/names";
-import { formatReference, parseReference } from "../images/reference";
+} from "../../../proto/gen/api/v1/capsule/change_pb";
+import { type CronJob, CronJobSchema } from "../../../proto/gen/api/v1/capsule/job_pb";
+import { ConfigFileSchema, type RolloutConfig, RolloutConfigSchema } from "../../../proto/gen/api/v1/capsule/rollout_pb";
+import { AuthorSchema } from "../../../proto/gen/model/author_pb";
+import type { deployKinds } from "../actions";
+import { invalidArgument } from "../errors";
+import { checkDnsLabel } from "../names";
+import { formatReference, parseReference } from "../image-reference";
 import { checkCronSchedule } from "./cron";
 
 /** What applying changes needs from the deploy but cannot know by itself. */
