@@ -8,8 +8,9 @@ import { checkPasswordPolicy } from "../core/password-policy";
 import { hashPassword, type StoredHash, verifyAgainstNothing, verifyPassword } from "../core/passwords";
 import { insertSessionStatement, refreshSession, revokeSessions, tokensForNewSession } from "../auth/sessions";
 import { clearLoginAttempts, countLoginAttempt } from "../auth/throttle";
-import { mintPurposeToken, verifyPurposeToken } from "../auth/tokens";
+import { mintPurposeToken, verifyPurposeToken } from "../core/tokens";
 import { defaults } from "../core/config";
+import { installationHmacKey } from "../d1/installation-keys";
 import { findUser, getUser, groupsOf, type Identifier, type UserRow } from "../d1/users";
 import {
   LoginType,
@@ -58,12 +59,12 @@ async function sendCode(env: Env, ctx: Parameters<typeof afterResponse>[0], s: U
   });
   const { delivery } = await enqueueEmail(env, { to: u.email, ...mail }, s);
   if (delivery) afterResponse(ctx, delivery);
-  return mintPurposeToken(env, `code:${purpose}`, id, s.verificationCodeTtlMs);
+  return mintPurposeToken(await installationHmacKey(env), `code:${purpose}`, id, s.verificationCodeTtlMs);
 }
 
 /** Finds the pending code either from the purpose token or from the user the request names. */
 async function codeOwner(env: Env, purpose: CodePurpose, token: string, identifier?: Identifier) {
-  if (token) return { codeId: await verifyPurposeToken(env, token, `code:${purpose}`) };
+  if (token) return { codeId: await verifyPurposeToken(await installationHmacKey(env), token, `code:${purpose}`) };
   if (!identifier) throw invalidArgument("token", "send the token returned when the code was sent, or the user's identifier");
   const u = await findUser(env, identifier);
   if (!u) throw notFound("user");

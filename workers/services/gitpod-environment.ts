@@ -31,7 +31,9 @@ import { CountResponseRelation } from "../../proto/gen/gitpod/v1/count_pb";
 import { scoped } from "../auth/scopes";
 import { defaultNamespaceTemplate } from "../core/config";
 import type { Env } from "../env";
-import { checkSpec, checkUpdate, clusterOfClass, defaultName, environmentClasses, mintEnvironmentToken, RUNNER_KIND } from "../gitpod/environments";
+import { checkSpec, checkUpdate, clusterOfClass, defaultName, environmentClasses, RUNNER_KIND } from "../gitpod/environments";
+import { mintEnvironmentToken } from "../core/environment-tokens";
+import { installationHmacKey } from "../d1/installation-keys";
 import { checkUuid, uuidv7 } from "../core/gitpod-ids";
 import { gitpodPage, pageToken } from "../core/gitpod-pages";
 import { envOf, principalOf } from "./context";
@@ -272,13 +274,13 @@ export const gitpodEnvironments = defineService(
     async createEnvironmentAccessToken(req, ctx) {
       const env = envOf(ctx);
       const { id } = await devObject(env, req.environmentId);
-      return { accessToken: await mintEnvironmentToken(env, "access", id) };
+      return { accessToken: await mintEnvironmentToken(await installationHmacKey(env), "access", id) };
     },
 
     async createEnvironmentLogsToken(req, ctx) {
       const env = envOf(ctx);
       const { id } = await devObject(env, req.environmentId);
-      return { accessToken: await mintEnvironmentToken(env, "logs", id) };
+      return { accessToken: await mintEnvironmentToken(await installationHmacKey(env), "logs", id) };
     },
   },
 );
