@@ -20,6 +20,7 @@ import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/s
 import { Service as ProjectService } from "../proto/gen/api/v1/project/service_pb";
 import { Service as RoleService } from "../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_account/service_pb";
+import { Service as SettingsService } from "../proto/gen/api/v1/project/settings/service_pb";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
 import { b64 } from "../workers/core/encoding";
 import { baseUrl, client } from "./helpers/client";
@@ -366,6 +367,21 @@ describe("runner reports", () => {
     await until(c, 2n, settled, "settled");
     // The failed rollout keeps its result.
     expect((await rollout(c, 1n)).status!.result).toBe(Result.FAILED);
+  });
+
+  it("sends the project settings' credentials of the image's registry, and only those, with desired", async () => {
+    const { environmentId, runner } = await withRunner("registry");
+    await client(SettingsService, admin.accessToken).updateSettings({
+      updates: [
+        { field: { case: "addDockerRegistry", value: { host: "registry.test", field: { case: "credentials", value: { username: "puller", password: "pull-secret-1" } } } } },
+        { field: { case: "addDockerRegistry", value: { host: "ghcr.io", field: { case: "auth", value: btoa("robot:ghcr-token") } } } },
+      ],
+    });
+    const [withAuth, without] = [await capsule(), await capsule()];
+    await deploy(environmentId, withAuth, [{ field: { case: "addImage", value: { image: "registry.test/team/app:v1" } } }, replicas(1)]);
+    expect((await runner.waitFor(desiredFor(withAuth, 1))).registries).toEqual([{ host: "registry.test", username: "puller", password: "pull-secret-1" }]);
+    await deploy(environmentId, without, [image(), replicas(1)]);
+    expect((await runner.waitFor(desiredFor(without, 1))).registries).toBeUndefined();
   });
 
   it("counts instances running another rollout as wrong version, and the rollout is not healthy", async () => {
