@@ -1,8 +1,8 @@
 /** Execute sessions: a client's WebSocket relayed to and from a command the runner runs in an instance. */
-import { notFound } from "../workers/http/errors";
+import { notFound } from "../workers/core/errors";
 import { type EnvironmentHost, noRunner } from "./environment-host";
 import type { Json } from "./event-log";
-import { attempt, type Outcome } from "./outcome";
+import { attempt, type Outcome } from "../workers/core/outcome";
 import type { ServerMessage } from "./runner-protocol";
 import { badTicket, socketError, type Tickets } from "./tickets";
 

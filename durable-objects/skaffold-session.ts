@@ -22,7 +22,7 @@ import {
   type State,
   StateSchema,
 } from "../proto/gen/skaffold/v1/skaffold_pb";
-import { invalidArgument } from "../workers/http/errors";
+import { invalidArgument } from "../workers/core/errors";
 import type { RolloutSummary } from "./rollout";
 import {
   applyIntent,

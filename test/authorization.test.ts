@@ -14,7 +14,7 @@ import { Service as ProjectService } from "../proto/gen/api/v1/project/service_p
 import { Service as RoleService } from "../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_account/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
-import { actions } from "../workers/auth/actions";
+import { type Action, actions } from "../workers/core/actions";
 import { services } from "../workers/services";
 import type { Rule } from "../workers/services/registry";
 import { codeOf } from "./helpers/errors";
@@ -22,8 +22,8 @@ import { client, workerFetch } from "./helpers/client";
 import { fileAdmin, freshEmail, register } from "./helpers/identity";
 
 // What each predefined role grants, written out here independently of the seed migration.
-const viewer = actions.filter((a) => a.endsWith(":view"));
-const developer = [
+const viewer: Action[] = actions.filter((a) => a.endsWith(":view"));
+const developer: Action[] = [
   ...viewer,
   "image:add",
   "capsule:create",
@@ -34,7 +34,7 @@ const developer = [
   "capsule:abortrollout",
   "environment:edit:ephemeral",
 ];
-const owner = [
+const owner: Action[] = [
   ...developer,
   "project:edit",
   "environment:edit",
@@ -48,7 +48,7 @@ const owner = [
 ];
 
 type Caller = "anonymous" | "viewer" | "developer" | "owner" | "admin" | "alpha-only" | "service-account" | "group-member";
-const grants: Record<Caller, (action: string, rule: Rule) => boolean> = {
+const grants: Record<Caller, (action: Action, rule: Rule) => boolean> = {
   anonymous: () => false,
   viewer: (a) => viewer.includes(a),
   developer: (a) => developer.includes(a),

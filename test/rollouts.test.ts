@@ -8,7 +8,7 @@ import { Service as CapsuleService } from "../proto/gen/api/v1/capsule/service_p
 import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/service_pb";
 import { Service as ImageService } from "../proto/gen/api/v1/image/service_pb";
 import { Service as ProjectService } from "../proto/gen/api/v1/project/service_pb";
-import { rolloutName } from "../durable-objects/rollout";
+import { rolloutName } from "../durable-objects/contract";
 import { client } from "./helpers/client";
 import { codeOf, errorOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";

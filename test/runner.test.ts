@@ -9,7 +9,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { rolloutName } from "../durable-objects/rollout";
+import { rolloutName } from "../durable-objects/contract";
 import type { ServerMessage } from "../durable-objects/runner-protocol";
 import type { ChangeSchema } from "../proto/gen/api/v1/capsule/change_pb";
 import { State as InstanceState } from "../proto/gen/api/v1/capsule/instance_pb";
@@ -21,7 +21,7 @@ import { Service as ProjectService } from "../proto/gen/api/v1/project/service_p
 import { Service as RoleService } from "../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_account/service_pb";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
-import { b64 } from "../workers/auth/keys";
+import { b64 } from "../workers/core/encoding";
 import { baseUrl, client } from "./helpers/client";
 import { codeOf, errorOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";

@@ -11,11 +11,11 @@ import {
   universalServerRequestFromFetch,
   universalServerResponseToFetch,
 } from "@connectrpc/connect/protocol";
-import { defaults } from "../config";
+import { defaults } from "../core/config";
 import type { Env } from "../env";
 import { services } from "../services";
 import type { Rule } from "../services/registry";
-import { kEnv, kExecution, kRequest } from "./context";
+import { kEnv, kExecution, kRequest } from "../services/context";
 import { authorize, mapErrors } from "./interceptors";
 import { isJsonLines, serveJsonLines } from "./jsonl";
 import { unbuffered } from "./unbuffered";

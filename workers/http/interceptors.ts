@@ -3,8 +3,8 @@ import type { Interceptor, StreamRequest, UnaryRequest } from "@connectrpc/conne
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import { allows, authenticate, bearerToken } from "../auth/principal";
 import type { Rule } from "../services/registry";
-import { kEnv, kPrincipal } from "./context";
-import { permissionDenied, toConnectError, unauthenticated } from "./errors";
+import { kEnv, kPrincipal } from "../services/context";
+import { permissionDenied, toConnectError, unauthenticated } from "../core/errors";
 
 /** Maps every error a handler throws through the one error mapper. */
 export const mapErrors: Interceptor = (next) => async (req) => {

@@ -2,11 +2,11 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/capsule/service_pb";
 import { capsuleScope, scoped } from "../auth/scopes";
-import { type CapsuleRow, capsuleKey, projectOf, requireCapsule } from "../db/capsules";
-import { envOf, principalOf } from "../http/context";
-import { alreadyExists, failedPrecondition, notFound } from "../http/errors";
-import { checkDnsLabel } from "../http/names";
-import { pageOf } from "../http/pagination";
+import { type CapsuleRow, capsuleKey, projectOf, requireCapsule } from "../d1/capsules";
+import { envOf, principalOf } from "./context";
+import { alreadyExists, failedPrecondition, notFound } from "../core/errors";
+import { checkDnsLabel } from "../core/names";
+import { pageOf } from "../core/pagination";
 import { instanceHandlers } from "./capsule-instances";
 import { jobHandlers } from "./capsule-jobs";
 import { rolloutHandlers, rolloutScope } from "./capsule-rollouts";

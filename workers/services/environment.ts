@@ -3,13 +3,14 @@ import type { Update } from "../../proto/gen/api/v1/environment/environment_pb";
 import { Service } from "../../proto/gen/api/v1/environment/service_pb";
 import { allows, type Principal } from "../auth/principal";
 import { scoped } from "../auth/scopes";
-import { defaultNamespaceTemplate, platformVersion } from "../config";
-import { requireExisting } from "../db/exists";
+import { defaultNamespaceTemplate, platformVersion } from "../core/config";
+import { requireExisting } from "../d1/exists";
+import { deleteStatements } from "../d1/environments";
 import type { Env } from "../env";
-import { envOf, principalOf } from "../http/context";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../http/errors";
-import { checkDnsLabel, isDnsLabel } from "../http/names";
-import { pageOf } from "../http/pagination";
+import { envOf, principalOf } from "./context";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../core/errors";
+import { checkDnsLabel, isDnsLabel } from "../core/names";
+import { pageOf } from "../core/pagination";
 import { clustersOf } from "./cluster";
 import { defineService } from "./registry";
 
@@ -68,7 +69,7 @@ function checkNamespaceTemplate(template: string, environmentId: string): void {
 export interface EnvironmentState {
   isDefault: boolean;
   global: boolean;
-  /** Global because no client scoped it yet (see `globalByDefault` in db/schema.ts). */
+  /** Global because no client scoped it yet (see `globalByDefault` in d1/schema.ts). */
   globalByDefault: boolean;
   /** Projects the environment is explicitly active in (environment_projects). */
   projects: Set<string>;
@@ -187,23 +188,6 @@ export async function insertEnvironment(env: Env, e: NewEnvironment): Promise<nu
     throw err;
   }
   return now;
-}
-
-/**
- * The D1 statements deleting environment `id`'s rows, the first one its `environments` row.
- * The object's own state goes with its `destroy()`, which callers run after the batch; the
- * automations' index goes here, in the same batch, so no row outlives the environment even if
- * `destroy()` fails.
- */
-export function deleteStatements(env: Env, id: string): D1PreparedStatement[] {
-  return [
-    env.DB.prepare("DELETE FROM environments WHERE id = ?").bind(id),
-    env.DB.prepare("DELETE FROM environment_projects WHERE environment_id = ?").bind(id),
-    env.DB.prepare("DELETE FROM deployments WHERE environment_id = ?").bind(id),
-    env.DB.prepare("DELETE FROM cron_schedules WHERE environment_id = ?").bind(id),
-    env.DB.prepare("DELETE FROM dev_environments WHERE id = ?").bind(id),
-    env.DB.prepare("DELETE FROM automation_index WHERE environment_id = ?").bind(id),
-  ];
 }
 
 interface EnvironmentRow {

@@ -1,4 +1,4 @@
-import { invalidArgument } from "../http/errors";
+import { invalidArgument } from "./errors";
 
 /**
  * Rig's password rules: at least 8 characters, a digit, a symbol, and no whitespace at

@@ -6,8 +6,8 @@
  */
 import { scryptAsync } from "@noble/hashes/scrypt.js";
 import bcrypt from "bcryptjs";
-import { defaults } from "../config";
-import { b64, timingSafeEqual, unb64 } from "./keys";
+import { defaults } from "./config";
+import { b64, timingSafeEqual, unb64 } from "./encoding";
 
 export interface ScryptParams {
   /** Base64; when set, the hash is the signer key encrypted with the derived key (Firebase). */

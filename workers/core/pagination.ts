@@ -1,4 +1,4 @@
-import { defaults } from "../config";
+import { defaults } from "./config";
 
 /** Rig's Pagination{offset, limit, descending}: a limit of 0 or above the maximum means the default. */
 export function pageOf(p?: { offset?: number; limit?: number; descending?: boolean }) {

@@ -16,7 +16,10 @@ export const deployKinds = [
   "annotations",
 ] as const;
 
-export const actions: readonly string[] = [
+/** `capsule:deploy:<kind>`: the sub-action a deploy needs for each kind of change it carries. */
+export type DeployAction = `capsule:deploy:${(typeof deployKinds)[number]}`;
+
+export const actions = [
   "settings:view",
   "settings:edit",
   "user:view",
@@ -47,13 +50,16 @@ export const actions: readonly string[] = [
   "capsule:abortrollout",
   "capsule:stoprollout",
   "capsule:deploy",
-  ...deployKinds.map((k) => `capsule:deploy:${k}`),
+  ...deployKinds.map((k): DeployAction => `capsule:deploy:${k}`),
   // edgeplane's own: what a runner's service account needs to serve an environment (docs/runner-protocol.md).
   "runner:connect",
-];
+] as const;
+
+/** An action an RPC or handler checks: one of `actions` (a misspelt one does not compile). */
+export type Action = (typeof actions)[number];
 
 /** An action a permission may name: a known action, `*`, or a prefix wildcard such as `capsule:*`. */
 export function isGrantableAction(action: string): boolean {
-  if (action === "*" || actions.includes(action)) return true;
+  if (action === "*" || (actions as readonly string[]).includes(action)) return true;
   return action.endsWith(":*") && actions.some((a) => a.startsWith(action.slice(0, -1)));
 }

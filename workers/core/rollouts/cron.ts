@@ -7,7 +7,7 @@
  * Only syntax and ranges are checked: `0 0 31 2 *` is a valid schedule that never fires, as it
  * is in Kubernetes.
  */
-import { invalidArgument } from "../http/errors";
+import { invalidArgument } from "../errors";
 
 /** The times a schedule fires at, each field's values sorted; Sunday is 0 (never 7). */
 export interface CronSchedule {
@@ -62,7 +62,7 @@ export function parseCron(expression: string): CronSchedule {
     throw new CronSyntaxError(`has ${parts.length} field${parts.length === 1 ? "" : "s"}, expected 5: minute hour day-of-month month day-of-week`);
   }
   const schedule = {} as CronSchedule;
-  FIELDS.forEach((spec, i) => (schedule[spec.key] = parseField(parts[i]!, spec)));
+  for (const [i, spec] of FIELDS.entries()) schedule[spec.key] = parseField(parts[i]!, spec);
   schedule.daysOfWeek = [...new Set(schedule.daysOfWeek.map((d) => d % 7))].sort((a, b) => a - b);
   return schedule;
 }

@@ -2,9 +2,9 @@
  * Installation-wide user settings (api.v1.user.settings), stored as one JSON document in
  * D1 and read with defaults filled in, so a fresh installation needs no set-up.
  */
-import { defaults } from "../config";
+import { defaults } from "../core/config";
 import type { Env } from "../env";
-import { defaultHashConfig, type HashConfig } from "../auth/passwords";
+import { defaultHashConfig, type HashConfig } from "../core/passwords";
 
 /** model.LoginType numbers. */
 export const LoginType = { EMAIL_PASSWORD: 1, PHONE_PASSWORD: 2, USERNAME_PASSWORD: 3, SSO: 4 } as const;

@@ -1,6 +1,6 @@
 /** Existence checks of the entities requests name by id. */
 import type { Env } from "../env";
-import { notFound } from "../http/errors";
+import { notFound } from "../core/errors";
 
 const tables = {
   user: "users",

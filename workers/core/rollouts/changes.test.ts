@@ -2,9 +2,9 @@ import { clone, create, type DescField, equals, type MessageInitShape, ScalarTyp
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { type Change, ChangeSchema, type ContainerSettings, EnvironmentSource_Kind } from "../../proto/gen/api/v1/capsule/change_pb";
-import { type RolloutConfig, RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
-import { deployKinds } from "../auth/actions";
+import { type Change, ChangeSchema, type ContainerSettings, EnvironmentSource_Kind } from "../../../proto/gen/api/v1/capsule/change_pb";
+import { type RolloutConfig, RolloutConfigSchema } from "../../../proto/gen/api/v1/capsule/rollout_pb";
+import { deployKinds } from "../actions";
 import { type ApplyContext, applyChanges, deployKindOf } from "./changes";
 
 type FieldInit = NonNullable<MessageInitShape<typeof ChangeSchema>["field"]>;
@@ -220,7 +220,7 @@ describe("applyChanges: metadata, order and immutability", () => {
     const changes = changesOf({ case: "replicas", value: 1 }, { case: "removeAnnotation", value: "x" }, { case: "replicas", value: 2 });
     const result = applyChanges(populated(), changes, { ...ctx, environmentId: "staging", message: "hello" });
     expect(result.changes).toHaveLength(3);
-    result.changes.forEach((c, i) => expect(equals(ChangeSchema, c, changes[i]!)).toBe(true));
+    for (const [i, c] of result.changes.entries()) expect(equals(ChangeSchema, c, changes[i]!)).toBe(true);
     expect(result.createdBy).toMatchObject({ identifier: "ada@example.com", printableName: "Ada", account: { case: "userId", value: "u-1" } });
     expect(result.createdAt).toEqual(timestampFromMs(NOW));
     expect(result.environmentId).toBe("staging");
@@ -281,7 +281,7 @@ describe("applyChanges: metadata, order and immutability", () => {
     result.network!.interfaces[0]!.port = 1;
     result.horizontalScale!.maxReplicas = 99;
     result.changes[0]!.field = { case: "replicas", value: 0 };
-    changes.forEach((c, i) => expect(equals(ChangeSchema, c, changesSnapshot[i]!)).toBe(true));
+    for (const [i, c] of changes.entries()) expect(equals(ChangeSchema, c, changesSnapshot[i]!)).toBe(true);
     expect(equals(RolloutConfigSchema, previous, snapshot)).toBe(true);
   });
 

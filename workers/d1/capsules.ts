@@ -1,6 +1,6 @@
 /** The capsule a request names, and its row in D1. */
 import type { Env } from "../env";
-import { invalidArgument, notFound } from "../http/errors";
+import { invalidArgument, notFound } from "../core/errors";
 
 export interface CapsuleRow {
   id: string;

@@ -2,8 +2,8 @@
  * Metadata of users, groups and roles: `map<string, bytes>` on the wire, stored in D1 as a
  * JSON object of base64 values.
  */
-import { b64, unb64 } from "../auth/keys";
-import { invalidArgument } from "../http/errors";
+import { b64, unb64 } from "../core/encoding";
+import { invalidArgument } from "../core/errors";
 
 export type MetadataUpdate =
   | { case: "setMetadata"; value: { key: string; value: Uint8Array } }

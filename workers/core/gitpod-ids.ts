@@ -2,8 +2,8 @@
  * Gitpod's ids: UUIDs, which its proto's rules accept in either case (protovalidate's
  * `string.uuid`). Ids are stored and compared lower-cased, so a checked id is returned so.
  */
-import { toHex } from "../auth/keys";
-import { invalidArgument } from "../http/errors";
+import { toHex } from "./encoding";
+import { invalidArgument } from "./errors";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -1,14 +1,14 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { EnvironmentSource_Kind } from "../../proto/gen/api/v1/capsule/change_pb";
-import { RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
+import { EnvironmentSource_Kind } from "../../../proto/gen/api/v1/capsule/change_pb";
+import { RolloutConfigSchema } from "../../../proto/gen/api/v1/capsule/rollout_pb";
 import { renderResources } from "./resources";
 
 const target = { projectId: "acme", capsuleId: "web", environmentId: "prod", namespace: "acme-prod" };
 const text = (s: string) => new TextEncoder().encode(s);
 
-// Parsed YAML is walked freely in assertions.
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML is walked freely in assertions.
 type Any = any;
 
 function render(init: MessageInitShape<typeof RolloutConfigSchema>): Record<string, Any> {

@@ -1,13 +1,12 @@
 /**
  * Access and refresh tokens. Both are HS256 JWTs; the algorithm is pinned on verify so
  * `alg: none` and algorithm switching are refused, and the audience keeps a refresh token
- * from being used as an access token and the other way round.
+ * from being used as an access token and the other way round. Each function takes the
+ * signing key (the installation's: d1/installation-keys.ts).
  */
 import { errors, jwtVerify, SignJWT } from "jose";
-import { defaults } from "../config";
-import type { Env } from "../env";
-import { unauthenticated } from "../http/errors";
-import { installationHmacKey } from "./keys";
+import { defaults } from "./config";
+import { unauthenticated } from "./errors";
 
 const ALG = "HS256";
 const ACCESS = "edgeplane:access";
@@ -33,7 +32,7 @@ export interface RefreshClaims {
   gen: number;
 }
 
-async function sign(env: Env, audience: string, claims: Record<string, unknown>, ttlMs: number): Promise<string> {
+async function sign(key: CryptoKey, audience: string, claims: Record<string, unknown>, ttlMs: number): Promise<string> {
   const now = Date.now();
   return new SignJWT(claims)
     .setProtectedHeader({ alg: ALG, typ: "JWT" })
@@ -41,12 +40,12 @@ async function sign(env: Env, audience: string, claims: Record<string, unknown>,
     .setAudience(audience)
     .setIssuedAt(Math.floor(now / 1000))
     .setExpirationTime(Math.floor((now + ttlMs) / 1000))
-    .sign(await installationHmacKey(env));
+    .sign(key);
 }
 
-async function verify(env: Env, token: string, audience: string, what: string) {
+async function verify(key: CryptoKey, token: string, audience: string, what: string) {
   try {
-    const { payload } = await jwtVerify(token, await installationHmacKey(env), {
+    const { payload } = await jwtVerify(token, key, {
       algorithms: [ALG],
       issuer: defaults.jwtIssuer,
       audience,
@@ -58,14 +57,14 @@ async function verify(env: Env, token: string, audience: string, what: string) {
   }
 }
 
-export const mintAccessToken = (env: Env, c: AccessClaims, ttlMs: number) =>
-  sign(env, ACCESS, { sty: c.sty, jti: c.jti, sub: c.sub, gen: c.gen }, ttlMs);
+export const mintAccessToken = (key: CryptoKey, c: AccessClaims, ttlMs: number) =>
+  sign(key, ACCESS, { sty: c.sty, jti: c.jti, sub: c.sub, gen: c.gen }, ttlMs);
 
-export const mintRefreshToken = (env: Env, c: RefreshClaims, ttlMs: number) =>
-  sign(env, REFRESH, { jti: c.jti, sub: c.sub, gen: c.gen }, ttlMs);
+export const mintRefreshToken = (key: CryptoKey, c: RefreshClaims, ttlMs: number) =>
+  sign(key, REFRESH, { jti: c.jti, sub: c.sub, gen: c.gen }, ttlMs);
 
-export async function verifyAccessToken(env: Env, token: string): Promise<AccessClaims> {
-  const p = await verify(env, token, ACCESS, "access token");
+export async function verifyAccessToken(key: CryptoKey, token: string): Promise<AccessClaims> {
+  const p = await verify(key, token, ACCESS, "access token");
   if (
     typeof p.sub !== "string" || typeof p.jti !== "string" || typeof p.gen !== "number" ||
     (p.sty !== "user" && p.sty !== "service_account")
@@ -75,8 +74,8 @@ export async function verifyAccessToken(env: Env, token: string): Promise<Access
   return { sub: p.sub, jti: p.jti, sty: p.sty, gen: p.gen };
 }
 
-export async function verifyRefreshToken(env: Env, token: string): Promise<RefreshClaims> {
-  const p = await verify(env, token, REFRESH, "refresh token");
+export async function verifyRefreshToken(key: CryptoKey, token: string): Promise<RefreshClaims> {
+  const p = await verify(key, token, REFRESH, "refresh token");
   if (typeof p.sub !== "string" || typeof p.jti !== "string" || typeof p.gen !== "number") {
     throw unauthenticated("refresh token is invalid");
   }
@@ -87,11 +86,11 @@ export async function verifyRefreshToken(env: Env, token: string): Promise<Refre
  * Purpose tokens bind a verification or reset request to the code record it created
  * (SendVerificationEmail and SendPasswordReset return one).
  */
-export const mintPurposeToken = (env: Env, purpose: string, codeId: string, ttlMs: number) =>
-  sign(env, PURPOSE, { jti: codeId, pur: purpose }, ttlMs);
+export const mintPurposeToken = (key: CryptoKey, purpose: string, codeId: string, ttlMs: number) =>
+  sign(key, PURPOSE, { jti: codeId, pur: purpose }, ttlMs);
 
-export async function verifyPurposeToken(env: Env, token: string, purpose: string): Promise<string> {
-  const p = await verify(env, token, PURPOSE, "token");
+export async function verifyPurposeToken(key: CryptoKey, token: string, purpose: string): Promise<string> {
+  const p = await verify(key, token, PURPOSE, "token");
   if (p.pur !== purpose || typeof p.jti !== "string") throw unauthenticated("token is not valid for this request");
   return p.jti;
 }

@@ -4,7 +4,9 @@
  * input surfaces as an unexplained `internal`.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ADMIN_GUARD_FAILED } from "../auth/admins";
+
+/** How D1 reports the admin guard's failure (the name of its CHECK constraint; auth/admins.ts). */
+export const ADMIN_GUARD_FAILED = "an_admin_must_remain";
 
 export const invalidArgument = (field: string, problem: string) =>
   new ConnectError(`${field}: ${problem}`, Code.InvalidArgument);

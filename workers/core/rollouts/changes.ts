@@ -24,14 +24,14 @@ import {
   type Network,
   NetworkSchema,
   type ResourceList,
-} from "../../proto/gen/api/v1/capsule/change_pb";
-import { type CronJob, CronJobSchema } from "../../proto/gen/api/v1/capsule/job_pb";
-import { ConfigFileSchema, type RolloutConfig, RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
-import { AuthorSchema } from "../../proto/gen/model/author_pb";
-import type { deployKinds } from "../auth/actions";
-import { invalidArgument } from "../http/errors";
-import { checkDnsLabel } from "../http/names";
-import { formatReference, parseReference } from "../images/reference";
+} from "../../../proto/gen/api/v1/capsule/change_pb";
+import { type CronJob, CronJobSchema } from "../../../proto/gen/api/v1/capsule/job_pb";
+import { ConfigFileSchema, type RolloutConfig, RolloutConfigSchema } from "../../../proto/gen/api/v1/capsule/rollout_pb";
+import { AuthorSchema } from "../../../proto/gen/model/author_pb";
+import type { deployKinds } from "../actions";
+import { invalidArgument } from "../errors";
+import { checkDnsLabel } from "../names";
+import { formatReference, parseReference } from "../image-reference";
 import { checkCronSchedule } from "./cron";
 
 /** What applying changes needs from the deploy but cannot know by itself. */
@@ -338,7 +338,7 @@ function checkHorizontalScale(f: string, scale: HorizontalScale): HorizontalScal
   if (percent !== undefined && (percent < 1 || percent > 100)) {
     throw invalidArgument(`${f}.cpu_target.average_utilization_percentage`, `${percent} is not a percentage from 1 to 100`);
   }
-  customMetrics.forEach((m, j) => checkCustomMetric(`${f}.custom_metrics[${j}]`, m));
+  for (const [j, m] of customMetrics.entries()) checkCustomMetric(`${f}.custom_metrics[${j}]`, m);
   return scale;
 }
 

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { nextRolloutId } from "./ids";
+import { nextRolloutId } from "./rollout-ids";
 
 describe("rollout ids", () => {
   it("start at 1 and grow per capsule, across concurrent allocations", async () => {

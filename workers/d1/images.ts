@@ -1,6 +1,6 @@
 /** Registering an image to a capsule: Image.Add and a deploy's `add_image` write it the same way. */
 import type { Env } from "../env";
-import type { ImageRef } from "../images/reference";
+import type { ImageRef } from "../core/image-reference";
 
 export interface NewImage {
   projectId: string;

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { checkRegistry, checkRepository, formatReference, parseReference } from "./reference";
+import { checkRegistry, checkRepository, formatReference, parseReference } from "./image-reference";
 
 const digest = `sha256:${"ab".repeat(32)}`;
 

@@ -4,8 +4,8 @@
  * a JSON cursor, saying where the previous page ended in the terms of its list.
  */
 import type { HandlerContext } from "@connectrpc/connect";
-import { defaults } from "../config";
-import { invalidArgument } from "../http/errors";
+import { defaults } from "./config";
+import { invalidArgument } from "./errors";
 
 /** The `pagination` of a Gitpod list request (gitpod.v1.PaginationRequest). */
 export interface PageRequest {

@@ -2,7 +2,15 @@
  * Every default of edgeplane, in one place. Runtime settings that admins change
  * (TTLs, hashing, registration) live in D1 and start from these values.
  */
-import type { ClusterConfig } from "./env";
+/** A cluster, as configured by the operator (clusters are not created through the API). */
+export interface ClusterConfig {
+  id: string;
+  type: "docker" | "kubernetes";
+  /** Registry that locally built images are pushed to; unset on Docker means the local daemon. */
+  devRegistryHost?: string;
+  /** Whether the cluster has an ingress controller. */
+  ingress?: boolean;
+}
 
 export const defaults = {
   /** Connect request bodies above this are refused with resource_exhausted. */

@@ -3,7 +3,7 @@
  * reference grammar), so that `nginx`, `docker.io/library/nginx:latest` and
  * `index.docker.io/library/nginx:latest` name the same image and get the same image id.
  */
-import { invalidArgument } from "../http/errors";
+import { invalidArgument } from "./errors";
 
 /** Docker Hub, as normalized references name it (go-containerregistry's default registry). */
 export const DOCKER_HUB = "index.docker.io";

@@ -12,9 +12,9 @@ import {
   type HorizontalScale,
   type InterfaceProbe,
   type ResourceList,
-} from "../../proto/gen/api/v1/capsule/change_pb";
-import type { CronJob } from "../../proto/gen/api/v1/capsule/job_pb";
-import type { ConfigFile, RolloutConfig } from "../../proto/gen/api/v1/capsule/rollout_pb";
+} from "../../../proto/gen/api/v1/capsule/change_pb";
+import type { CronJob } from "../../../proto/gen/api/v1/capsule/job_pb";
+import type { ConfigFile, RolloutConfig } from "../../../proto/gen/api/v1/capsule/rollout_pb";
 
 /** Where the rollout runs: the capsule, its environment, and the namespace its objects live in. */
 export interface RenderTarget {

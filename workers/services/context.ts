@@ -2,7 +2,7 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { Principal } from "../auth/principal";
 import type { Env } from "../env";
-import { unauthenticated } from "./errors";
+import { unauthenticated } from "../core/errors";
 
 export const kEnv = createContextKey<Env>(undefined as unknown as Env, { description: "bindings" });
 export const kExecution = createContextKey<ExecutionContext | undefined>(undefined, { description: "execution context" });
