@@ -178,7 +178,8 @@ describe.skipIf(!haveDocker())("capsules on Docker", () => {
     expect(plain).toMatchObject({ stdout: "out\n", stderr: "err\n", exitCode: 7 });
     const interactive = await execute(e, { capsuleId: c, instanceId: `${c}-1-0`, command: "sh", interactive: true, stdin: "echo $((6*7))\nexit 0\n" });
     expect(interactive).toMatchObject({ stdout: "42\n", exitCode: 0 });
-    const tty = await execute(e, { capsuleId: c, instanceId: `${c}-1-0`, command: "sh", arguments: ["-c", "stty size"], tty: { width: 100, height: 30 } });
+    // Engine API 1.41 cannot size the terminal at creation: the runner resizes it right after the start, so the command waits a moment.
+    const tty = await execute(e, { capsuleId: c, instanceId: `${c}-1-0`, command: "sh", arguments: ["-c", "sleep 0.5; stty size"], tty: { width: 100, height: 30 } });
     expect(tty.stdout.trim()).toBe("30 100");
   });
 

@@ -10,14 +10,13 @@ import { inject } from "vitest";
 import { workerUrl } from "../test/e2e/clients";
 import { eventually } from "../test/helpers/wait";
 import { INDEX, removeAll } from "./test/docker";
-import { haveDocker, type RunnerProcess, spawnRunner, testImageName } from "./test/harness";
-import { TEST_ENVIRONMENT_PREFIX } from "./test/global-setup";
+import { environmentPrefix, haveDocker, type RunnerProcess, spawnRunner, testImageName } from "./test/harness";
 
 const run = promisify(execFile);
 const setupBin = resolve(import.meta.dirname, "dist/edgeplane-runner-setup.js");
 
 let runner: RunnerProcess | null = null;
-const environmentId = `${TEST_ENVIRONMENT_PREFIX}setup-${process.pid.toString(36)}`;
+const environmentId = `${environmentPrefix()}setup-${process.pid.toString(36)}`;
 
 afterEach(async () => {
   await runner?.stop("SIGKILL");

@@ -24,6 +24,8 @@ const keyOf = (ref: CapsuleRef) => `${ref.projectId}/${ref.capsuleId}`;
 export class Agent implements Reporter {
   private readonly queues = new Map<string, Promise<void>>();
   private readonly execs = new Map<string, ExecSession>();
+  /** Frames for sessions still being started: the client may type before `docker exec` is up. */
+  private readonly starting = new Map<string, ((s: ExecSession) => void)[]>();
   private readonly pendingLogs = new Map<string, { ref: CapsuleRef; instanceId: string; lines: LogLine[] }>();
   private pendingCount = 0;
   private flushTimer: NodeJS.Timeout | null = null;
@@ -79,13 +81,13 @@ export class Agent implements Reporter {
         void this.execStart(msg);
         return;
       case "exec-input":
-        this.execs.get(msg.sessionId)?.input(Buffer.from(msg.data, "base64"), msg.closed ?? false);
+        this.toSession(msg.sessionId, (s) => s.input(Buffer.from(msg.data, "base64"), msg.closed ?? false));
         return;
       case "exec-resize":
-        this.execs.get(msg.sessionId)?.resize(msg.width, msg.height);
+        this.toSession(msg.sessionId, (s) => s.resize(msg.width, msg.height));
         return;
       case "exec-close":
-        this.execs.get(msg.sessionId)?.close();
+        this.toSession(msg.sessionId, (s) => s.close());
         return;
       case "welcome":
       case "error":
@@ -111,8 +113,15 @@ export class Agent implements Reporter {
     });
   }
 
+  private toSession(sessionId: string, act: (s: ExecSession) => void): void {
+    const session = this.execs.get(sessionId);
+    if (session) act(session);
+    else this.starting.get(sessionId)?.push(act);
+  }
+
   private async execStart(msg: Extract<ServerMessage, { type: "exec-start" }>): Promise<void> {
     const { sessionId } = msg;
+    this.starting.set(sessionId, []);
     try {
       const session = await this.driver.exec(
         { ref: msg, instanceId: msg.instanceId, command: msg.command, arguments: msg.arguments, interactive: msg.interactive, tty: msg.tty },
@@ -125,9 +134,12 @@ export class Agent implements Reporter {
         },
       );
       this.execs.set(sessionId, session);
+      for (const act of this.starting.get(sessionId) ?? []) act(session);
     } catch (e) {
       this.send({ type: "exec-output", sessionId, stream: "stderr", data: Buffer.from(`${reason(e)}\n`).toString("base64") });
       this.send({ type: "exec-exit", sessionId, exitCode: 126, message: reason(e) });
+    } finally {
+      this.starting.delete(sessionId);
     }
   }
 

@@ -5,6 +5,7 @@
  * skip when none does. Teardown checks that no test left anything of the runner behind.
  */
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
 import type { TestProject } from "vitest/node";
 import { docker, dockerAnswers, testImage } from "./docker";
@@ -15,18 +16,20 @@ declare module "vitest" {
     testImage: string;
     /** The built runner's entry point. */
     runnerBin: string;
+    /** Starts every environment id of this run, so runs sharing one Docker host (other checkouts) never count each other's containers. */
+    environmentPrefix: string;
   }
 }
 
 const root = resolve(import.meta.dirname, "../..");
 
-/** Environments of runner tests are named with this prefix, so teardown can find their leftovers. */
-export const TEST_ENVIRONMENT_PREFIX = "rt-";
 
 export default async function setup(project: TestProject) {
   const npm = process.env.npm_execpath ? [process.execPath, process.env.npm_execpath] : ["npm"];
   execFileSync(npm[0]!, [...npm.slice(1), "run", "-s", "build", "-w", "@edgeplane/runner"], { cwd: root, stdio: "inherit" });
   project.provide("runnerBin", resolve(root, "runner/dist/edgeplane-runner.js"));
+  const prefix = `rt${randomBytes(3).toString("hex")}-`;
+  project.provide("environmentPrefix", prefix);
   if (!(await dockerAnswers())) {
     if (process.env.CI === "true") throw new Error("CI=true but no Docker engine answers at /var/run/docker.sock: .ci/run starts one");
     project.provide("testImage", "");
@@ -35,7 +38,7 @@ export default async function setup(project: TestProject) {
   project.provide("testImage", await testImage());
   return async () => {
     const left = await docker.listContainers({ all: true, filters: { label: ["dev.edgeplane.managed=true"] } });
-    const ours = left.filter((c) => c.Labels["dev.edgeplane.environment"]?.startsWith(TEST_ENVIRONMENT_PREFIX));
+    const ours = left.filter((c) => c.Labels["dev.edgeplane.environment"]?.startsWith(prefix));
     if (ours.length > 0) throw new Error(`runner tests left containers behind: ${ours.map((c) => c.Names[0]).join(", ")}`);
   };
 }

@@ -13,11 +13,12 @@ import { Service as RoleService } from "../../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../../proto/gen/api/v1/service_account/service_pb";
 import { adminToken, client, workerUrl } from "../../test/e2e/clients";
 import { removeAll } from "./docker";
-import { TEST_ENVIRONMENT_PREFIX } from "./global-setup";
 
 /** Whether the Docker tests run: always under CI, elsewhere when an engine answers. */
 export const haveDocker = (): boolean => inject("testImage") !== "";
 export const testImageName = (): string => inject("testImage");
+/** The prefix of this run's environment ids (teardown looks for leftovers by it). */
+export const environmentPrefix = (): string => inject("environmentPrefix");
 
 /** Options given to every runner of the tests: short intervals, so rollouts and drains take moments. */
 const FAST = ["--probe-interval", "300ms", "--drain", "1s", "--metrics-interval", "1s", "--orphan-grace", "3s"];
@@ -86,7 +87,7 @@ export class RunnerEnvironment {
   static async create(name: string): Promise<RunnerEnvironment> {
     const token = await adminToken();
     const suffix = `${process.pid.toString(36)}${(++counter).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-    const environmentId = `${TEST_ENVIRONMENT_PREFIX}${name}-${suffix}`.slice(0, 60);
+    const environmentId = `${environmentPrefix()}${name}-${suffix}`.slice(0, 60);
     const projectId = `p-${suffix}`;
     await client(ProjectService, token).create({ projectId });
     await client(EnvironmentService, token).create({ environmentId, initializers: [{ field: { case: "addProject", value: projectId } }] });

@@ -410,6 +410,9 @@ export class CapsuleController {
           }
         }
         i.livenessFailures = alive ? 0 : i.livenessFailures + 1;
+        // Without a readiness probe, a replica is ready once it has kept running a moment, so a command that exits at once never counts as ready.
+        const upFor = Date.now() - Date.parse(i.startedAt);
+        if (readiness.length === 0 && !(upFor >= Math.max(1000, this.ctx.probeIntervalMs))) failures.push("starting");
         i.ready = failures.length === 0;
         i.message = failures.join("; ");
         if (i.livenessFailures >= LIVENESS_FAILURES) {

@@ -9,14 +9,16 @@ import { reason } from "../log";
 
 export async function startExec(container: Docker.Container, req: ExecRequest, out: ExecOutput): Promise<ExecSession> {
   const tty = req.tty !== undefined;
+  // With a TTY the terminal is the command's stdin whether or not the client types into it: attach it, or stdin is not a terminal.
+  const stdin = req.interactive || tty;
   const exec = await container.exec({
     Cmd: [req.command, ...req.arguments],
-    AttachStdin: req.interactive,
+    AttachStdin: stdin,
     AttachStdout: true,
     AttachStderr: true,
     Tty: tty,
   });
-  const stream: Duplex = await exec.start({ hijack: true, stdin: req.interactive, Tty: tty });
+  const stream: Duplex = await exec.start({ hijack: true, stdin, Tty: tty });
   if (tty && req.tty) await exec.resize({ h: req.tty.height, w: req.tty.width }).catch(() => {});
   if (tty) {
     stream.on("data", (c: Buffer) => out.output("stdout", c));
@@ -40,8 +42,8 @@ export async function startExec(container: Docker.Container, req: ExecRequest, o
   };
   stream.once("end", () => void finish());
   stream.once("close", () => void finish());
-  // Without stdin the command must not wait for any.
-  if (!req.interactive) stream.end();
+  // Without stdin the command must not wait for any; with a TTY the terminal is its stdin, and closing our end early would hang it up.
+  if (!req.interactive && !tty) stream.end();
   return {
     input(data, closed) {
       if (data.length > 0) stream.write(data);
