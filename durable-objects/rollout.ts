@@ -106,6 +106,11 @@ export class RolloutDO extends DurableObject<Env> {
     this.stream = new EventStream(ctx, () => this.log, new Tickets(ctx.storage));
   }
 
+  /** The readiness timeout: ROLLOUT_READY_TIMEOUT_MS when set (tests of clients make it short), else the default. */
+  private get readyTimeoutMs(): number {
+    return Number(this.env.ROLLOUT_READY_TIMEOUT_MS) || defaults.rollouts.readyTimeoutMs;
+  }
+
   private row(): Row | undefined {
     return this.ctx.storage.sql.exec<Row>("SELECT * FROM rollout").toArray()[0];
   }
@@ -194,7 +199,7 @@ export class RolloutDO extends DurableObject<Env> {
       return [created, ready];
     });
     // The readiness deadline starts once, when the rollout enters RUNNING; a resent `applied` (a reconnect) does not move it.
-    if (created && summary.inProgress) await this.ctx.storage.setAlarm(Date.now() + defaults.rollouts.readyTimeoutMs);
+    if (created && summary.inProgress) await this.ctx.storage.setAlarm(Date.now() + this.readyTimeoutMs);
     return summary;
   }
 
@@ -263,7 +268,7 @@ export class RolloutDO extends DurableObject<Env> {
     const current = this.load();
     if (!current || !machine.inProgress(current.status)) return;
     const summary = this.advance((s, config, now) => {
-      const m = machine.markStuck(s, now, config.replicas, `${Math.round(defaults.rollouts.readyTimeoutMs / 1000)}s`);
+      const m = machine.markStuck(s, now, config.replicas, `${Math.round(this.readyTimeoutMs / 1000)}s`);
       return m ? [["error", m]] : [];
     });
     if (summary.message) await this.env.ENVIRONMENTS.getByName(summary.environmentId).rolloutChanged(summary);

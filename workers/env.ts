@@ -19,6 +19,8 @@ export interface Env {
   CLUSTERS?: string | ClusterConfig[];
   /** The first retry delay of a failed cron job attempt, in ms (`defaults.jobs.retryBackoffMs` when unset). */
   JOB_RETRY_BACKOFF_MS?: string;
+  /** How long a rollout's instances may take to become ready before it is stuck, in ms (`defaults.rollouts.readyTimeoutMs` when unset). */
+  ROLLOUT_READY_TIMEOUT_MS?: string;
 }
 
 /** A cluster, as configured by the operator (clusters are not created through the API). */

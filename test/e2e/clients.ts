@@ -10,21 +10,21 @@ import { Service as AuthService } from "../../proto/gen/api/v1/authentication/se
 
 export const workerUrl = (): string => inject("workerUrl");
 
-/** A client of `service` authenticated with `token` (anonymous without). */
-export function client<S extends DescService>(service: S, token?: string): Client<S> {
+/** A client of `service` authenticated with `token` (anonymous without), of the shared Worker unless `baseUrl` names another. */
+export function client<S extends DescService>(service: S, token?: string, baseUrl = workerUrl()): Client<S> {
   return createClient(
     service,
     createConnectTransport({
-      baseUrl: workerUrl(),
+      baseUrl,
       interceptors: [(next) => (req) => (token && req.header.set("authorization", `Bearer ${token}`), next(req))],
     }),
   );
 }
 
-/** Logs in as the installation's administrator and returns an access token. */
-export async function adminToken(): Promise<string> {
+/** Logs in as the installation's administrator (of the shared Worker unless `baseUrl` names another) and returns an access token. */
+export async function adminToken(baseUrl = workerUrl()): Promise<string> {
   const { email, password } = inject("admin");
-  const res = await client(AuthService).login({
+  const res = await client(AuthService, undefined, baseUrl).login({
     method: { case: "userPassword", value: { identifier: { identifier: { case: "email", value: email } }, password } },
   });
   if (!res.token?.accessToken) throw new Error("admin login returned no token");

@@ -7,10 +7,10 @@ import { adminToken, client, workerUrl } from "./clients";
 
 export type { Behavior, TestRunner };
 
-const link = (): RunnerLink => ({
-  fetch: (path, init) => fetch(`${workerUrl()}${path}`, init),
+const link = (base: string): RunnerLink => ({
+  fetch: (path, init) => fetch(`${base}${path}`, init),
   open(path, what) {
-    const ws = new WebSocket(`${workerUrl().replace(/^http/, "ws")}${path}`);
+    const ws = new WebSocket(`${base.replace(/^http/, "ws")}${path}`);
     return new Promise((resolve, reject) => {
       ws.addEventListener("open", () =>
         resolve({
@@ -21,13 +21,17 @@ const link = (): RunnerLink => ({
         }),
       );
       // A refused upgrade gives the browser-style WebSocket no response to read: ask again over HTTP for the reason.
-      ws.addEventListener("error", () => void fetch(`${workerUrl()}${path}`).then((res) => refusal(res, what)).then(reject, reject));
+      ws.addEventListener("error", () => void fetch(`${base}${path}`).then((res) => refusal(res, what)).then(reject, reject));
     });
   },
 });
 
-/** A runner double connected to `environmentId` with a new service account holding `runner:connect` there. */
-export async function connectRunner(environmentId: string, opts: { name?: string; behavior?: Partial<Behavior> } = {}): Promise<TestRunner> {
-  const token = await issueRunnerToken(environmentId, await adminToken(), client);
-  return TestRunner.connect({ ...opts, environmentId, token, link: link() });
+/**
+ * A runner double connected to `environmentId` with a new service account holding `runner:connect` there,
+ * on the shared Worker unless `workerUrl` names another (whose admin is the shared one's, registered the same way).
+ */
+export async function connectRunner(environmentId: string, opts: { name?: string; behavior?: Partial<Behavior>; workerUrl?: string } = {}): Promise<TestRunner> {
+  const { workerUrl: base = workerUrl(), ...rest } = opts;
+  const token = await issueRunnerToken(environmentId, await adminToken(base), (service, t) => client(service, t, base));
+  return TestRunner.connect({ ...rest, environmentId, token, link: link(base) });
 }

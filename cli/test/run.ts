@@ -1,0 +1,108 @@
+/**
+ * Runs the `edgeplane` command as a user would: the bin npm linked into node_modules/.bin,
+ * real argv, a temporary home with its own config directory, against a Worker on the network.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { inject } from "vitest";
+
+export const root = resolve(import.meta.dirname, "../..");
+export const bin = join(root, "node_modules/.bin/edgeplane");
+
+/** A user's home: its own $HOME and $XDG_CONFIG_HOME. */
+export interface Home {
+  dir: string;
+  env: NodeJS.ProcessEnv;
+  configFile: string;
+  remove(): Promise<void>;
+}
+
+export async function newHome(): Promise<Home> {
+  const dir = await mkdtemp(join(tmpdir(), "edgeplane-cli-"));
+  const config = join(dir, ".config");
+  const { EDGEPLANE_HOST: _, NO_COLOR: __, ...inherited } = process.env;
+  return {
+    dir,
+    env: { ...inherited, HOME: dir, XDG_CONFIG_HOME: config },
+    configFile: join(config, "edgeplane", "config.yaml"),
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `edgeplane …args` to its end; `input` is written to its stdin. */
+export function edgeplane(home: Home, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+  const child = start(home, args, opts.env);
+  child.process.stdin?.end(opts.input ?? "");
+  return child.done;
+}
+
+/** A running `edgeplane`, with what it printed so far. */
+export interface Running {
+  process: ChildProcess;
+  output(): { stdout: string; stderr: string };
+  /** Resolves once stdout (or stderr) matches `pattern`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  done: Promise<Run>;
+}
+
+/** Starts `edgeplane …args` and returns at once. */
+export function start(home: Home, args: string[], env: NodeJS.ProcessEnv = {}): Running {
+  const child = spawn(bin, args, { cwd: home.dir, env: { ...home.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  const listeners = new Set<() => void>();
+  const changed = () => {
+    for (const l of listeners) l();
+  };
+  child.stdout?.on("data", (d) => ((stdout += d), changed()));
+  child.stderr?.on("data", (d) => ((stderr += d), changed()));
+  const done = new Promise<Run>((ok) => child.on("close", (code) => ok({ code, stdout, stderr })));
+  return {
+    process: child,
+    output: () => ({ stdout, stderr }),
+    done,
+    waitFor(pattern, timeoutMs = 20_000) {
+      return new Promise((ok, fail) => {
+        const check = () => {
+          if (!pattern.test(stdout) && !pattern.test(stderr)) return;
+          listeners.delete(check);
+          clearTimeout(timer);
+          ok();
+        };
+        const timer = setTimeout(() => {
+          listeners.delete(check);
+          fail(new Error(`edgeplane ${args.join(" ")}: no output matching ${pattern} within ${timeoutMs}ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+        }, timeoutMs);
+        listeners.add(check);
+        check();
+        void done.then(() => {
+          if (listeners.has(check)) {
+            listeners.delete(check);
+            clearTimeout(timer);
+            fail(new Error(`edgeplane ${args.join(" ")} exited before printing ${pattern}\nstdout: ${stdout}\nstderr: ${stderr}`));
+          }
+        });
+      });
+    },
+  };
+}
+
+/** A home whose current context is logged in to `url` (the shared Worker by default) as its admin. */
+export async function adminHome(url: string = inject("workerUrl")): Promise<Home> {
+  const home = await newHome();
+  const { email, password } = inject("admin");
+  const res = await edgeplane(home, ["auth", "login", "-H", url, "-u", email, "-p", password]);
+  if (res.code !== 0) throw new Error(`admin login failed (${res.code}): ${res.stderr}`);
+  return home;
+}
+
+/** A fresh DNS label for this test run. */
+export const unique = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
