@@ -3,9 +3,9 @@
  * is handed over once, in order, and a lost socket is reopened with `after=<last seq>`, for a
  * bounded time, saying so on stderr.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
 import { z } from "zod";
 import { CliError, ExitCode } from "./exit";
+import { unreachable } from "./failure";
 import type { Session } from "./session";
 import { openSocket, ticket } from "./sockets";
 import { warn } from "./terminal";
@@ -51,34 +51,41 @@ export async function follow(session: Session, opts: FollowOptions): Promise<voi
         // Events are handled one after another, even when frames arrive faster.
         let chain = Promise.resolve();
         let stopped = false;
+        let lost = false;
         ws.on("message", (raw: Buffer) => {
           const text = raw.toString("utf8");
           if (text === "pong") return;
           const frame = Frame.parse(JSON.parse(text));
           chain = chain.then(async () => {
             for (const event of Array.isArray(frame) ? frame : [frame]) {
-              if (stopped || event.seq <= after) continue;
+              if (stopped || lost || event.seq <= after) continue;
+              const stop = await opts.onEvent(event);
+              // Only an event handled to the end counts as seen: a resumed stream hands it over again.
               after = event.seq;
-              if (await opts.onEvent(event)) {
+              if (stop) {
                 stopped = true;
                 ws.close(1000);
               }
             }
           }).catch((e) => {
-            stopped = true;
-            reject(e);
+            // What the handler asked the server for was cut off too: the same outage as the socket's.
+            if (unreachable(e)) lost = true;
+            else {
+              stopped = true;
+              reject(e);
+            }
             ws.close(1000);
           });
         });
         ws.on("close", (code) => {
           clearInterval(ping);
           opts.signal?.removeEventListener("abort", abort);
-          void chain.then(() => resolve(stopped ? "stopped" : { code }));
+          void chain.then(() => resolve(stopped ? "stopped" : { code: lost ? 1006 : code }));
         });
       });
     } catch (e) {
       // A refusal (expired login, permission, gone) will not heal by retrying.
-      if (e instanceof ConnectError && e.code !== Code.Unavailable) throw e;
+      if (!unreachable(e)) throw e;
       ended = { code: 1006 };
     }
     if (ended === "stopped" || opts.signal?.aborted) return;

@@ -70,7 +70,7 @@ export function capsuleCommand(cli: Cli) {
       const capsules = session.client(CapsuleService);
       const scope = { projectId: session.project, environmentId: session.environment, capsuleId };
       const [{ rollouts }, { instances }] = await Promise.all([
-        capsules.listRollouts({ ...scope, pagination: { limit: 1, descending: true } }),
+        capsules.listRollouts({ ...scope, pagination: { limit: 1 } }),
         capsules.listInstances(scope),
       ]);
       const current = rollouts[0];
@@ -102,7 +102,7 @@ export function capsuleCommand(cli: Cli) {
       const session = cli.session();
       const capsules = session.client(CapsuleService);
       const projectId = session.project;
-      const { rollouts } = await capsules.listRollouts({ projectId, environmentId: session.environment, capsuleId, pagination: { limit: 1, descending: true } });
+      const { rollouts } = await capsules.listRollouts({ projectId, environmentId: session.environment, capsuleId, pagination: { limit: 1 } });
       const current = rollouts[0];
       if (!current || current.status?.state === State.STOPPED) {
         throw new CliError(`failed_precondition: capsule ${capsuleId} has no running rollout in ${session.environment}`, ExitCode.refused);

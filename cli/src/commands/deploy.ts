@@ -104,7 +104,7 @@ export function deployCommand(cli: Cli) {
       });
       const capsules = session.client(CapsuleService);
       // The rollout a timed-out deploy rolls back to: the newest one before it.
-      const before = opts.dryRun ? undefined : (await capsules.listRollouts({ projectId, capsuleId, environmentId, pagination: { limit: 1, descending: true } })).rollouts[0];
+      const before = opts.dryRun ? undefined : (await capsules.listRollouts({ projectId, capsuleId, environmentId, pagination: { limit: 1 } })).rollouts[0];
       const res = await deployAsking(session, req);
 
       if (opts.dryRun) {

@@ -15,7 +15,7 @@ export function jobsCommand(cli: Cli) {
     .argument("<capsule>")
     .action(async (capsuleId) => {
       const session = cli.session();
-      const { rollouts } = await session.client(CapsuleService).listRollouts({ projectId: session.project, environmentId: session.environment, capsuleId, pagination: { limit: 1, descending: true } });
+      const { rollouts } = await session.client(CapsuleService).listRollouts({ projectId: session.project, environmentId: session.environment, capsuleId, pagination: { limit: 1 } });
       const cronJobs = rollouts[0]?.config?.cronJobs ?? [];
       if (session.options.output !== "pretty") return printJson(session.options.output, { rolloutId: String(rollouts[0]?.rolloutId ?? 0), cronJobs: cronJobs.map((j) => ({ jobName: j.jobName, schedule: j.schedule, maxRetries: j.maxRetries, kind: j.jobType.case })) });
       printTable(

@@ -7,7 +7,7 @@ export function paginationOptions<Args extends unknown[], Opts extends OptionVal
   return command
     .option("--offset <n>", "skip this many", count)
     .option("--limit <n>", "at most this many (the server's default: 50)", count)
-    .option("--descending", "newest first");
+    .option("--descending", "reverse the order");
 }
 
 /** The request's Pagination from the flags. */

@@ -100,7 +100,7 @@ export function rolloutCommand(cli: Cli) {
       const environmentId = session.environment;
       let target = to;
       if (target === undefined) {
-        const { rollouts } = await session.client(CapsuleService).listRollouts({ projectId, environmentId, capsuleId, pagination: { limit: 2, descending: true } });
+        const { rollouts } = await session.client(CapsuleService).listRollouts({ projectId, environmentId, capsuleId, pagination: { limit: 2 } });
         target = rollouts[1]?.rolloutId;
         if (target === undefined) throw new CliError(`failed_precondition: capsule ${capsuleId} has no earlier rollout in ${environmentId} to roll back to`, ExitCode.refused);
       }
