@@ -1,0 +1,97 @@
+import { execFileSync } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectRunner, type TestRunner } from "../../test/e2e/runner";
+import { adminHome, bin, edgeplane, type Home, start, unique } from "./run";
+
+let home: Home;
+let runner: TestRunner;
+let project: string;
+let env: string;
+let flags: string[];
+beforeAll(async () => {
+  home = await adminHome();
+  project = unique("shop");
+  env = unique("prod");
+  flags = ["-P", project, "-E", env];
+  for (const args of [["project", "create", project], ["environment", "create", env, "--add-project", project], ["-P", project, "capsule", "create", "web"]]) {
+    const res = await edgeplane(home, args);
+    expect(res.code, res.stderr).toBe(0);
+  }
+  runner = await connectRunner(env);
+  const deploy = await edgeplane(home, [...flags, "capsule", "deploy", "web", "-i", "nginx:1.27", "-r", "2"]);
+  expect(deploy.code, deploy.stderr).toBe(0);
+});
+afterAll(async () => {
+  runner?.disconnect();
+  await home?.remove();
+});
+
+describe("edgeplane capsule instance", () => {
+  it("lists, gets and restarts instances", async () => {
+    const list = await edgeplane(home, [...flags, "capsule", "instance", "list", "web"]);
+    expect(list.stdout).toMatch(/^web-1-0\s+RUNNING\s+1\s+0\s/m);
+    const got = JSON.parse((await edgeplane(home, [...flags, "capsule", "instance", "get", "web", "web-1-1", "-o", "json"])).stdout);
+    expect(got.status).toMatchObject({ instanceId: "web-1-1", rolloutId: "1" });
+    expect((await edgeplane(home, [...flags, "capsule", "instance", "restart", "web", "web-1-0"])).code).toBe(0);
+    await runner.waitFor((m) => m.type === "restart-instance" && m.instanceId === "web-1-0");
+    const missing = await edgeplane(home, [...flags, "capsule", "instance", "get", "web", "web-9-9"]);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toMatch(/^error: not_found: /m);
+  });
+
+  it("prints logs, and with -f follows new lines until interrupted", async () => {
+    runner.log(project, "web", "web-1-0", [{ stream: "stdout", text: "booted" }, { stream: "stderr", text: "warming up" }]);
+    runner.log(project, "web", "web-1-1", ["also booted"]);
+    await new Promise((r) => setTimeout(r, 500));
+    const all = await edgeplane(home, [...flags, "capsule", "instance", "logs", "web"]);
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stdout).toMatch(/^web-1-0 booted$/m);
+    expect(all.stdout).toMatch(/^web-1-1 also booted$/m);
+    expect(all.stderr).toMatch(/^web-1-0 warming up$/m);
+    const one = await edgeplane(home, [...flags, "capsule", "instance", "logs", "web", "web-1-1"]);
+    expect(one.stdout).toBe("also booted\n");
+
+    const following = start(home, [...flags, "capsule", "instance", "logs", "web", "web-1-0", "-f"]);
+    await following.waitFor(/booted/);
+    runner.log(project, "web", "web-1-0", ["request 1"]);
+    await following.waitFor(/request 1/);
+    runner.log(project, "web", "web-1-0", ["request 2"]);
+    await following.waitFor(/request 2/);
+    following.process.kill("SIGINT");
+    const res = await following.done;
+    expect(res.code).toBe(0);
+    expect(res.stdout).toBe("booted\nrequest 1\nrequest 2\n");
+  });
+
+  it("exec -i sends stdin to the command and exits with its exit code (the double's 0)", async () => {
+    const res = await edgeplane(home, [...flags, "capsule", "instance", "exec", "web", "web-1-0", "-i", "--", "sh", "-c", "cat"], { input: "hello from stdin\n" });
+    expect(res.stderr).toBe("");
+    expect(res.code).toBe(0);
+    expect(res.stdout).toBe("started sh -c cat\nhello from stdin\n");
+    const missing = await edgeplane(home, [...flags, "capsule", "instance", "exec", "web", "web-7-7", "--", "sh"]);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toMatch(/^error: not_found: /m);
+  });
+
+  it("exec -it is a raw terminal: what is typed reaches the command once, and its output comes back", async () => {
+    const socket = unique("edgeplane-tmux");
+    const tmux = (...args: string[]) => execFileSync("tmux", ["-L", socket, ...args], { encoding: "utf8" });
+    const envs = Object.entries({ HOME: home.env.HOME, XDG_CONFIG_HOME: home.env.XDG_CONFIG_HOME, PATH: process.env.PATH }).map(([k, v]) => `${k}=${v}`);
+    const command = ["env", ...envs, bin, ...flags, "capsule", "instance", "exec", "web", "web-1-1", "-it", "--", "sh"].map((a) => `'${a}'`).join(" ");
+    tmux("new-session", "-d", "-s", "exec", "-x", "100", "-y", "20", `${command}; echo "exited $?"; sleep 60`);
+    try {
+      const screen = () => tmux("capture-pane", "-p", "-t", "exec");
+      const until = async (pattern: RegExp) => {
+        for (let i = 0; i < 100 && !pattern.test(screen()); i++) await new Promise((r) => setTimeout(r, 200));
+        expect(screen()).toMatch(pattern);
+      };
+      await until(/started sh/);
+      tmux("send-keys", "-t", "exec", "-l", "echo typed-in-tmux");
+      await until(/typed-in-tmux/);
+      // In raw mode the local terminal does not echo: the only copy is the one the command sent back.
+      expect(screen().match(/typed-in-tmux/g)).toHaveLength(1);
+    } finally {
+      tmux("kill-server");
+    }
+  });
+});
