@@ -19,7 +19,7 @@ export interface FollowOptions {
   /** Where tickets come from, e.g. `/projects/p/capsules/c/rollouts/3/events/tickets`. */
   ticketPath: string;
   /** Called for each event; resolve true to stop following. */
-  onEvent(event: StreamEvent): Promise<boolean | void> | boolean | void;
+  onEvent(event: StreamEvent): Promise<boolean> | boolean;
   /** Give up after the stream stayed lost this long. */
   maxOutageMs?: number;
   /** Stop following when this aborts. */

@@ -11,8 +11,8 @@ import { color, say } from "./terminal";
 
 /** Prints `message` as the API's JSON or YAML, or calls `pretty` for `-o pretty`. */
 export function printMessage<Desc extends DescMessage>(format: OutputFormat, schema: Desc, message: MessageShape<Desc>, pretty: () => void): void {
-  if (format === "pretty") return pretty();
-  printJson(format, toJson(schema, message));
+  if (format === "pretty") pretty();
+  else printJson(format, toJson(schema, message));
 }
 
 /** Prints a plain JSON value (for results that are not one API message). */

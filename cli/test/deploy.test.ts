@@ -38,7 +38,7 @@ describe("edgeplane capsule deploy", () => {
     expect(res.stdout).toMatch(/resource creation: runner/);
     expect(res.stdout).toMatch(/instances: 2 of 2 ready/);
     expect(res.stdout).toMatch(/✔ rollout 1 is running: 2 of 2 instance\(s\) ready$/m);
-    expect(res.stdout).not.toMatch(/\u001b\[/);
+    expect(res.stdout).not.toContain("\u001b[");
     const desired = await runner.waitFor("desired");
     expect(desired.rolloutId).toBe(1);
 
@@ -165,6 +165,10 @@ async function cuttableProxy(port: string) {
     cut: () => {
       for (const s of open) s.destroy();
     },
-    close: () => new Promise<void>((ok) => (server.close(() => ok()), [...open].forEach((s) => s.destroy()))),
+    close: () =>
+      new Promise<void>((ok) => {
+        server.close(() => ok());
+        for (const s of open) s.destroy();
+      }),
   };
 }
