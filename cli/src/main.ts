@@ -7,6 +7,7 @@ import { authCommand } from "./commands/auth";
 import { capsuleCommand } from "./commands/capsule";
 import { configCommand } from "./commands/config";
 import { environmentCommand } from "./commands/environment";
+import { identityCommands } from "./commands/identity";
 import { projectCommand } from "./commands/project";
 import type { Cli } from "./commands/cli";
 import { describe, exitCode, unwrap } from "./failure";
@@ -35,6 +36,7 @@ export function program(): Command {
   root.addCommand(projectCommand(cli));
   root.addCommand(environmentCommand(cli));
   root.addCommand(capsuleCommand(cli));
+  for (const c of identityCommands(cli)) root.addCommand(c);
   inherit(root);
   return root;
 }
