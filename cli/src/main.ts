@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from "@commander-js/extra-typings";
 import { authCommand } from "./commands/auth";
 import { capsuleCommand } from "./commands/capsule";
 import { configCommand } from "./commands/config";
+import { devEnvCommands } from "./commands/dev-env";
 import { environmentCommand } from "./commands/environment";
 import { identityCommands } from "./commands/identity";
 import { projectCommand } from "./commands/project";
@@ -37,6 +38,7 @@ export function program(): Command {
   root.addCommand(environmentCommand(cli));
   root.addCommand(capsuleCommand(cli));
   for (const c of identityCommands(cli)) root.addCommand(c);
+  for (const c of devEnvCommands(cli)) root.addCommand(c);
   inherit(root);
   return root;
 }
