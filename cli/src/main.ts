@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from "@commander-js/extra-typings";
 import { authCommand } from "./commands/auth";
 import { capsuleCommand } from "./commands/capsule";
+import { completionCommand } from "./commands/completion";
 import { configCommand } from "./commands/config";
 import { devEnvCommands } from "./commands/dev-env";
 import { environmentCommand } from "./commands/environment";
@@ -39,6 +40,7 @@ export function program(): Command {
   root.addCommand(capsuleCommand(cli));
   for (const c of identityCommands(cli)) root.addCommand(c);
   for (const c of devEnvCommands(cli)) root.addCommand(c);
+  root.addCommand(completionCommand(root));
   inherit(root);
   return root;
 }
