@@ -3,7 +3,7 @@
  * line each, and its instances as a progress bar. Without a terminal (or with NO_COLOR), the
  * same as plain lines: a step's line when it changes, the instance count when it changes.
  */
-import { MultiBar, type SingleBar } from "cli-progress";
+import { MultiBar, Presets, type SingleBar } from "cli-progress";
 import ora, { type Ora } from "ora";
 import { type Status, type StepInfo, StepState } from "../../proto/gen/api/v1/capsule/rollout/status_pb";
 import { color, fancy, say } from "./terminal";
@@ -91,7 +91,7 @@ export class RolloutView {
     }
     this.spinner?.stop();
     if (!this.bars) {
-      this.bars = new MultiBar({ stream: process.stdout, format: `  instances [{bar}] {value}/{total} ready {detail}`, hideCursor: true, clearOnComplete: false, barsize: 30 });
+      this.bars = new MultiBar({ stream: process.stdout, format: `  instances [{bar}] {value}/{total} ready {detail}`, hideCursor: true, clearOnComplete: false, barsize: 30 }, Presets.shades_classic);
       this.bar = this.bars.create(total, ready, { detail });
     }
     this.bar?.setTotal(total);
