@@ -1,8 +1,7 @@
-import { execFileSync } from "node:child_process";
 import { createConnection, createServer, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type Behavior, connectRunner, type TestRunner } from "../../test/e2e/runner";
-import { adminHome, bin, edgeplane, type Home, start, unique } from "./run";
+import { adminHome, edgeplane, type Home, inTerminal, start, unique } from "./run";
 
 let home: Home;
 const runners: TestRunner[] = [];
@@ -128,23 +127,33 @@ describe("edgeplane capsule deploy", () => {
 
   it("on a terminal, shows colours and the instances as a progress bar", async () => {
     const { flags } = await stage({ applyDelayMs: 500 });
-    const socket = unique("edgeplane-tmux");
-    const tmux = (...args: string[]) => execFileSync("tmux", ["-L", socket, ...args], { encoding: "utf8" });
-    const envs = Object.entries({ HOME: home.env.HOME, XDG_CONFIG_HOME: home.env.XDG_CONFIG_HOME, PATH: process.env.PATH, TERM: "xterm-256color" }).map(([k, v]) => `${k}=${v}`);
-    const command = ["env", ...envs, bin, ...flags, "capsule", "deploy", "web", "-i", "nginx:1.27", "-r", "3"].map((a) => `'${a}'`).join(" ");
-    tmux("new-session", "-d", "-s", "deploy", "-x", "120", "-y", "30", `${command}; echo "exited $?"; sleep 60`);
+    const terminal = inTerminal(home, [...flags, "capsule", "deploy", "web", "-i", "nginx:1.27", "-r", "3"]);
     try {
-      let screen = "";
-      for (let i = 0; i < 150 && !/exited \d+/.test(screen); i++) {
-        await new Promise((r) => setTimeout(r, 200));
-        screen = tmux("capture-pane", "-p", "-e", "-t", "deploy");
-      }
+      const screen = await terminal.waitFor(/exited \d+/);
       expect(screen).toMatch(/exited 0/);
       expect(screen).toMatch(/instances \[[█░]+\] 3\/3 ready/);
       expect(screen).toContain("\u001b[32m✔");
     } finally {
-      tmux("kill-server");
+      terminal.close();
     }
+  });
+
+  it("on a terminal, asks whether to abort a rollout in progress, and deploys with force when told yes", async () => {
+    const { flags } = await stage({ apply: "never" });
+    expect((await edgeplane(home, [...flags, "capsule", "deploy", "web", "-i", "nginx:1.27", "-r", "1", "--no-wait"])).code).toBe(0);
+    const terminal = inTerminal(home, [...flags, "capsule", "deploy", "web", "-r", "2", "--no-wait"]);
+    try {
+      await terminal.waitFor(/Rollout 1 of web is in progress\. Abort it and deploy\? \[y\/N\]/);
+      terminal.type("y");
+      terminal.enter();
+      const screen = await terminal.waitFor(/exited \d+/);
+      expect(screen).toMatch(/rollout 2\s/);
+      expect(screen).toMatch(/exited 0/);
+    } finally {
+      terminal.close();
+    }
+    const got = JSON.parse((await edgeplane(home, [...flags, "capsule", "rollout", "get", "web", "1", "-o", "json"])).stdout);
+    expect(got.rollout.status.result).toBe("RESULT_ABORTED");
   });
 
   it("says when the connection is lost, resumes where it was, and finishes the wait", async () => {

@@ -1,7 +1,6 @@
-import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectRunner, type TestRunner } from "../../test/e2e/runner";
-import { adminHome, bin, edgeplane, type Home, start, unique } from "./run";
+import { adminHome, edgeplane, type Home, inTerminal, start, unique } from "./run";
 
 let home: Home;
 let runner: TestRunner;
@@ -74,24 +73,15 @@ describe("edgeplane capsule instance", () => {
   });
 
   it("exec -it is a raw terminal: what is typed reaches the command once, and its output comes back", async () => {
-    const socket = unique("edgeplane-tmux");
-    const tmux = (...args: string[]) => execFileSync("tmux", ["-L", socket, ...args], { encoding: "utf8" });
-    const envs = Object.entries({ HOME: home.env.HOME, XDG_CONFIG_HOME: home.env.XDG_CONFIG_HOME, PATH: process.env.PATH }).map(([k, v]) => `${k}=${v}`);
-    const command = ["env", ...envs, bin, ...flags, "capsule", "instance", "exec", "web", "web-1-1", "-it", "--", "sh"].map((a) => `'${a}'`).join(" ");
-    tmux("new-session", "-d", "-s", "exec", "-x", "100", "-y", "20", `${command}; echo "exited $?"; sleep 60`);
+    const terminal = inTerminal(home, [...flags, "capsule", "instance", "exec", "web", "web-1-1", "-it", "--", "sh"]);
     try {
-      const screen = () => tmux("capture-pane", "-p", "-t", "exec");
-      const until = async (pattern: RegExp) => {
-        for (let i = 0; i < 100 && !pattern.test(screen()); i++) await new Promise((r) => setTimeout(r, 200));
-        expect(screen()).toMatch(pattern);
-      };
-      await until(/started sh/);
-      tmux("send-keys", "-t", "exec", "-l", "echo typed-in-tmux");
-      await until(/typed-in-tmux/);
+      await terminal.waitFor(/started sh/);
+      terminal.type("echo typed-in-tmux");
+      const screen = await terminal.waitFor(/typed-in-tmux/);
       // In raw mode the local terminal does not echo: the only copy is the one the command sent back.
-      expect(screen().match(/typed-in-tmux/g)).toHaveLength(1);
+      expect(screen.match(/typed-in-tmux/g)).toHaveLength(1);
     } finally {
-      tmux("kill-server");
+      terminal.close();
     }
   });
 });

@@ -2,7 +2,7 @@
  * Runs the `edgeplane` command as a user would: the bin npm linked into node_modules/.bin,
  * real argv, a temporary home with its own config directory, against a Worker on the network.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -106,3 +106,31 @@ export async function adminHome(url: string = inject("workerUrl")): Promise<Home
 
 /** A fresh DNS label for this test run. */
 export const unique = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+
+/** `edgeplane …args` in a terminal of its own (a tmux session), for what only a terminal shows. */
+export function inTerminal(home: Home, args: string[]) {
+  const socket = unique("edgeplane-tmux");
+  const tmux = (...a: string[]) => execFileSync("tmux", ["-L", socket, ...a], { encoding: "utf8" });
+  const envs = Object.entries({ HOME: home.env.HOME, XDG_CONFIG_HOME: home.env.XDG_CONFIG_HOME, PATH: process.env.PATH, TERM: "xterm-256color" }).map(([k, v]) => `${k}=${v}`);
+  const command = ["env", ...envs, bin, ...args].map((a) => `'${a}'`).join(" ");
+  tmux("new-session", "-d", "-s", "cli", "-x", "120", "-y", "30", `${command}; echo "exited $?"; sleep 120`);
+  /** The screen, with colour escapes. */
+  const screen = () => tmux("capture-pane", "-p", "-e", "-t", "cli");
+  return {
+    screen,
+    /** Types `text` as is (no Enter). */
+    type: (text: string) => void tmux("send-keys", "-t", "cli", "-l", text),
+    enter: () => void tmux("send-keys", "-t", "cli", "Enter"),
+    /** Resolves with the screen once it matches `pattern`; fails after `timeoutMs`. */
+    async waitFor(pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const now = screen();
+        if (pattern.test(now)) return now;
+        if (Date.now() > deadline) throw new Error(`edgeplane ${args.join(" ")}: the terminal never showed ${pattern}:\n${now}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    close: () => void tmux("kill-server"),
+  };
+}
