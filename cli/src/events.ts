@@ -32,7 +32,7 @@ const pingEveryMs = 20_000;
 
 /** Follows the stream until `onEvent` says stop, the server ends it (1001) or `signal` aborts. */
 export async function follow(session: Session, opts: FollowOptions): Promise<void> {
-  const maxOutageMs = opts.maxOutageMs ?? Number(session.env.EDGEPLANE_STREAM_RETRY_MS ?? defaultMaxOutageMs);
+  const maxOutageMs = opts.maxOutageMs ?? defaultMaxOutageMs;
   let after = 0;
   let lostSince: number | undefined;
   let attempt = 0;

@@ -1,7 +1,6 @@
-import { createConnection, createServer, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type Behavior, connectRunner, type TestRunner } from "../../test/e2e/runner";
-import { adminHome, edgeplane, type Home, inTerminal, start, unique } from "./run";
+import { adminHome, cuttableProxy, edgeplane, type Home, inTerminal, start, unique } from "./run";
 
 let home: Home;
 const runners: TestRunner[] = [];
@@ -176,30 +175,3 @@ describe("edgeplane capsule deploy", () => {
     }
   });
 });
-
-/** A TCP proxy to the Worker whose open connections can be cut, as a network drop would. */
-async function cuttableProxy(port: string) {
-  const open = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = createConnection(Number(port), "127.0.0.1");
-    open.add(client).add(upstream);
-    client.pipe(upstream).pipe(client);
-    const end = () => (client.destroy(), upstream.destroy(), open.delete(client), open.delete(upstream));
-    client.on("error", end).on("close", end);
-    upstream.on("error", end).on("close", end);
-  });
-  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
-  const address = server.address();
-  if (!address || typeof address === "string") throw new Error("proxy has no port");
-  return {
-    url: `http://127.0.0.1:${address.port}`,
-    cut: () => {
-      for (const s of open) s.destroy();
-    },
-    close: () =>
-      new Promise<void>((ok) => {
-        server.close(() => ok());
-        for (const s of open) s.destroy();
-      }),
-  };
-}

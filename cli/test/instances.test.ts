@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { connectRunner, type TestRunner } from "../../test/e2e/runner";
-import { adminHome, edgeplane, type Home, inTerminal, start, unique } from "./run";
+import { adminHome, cuttableProxy, edgeplane, type Home, inTerminal, start, unique } from "./run";
 
 let home: Home;
 let runner: TestRunner;
@@ -60,6 +60,24 @@ describe("edgeplane capsule instance", () => {
     const res = await following.done;
     expect(res.code).toBe(0);
     expect(res.stdout).toBe("booted\nrequest 1\nrequest 2\n");
+  });
+
+  it("logs -f says when the connection is lost and resumes without repeating a line", async () => {
+    const proxy = await cuttableProxy(new URL(inject("workerUrl")).port);
+    try {
+      const following = start(home, ["-H", proxy.url, ...flags, "capsule", "instance", "logs", "web", "web-1-1", "-f"]);
+      await following.waitFor(/also booted/);
+      proxy.cut();
+      await following.waitFor(/Connection lost, retrying…/);
+      runner.log(project, "web", "web-1-1", ["after the drop"]);
+      await following.waitFor(/after the drop/);
+      following.process.kill("SIGINT");
+      const res = await following.done;
+      expect(res.stdout).toBe("also booted\nafter the drop\n");
+      expect(res.stderr).toMatch(/Connection restored/);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it("exec -i sends stdin to the command and exits with its exit code (the double's 0)", async () => {

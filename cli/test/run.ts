@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { inject } from "vitest";
@@ -132,5 +133,32 @@ export function inTerminal(home: Home, args: string[]) {
       }
     },
     close: () => void tmux("kill-server"),
+  };
+}
+
+/** A TCP proxy to the Worker whose open connections can be cut, as a network drop would. */
+export async function cuttableProxy(port: string) {
+  const open = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = createConnection(Number(port), "127.0.0.1");
+    open.add(client).add(upstream);
+    client.pipe(upstream).pipe(client);
+    const end = () => (client.destroy(), upstream.destroy(), open.delete(client), open.delete(upstream));
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+  });
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  const address = server.address();
+  if (!address || typeof address === "string") throw new Error("proxy has no port");
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    cut: () => {
+      for (const s of open) s.destroy();
+    },
+    close: () =>
+      new Promise<void>((ok) => {
+        server.close(() => ok());
+        for (const s of open) s.destroy();
+      }),
   };
 }
