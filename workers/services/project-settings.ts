@@ -2,7 +2,7 @@
 import { Plan } from "../../proto/gen/api/v1/project/project_pb";
 import { Service } from "../../proto/gen/api/v1/project/settings/service_pb";
 import type { AddDockerRegistry } from "../../proto/gen/api/v1/project/settings/settings_pb";
-import { encryptSecret } from "../auth/keys";
+import { encryptSecret } from "../d1/secrets";
 import type { Env } from "../env";
 import { envOf } from "./context";
 import { alreadyExists, invalidArgument, notFound } from "../core/errors";

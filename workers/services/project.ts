@@ -2,7 +2,7 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Update } from "../../proto/gen/api/v1/project/project_pb";
 import { Service } from "../../proto/gen/api/v1/project/service_pb";
-import { encryptSecret } from "../auth/keys";
+import { encryptSecret } from "../d1/secrets";
 import { b64 } from "../core/encoding";
 import { allows } from "../auth/principal";
 import { scoped } from "../auth/scopes";
