@@ -8,7 +8,7 @@ const stateWords: Record<StreamState, string> = { live: "Live", connecting: "Con
 /** The connection state of a stream, as a badge. */
 export function StreamBadge({ state }: { state: StreamState }) {
   return (
-    <span role="status" aria-live="polite">
+    <span role="status" aria-live="polite" data-testid="stream-state">
       <Status tone={stateTone[state]}>{stateWords[state]}</Status>
     </span>
   );
@@ -19,7 +19,7 @@ export function summary(e: StreamEvent): string {
   const d = e.data;
   const parts: string[] = [];
   for (const k of ["capsuleId", "rolloutId", "jobName", "state", "result", "phase", "name"]) {
-    if (d[k] !== undefined && d[k] !== null && d[k] !== "") parts.push(`${k === "rolloutId" ? "#" : ""}${String(d[k])}`);
+    if (d[k] !== undefined && d[k] !== null && d[k] !== "" && d[k] !== "UNSPECIFIED") parts.push(`${k === "rolloutId" ? "#" : ""}${String(d[k])}`);
   }
   if (typeof d.message === "string" && d.message) parts.push(`— ${d.message}`);
   return parts.join(" ");
