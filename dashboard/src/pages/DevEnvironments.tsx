@@ -119,7 +119,10 @@ function PortLinks({ env }: { env: Environment }) {
 export function DevEnvironment({ id }: { id: string }) {
   const env = useLoad(async () => (await api.devEnvironments.getEnvironment({ environmentId: id })).environment, [id]);
   const [version, setVersion] = useState(0);
-  const stream = useEnvironmentStream(id, () => {
+  // Once deleted there is nothing left to read: the stream's last event says so.
+  const [deleted, setDeleted] = useState(false);
+  const stream = useEnvironmentStream(id, (batch) => {
+    if (batch.some((e) => e.type === "dev-environment.deleted")) return setDeleted(true);
     void env.reload();
     setVersion((v) => v + 1);
   });
@@ -130,8 +133,8 @@ export function DevEnvironment({ id }: { id: string }) {
     await env.reload();
   });
   const e = env.data;
-  const phase = e?.status?.phase ?? EnvironmentPhase.UNSPECIFIED;
-  const desired = e?.spec?.desiredPhase ?? EnvironmentPhase.UNSPECIFIED;
+  const phase = deleted ? EnvironmentPhase.DELETED : (e?.status?.phase ?? EnvironmentPhase.UNSPECIFIED);
+  const desired = deleted ? EnvironmentPhase.DELETED : (e?.spec?.desiredPhase ?? EnvironmentPhase.UNSPECIFIED);
   const urls = e?.status?.environmentUrls;
   return (
     <>
@@ -139,12 +142,17 @@ export function DevEnvironment({ id }: { id: string }) {
         <a href="/dev">Developer environments</a> / {e?.metadata?.name || id}
       </p>
       <h1>{e?.metadata?.name || id}</h1>
-      <ErrorNote error={env.error} />
+      {!deleted && <ErrorNote error={env.error} />}
       <Section title="Lifecycle" actions={<StreamBadge state={stream.state} />}>
         <p data-testid="dev-phase">
-          <PhaseBadge env={e} /> {desired !== phase && desired !== EnvironmentPhase.UNSPECIFIED && <span class="muted">heading to {phaseWords(desired).toLowerCase()}</span>}
+          {deleted ? <Status tone="neutral">Deleted</Status> : <PhaseBadge env={e} />} {desired !== phase && desired !== EnvironmentPhase.UNSPECIFIED && <span class="muted">heading to {phaseWords(desired).toLowerCase()}</span>}
         </p>
-        {e?.status?.warningMessage.map((w) => (
+        {deleted && (
+          <p class="notice" role="status">
+            This environment was deleted. <a href="/dev">Back to your environments</a>.
+          </p>
+        )}
+        {!deleted && e?.status?.warningMessage.map((w) => (
           <p key={w} class="notice">
             {w}
           </p>
@@ -155,7 +163,7 @@ export function DevEnvironment({ id }: { id: string }) {
           </p>
         ))}
         <div class="row">
-          <button type="button" disabled={act.busy || desired === EnvironmentPhase.RUNNING} onClick={() => void act.run("start")}>
+          <button type="button" disabled={act.busy || desired === EnvironmentPhase.RUNNING || desired === EnvironmentPhase.DELETED} onClick={() => void act.run("start")}>
             Start
           </button>
           <button type="button" class="secondary" disabled={act.busy || desired === EnvironmentPhase.STOPPED || desired === EnvironmentPhase.DELETED} onClick={() => void act.run("stop")}>
@@ -166,7 +174,7 @@ export function DevEnvironment({ id }: { id: string }) {
           </button>
         </div>
         <ErrorNote error={act.error} />
-        {urls && (
+        {urls && !deleted && (
           <dl class="facts">
             {urls.ssh?.url && (
               <>
