@@ -34,7 +34,7 @@ export function Terminal({ scope, instanceId, onClose }: { scope: CapsuleScope; 
   const [problem, setProblem] = useState<string | null>(null);
   useEffect(() => {
     if (!el.current) return;
-    const term = new XTerm({ fontSize: 13, convertEol: false, cursorBlink: true, screenReaderMode: true });
+    const term = new XTerm({ fontSize: 13, convertEol: true, cursorBlink: true, screenReaderMode: true });
     const fit = new FitAddon();
     term.loadAddon(fit);
     term.open(el.current);

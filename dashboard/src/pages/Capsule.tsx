@@ -79,10 +79,8 @@ function InEnvironment({ project, capsule, environment }: { project: string; cap
       <Instances scope={scope} currentRolloutId={current?.rolloutId} version={version} />
       <Logs scope={scope} />
       <Metrics scope={scope} />
-      <div class="grid two">
-        <RolloutHistory scope={scope} rollouts={rollouts.data ?? []} />
-        <Jobs scope={scope} version={version} />
-      </div>
+      <RolloutHistory scope={scope} rollouts={rollouts.data ?? []} />
+      <Jobs scope={scope} version={version} />
       <EventsFeed events={stream.events} state={stream.state} problem={stream.problem} />
     </>
   );

@@ -31,7 +31,7 @@ export function EventsFeed(props: { events: StreamEvent[]; state: StreamState; p
     <Section title="Events" actions={<StreamBadge state={props.state} />}>
       {props.problem && <p class="error">{props.problem}</p>}
       {shown.length === 0 && <Empty>No events yet. Deploys, runner reports and job runs appear here as they happen.</Empty>}
-      <ol class="feed" aria-label="Environment events" data-testid="events-feed">
+      <ol class="feed" aria-label="Environment events" data-testid="events-feed" tabIndex={0}>
         {shown.map((e) => (
           <li key={e.seq} data-seq={e.seq}>
             <time dateTime={e.time}>{new Date(e.time).toLocaleTimeString()}</time>
