@@ -19,9 +19,9 @@ export function budget(limitBytes: number): Plugin {
         if (seen.has(fileName)) return;
         seen.add(fileName);
         const item = bundle[fileName];
-        if (item?.type === "chunk") item.imports.forEach(visit);
+        if (item?.type === "chunk") for (const imported of item.imports) visit(imported);
       };
-      entries.forEach((e) => visit(e.fileName));
+      for (const e of entries) visit(e.fileName);
       const bytes = [...seen].reduce((sum, f) => sum + gzipSync(chunks.get(f) ?? "").length, 0);
       const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
       const line = `dashboard: first page JavaScript ${kb(bytes)} gzip (budget ${kb(limitBytes)}, ${seen.size} chunk${seen.size === 1 ? "" : "s"})`;

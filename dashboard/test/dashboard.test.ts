@@ -88,9 +88,9 @@ describe.skipIf(!haveBrowser)("the dashboard", () => {
       await page.getByText("Rollout #1 started").waitFor();
       const state = page.getByTestId("rollout-state");
       await state.getByText("Resource creation").waitFor();
-      const stepsWaiting = await page.getByTestId("rollout-steps").innerText();
+      const stepsWaiting = await page.getByTestId("rollout-steps").textContent();
       await state.getByText("Running").waitFor({ timeout: 30_000 });
-      await expect.poll(() => page.getByTestId("rollout-steps").innerText()).not.toBe(stepsWaiting);
+      await expect.poll(() => page.getByTestId("rollout-steps").textContent()).not.toBe(stepsWaiting);
       await page.getByTestId("instance-counts").getByText("2 healthy").waitFor();
       expect(await page.evaluate(() => "edgeplaneMarker" in window)).toBe(true);
 

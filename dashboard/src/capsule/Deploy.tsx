@@ -92,7 +92,7 @@ export function Deploy({ scope, current }: { scope: CapsuleScope; current: Rollo
         </p>
       )}
       {preview && (
-        <div class="preview" aria-label="Dry run result">
+        <section class="preview" aria-label="Dry run result">
           <h3>Resulting configuration (dry run, nothing deployed)</h3>
           <pre data-testid="dry-run-config">{preview.config}</pre>
           {preview.resources.map(([name, yaml]) => (
@@ -101,7 +101,7 @@ export function Deploy({ scope, current }: { scope: CapsuleScope; current: Rollo
               <pre>{yaml}</pre>
             </details>
           ))}
-        </div>
+        </section>
       )}
     </Section>
   );

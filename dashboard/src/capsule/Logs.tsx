@@ -55,13 +55,16 @@ export function Logs({ scope }: { scope: CapsuleScope }) {
       {shown.length === 0 ? (
         <Empty>No log lines yet. Lines the instances write appear here as they are written.</Empty>
       ) : (
-        <div class="logs" ref={box} tabIndex={0} role="log" aria-label="Log lines" data-testid="logs">
-          {shown.map((l) => (
-            <div key={l.key} class={l.stream === "stderr" ? "stderr" : undefined}>
-              <span class="muted">{new Date(l.timeMs).toLocaleTimeString()}</span> <span class="instance">{l.instanceId}</span> {l.text}
-            </div>
-          ))}
-        </div>
+        <>
+          {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable by keyboard to be read (WCAG 2.1.1; axe scrollable-region-focusable) */}
+          <div class="logs" ref={box} tabIndex={0} role="log" aria-label="Log lines" data-testid="logs">
+            {shown.map((l) => (
+              <div key={l.key} class={l.stream === "stderr" ? "stderr" : undefined}>
+                <span class="muted">{new Date(l.timeMs).toLocaleTimeString()}</span> <span class="instance">{l.instanceId}</span> {l.text}
+              </div>
+            ))}
+          </div>
+        </>
       )}
     </Section>
   );

@@ -87,7 +87,7 @@ export function Terminal({ scope, instanceId, onClose }: { scope: CapsuleScope; 
     };
   }, [scope.project, scope.capsule, scope.environment, instanceId]);
   return (
-    <div class="terminal" aria-label={`Terminal in ${instanceId}`} role="region">
+    <section class="terminal" aria-label={`Terminal in ${instanceId}`}>
       <div class="card-head">
         <h3>
           Terminal: <code>{instanceId}</code>{" "}
@@ -103,6 +103,6 @@ export function Terminal({ scope, instanceId, onClose }: { scope: CapsuleScope; 
         </p>
       )}
       <div ref={el} class="xterm-host" data-testid="terminal" />
-    </div>
+    </section>
   );
 }

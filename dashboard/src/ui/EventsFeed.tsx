@@ -31,6 +31,7 @@ export function EventsFeed(props: { events: StreamEvent[]; state: StreamState; p
     <Section title="Events" actions={<StreamBadge state={props.state} />}>
       {props.problem && <p class="error">{props.problem}</p>}
       {shown.length === 0 && <Empty>No events yet. Deploys, runner reports and job runs appear here as they happen.</Empty>}
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable by keyboard to be read (WCAG 2.1.1; axe scrollable-region-focusable) */}
       <ol class="feed" aria-label="Environment events" data-testid="events-feed" tabIndex={0}>
         {shown.map((e) => (
           <li key={e.seq} data-seq={e.seq}>
