@@ -53,6 +53,10 @@ describe.skipIf(!haveBrowser)("the dashboard", () => {
       await page.getByRole("link", { name: "shop" }).waitFor();
       await page.getByLabel("New environment").fill("prod");
       await page.getByRole("button", { name: "Create environment" }).click();
+      // A new environment is global (every project active) until projects are chosen for it.
+      await page.getByText("Active (global)").waitFor();
+      await page.getByRole("button", { name: "Choose the projects of prod" }).click();
+      await page.getByRole("button", { name: "Make prod global" }).waitFor();
       await page.getByLabel("shop active in prod").click();
       await page.getByText("Active", { exact: true }).waitFor();
       await expectAccessible(page, "home");

@@ -7,33 +7,11 @@
 import { type Signal, signal } from "@preact/signals";
 import { describeError } from "./errors";
 import { ticket } from "./clients";
+import { parseFrame, type StreamEvent } from "./frames";
 
-/** One event of a stream, as the server sends it. */
-export interface StreamEvent {
-  seq: number;
-  type: string;
-  time: string;
-  data: Record<string, unknown>;
-}
+export type { StreamEvent };
 
 export type StreamState = "connecting" | "live" | "reconnecting" | "closed";
-
-function isEvent(v: unknown): v is StreamEvent {
-  if (!v || typeof v !== "object") return false;
-  const e = v as Partial<Record<keyof StreamEvent, unknown>>;
-  return typeof e.seq === "number" && typeof e.type === "string" && typeof e.time === "string" && !!e.data && typeof e.data === "object";
-}
-
-/** Parses one frame: an event or an array of events. Anything else is ignored. */
-export function parseFrame(text: string): StreamEvent[] {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return [];
-  }
-  return (Array.isArray(v) ? v : [v]).filter(isEvent);
-}
 
 /** Close codes after which resuming is pointless: the stream itself ended. */
 const finalCodes = new Set([1001]);

@@ -25,6 +25,10 @@ export function Home() {
     });
     await environments.reload();
   });
+  const setGlobal = useAction(async (environment: string, global: boolean) => {
+    await api.environments.update({ environmentId: environment, updates: [{ field: { case: "setGlobal", value: global } }] });
+    await environments.reload();
+  });
   const ps = projects.data ?? [];
   const es = environments.data ?? [];
   return (
@@ -88,7 +92,16 @@ export function Home() {
                   <th scope="col">Project</th>
                   {es.map((e) => (
                     <th scope="col" key={e.environmentId}>
-                      {e.environmentId}
+                      {e.environmentId}{" "}
+                      <button
+                        type="button"
+                        class="secondary small"
+                        disabled={setGlobal.busy}
+                        onClick={() => void setGlobal.run(e.environmentId, !e.global)}
+                        aria-label={e.global ? `Choose the projects of ${e.environmentId}` : `Make ${e.environmentId} global`}
+                      >
+                        {e.global ? "Choose projects" : "Make global"}
+                      </button>
                     </th>
                   ))}
                 </tr>
@@ -111,7 +124,7 @@ export function Home() {
                             <span class="sr-only">
                               {p.projectId} active in {e.environmentId}
                             </span>
-                            <span aria-hidden="true">{active ? "Active" : "—"}</span>
+                            <span aria-hidden="true">{e.global ? "Active (global)" : active ? "Active" : "—"}</span>
                           </label>
                         </td>
                       );
@@ -121,7 +134,7 @@ export function Home() {
               </tbody>
             </table>
           </div>
-          <ErrorNote error={toggle.error} />
+          <ErrorNote error={toggle.error ?? setGlobal.error} />
         </Section>
       )}
     </>

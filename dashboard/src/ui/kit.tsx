@@ -95,7 +95,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
     } finally {
       if (mine === generation.current) setLoading(false);
     }
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // `load` is a new closure on every render; what it reads is what the caller lists in `deps`.
   }, deps);
   useEffect(() => {
     void reload();
