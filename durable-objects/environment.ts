@@ -204,6 +204,8 @@ export class EnvironmentDO extends DurableObject<Env> {
   async destroy(): Promise<void> {
     await this.rollouts.stopLive();
     this.runnerLink.sendAll({ type: "error", code: "not_found", message: "the environment was deleted" });
+    // The deletion's own events (dev-environment.deleted) are still pending: subscribers get them before the close.
+    this.stream.flush();
     for (const ws of this.ctx.getWebSockets()) ws.close(1001, "environment deleted");
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();

@@ -98,7 +98,8 @@ export class EventStream {
     return event;
   }
 
-  private flush(): void {
+  /** Sends the pending events now; called before subscribers are closed, so the last events reach them. */
+  flush(): void {
     this.flushScheduled = false;
     const events = this.pending;
     this.pending = [];

@@ -6,6 +6,8 @@ export interface Env {
   DB: D1Database;
   ENVIRONMENTS: DurableObjectNamespace<EnvironmentDO>;
   ROLLOUTS: DurableObjectNamespace<RolloutDO>;
+  /** The dashboard's built files (wrangler.toml [assets]); index.html for any path without a file. */
+  ASSETS: Fetcher;
   /** HMAC key for access and refresh tokens (a wrangler secret in production). */
   JWT_SECRET?: string;
   PUBLIC_NAME?: string;
@@ -30,6 +32,7 @@ declare global {
       DB: D1Database;
       ENVIRONMENTS: DurableObjectNamespace<EnvironmentDO>;
       ROLLOUTS: DurableObjectNamespace<RolloutDO>;
+      ASSETS: Fetcher;
       TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
       MAILJET_API_URL?: string;
       JOB_RETRY_BACKOFF_MS?: string;

@@ -51,7 +51,16 @@ app.on(["GET", "POST"], "/environments/:id/skaffold/:service/:method", async (c,
   return res ?? next();
 });
 
-app.notFound((c) => c.json({ code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }, 404));
+app.notFound((c) => {
+  // A browser opening a dashboard page (/p/shop, /dev…): the dashboard's index.html. Anything else is an API miss.
+  if (isPageRequest(c.req.raw)) return c.env.ASSETS.fetch(c.req.raw);
+  return c.json({ code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }, 404);
+});
+
+/** A GET or HEAD that asks for HTML: a browser navigating, not an API client. */
+function isPageRequest(req: Request): boolean {
+  return (req.method === "GET" || req.method === "HEAD") && (req.headers.get("accept") ?? "").includes("text/html");
+}
 
 function executionContext(c: { executionCtx: unknown }): ExecutionContext | undefined {
   try {
