@@ -4,10 +4,15 @@ import { type EnvironmentHost, noRunner } from "./environment-host";
 import type { Json } from "./event-log";
 import { attempt, type Outcome } from "./outcome";
 import type { ServerMessage } from "./runner-protocol";
+import type { Watched } from "./socket-liveness";
 import { badTicket, socketError, type Tickets } from "./tickets";
 
 /** The session an Execute ticket opens, as the Worker authorized it: what `exec-start` tells the runner. */
 export type ExecSession = Omit<Extract<ServerMessage, { type: "exec-start" }>, "type" | "sessionId">;
+
+interface ExecAttachment extends Watched {
+  sessionId: string;
+}
 
 /** Hibernation tags of Execute sockets. */
 export const EXEC = "exec";
@@ -39,7 +44,7 @@ export class ExecSessions {
     }
     const { 0: client, 1: server } = new WebSocketPair();
     this.host.ctx.acceptWebSocket(server, [EXEC, execTag(sessionId)]);
-    server.serializeAttachment({ sessionId });
+    server.serializeAttachment({ sessionId, acceptedAt: Date.now() } satisfies ExecAttachment);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -57,7 +62,7 @@ export class ExecSessions {
 
   /** A client frame: an api.v1.capsule.ExecuteRequest in protobuf JSON (stdin or resize). */
   onMessage(ws: WebSocket, text: string): void {
-    const { sessionId } = ws.deserializeAttachment() as { sessionId: string };
+    const { sessionId } = ws.deserializeAttachment() as ExecAttachment;
     let req: { stdin?: { data?: string; closed?: boolean }; resize?: { height?: number; width?: number } };
     try {
       req = JSON.parse(text);
@@ -71,7 +76,7 @@ export class ExecSessions {
 
   /** The client left: the runner stops the command. */
   onGone(ws: WebSocket): void {
-    this.host.toRunner({ type: "exec-close", sessionId: (ws.deserializeAttachment() as { sessionId: string }).sessionId });
+    this.host.toRunner({ type: "exec-close", sessionId: (ws.deserializeAttachment() as ExecAttachment).sessionId });
   }
 
   /** Closes every session: they were relayed through a runner that is gone. */

@@ -50,6 +50,13 @@ export const defaults = {
     /** After an outage, at most this many missed times of a job are recorded. */
     maxMissedRecorded: 10,
   },
+  sockets: {
+    /**
+     * A WebSocket (runner, subscriber, Execute session) that has not sent `ping` for this
+     * long is closed with 4008 and handled as gone: a peer that vanished may never send a close.
+     */
+    silenceDeadlineMs: 90_000,
+  },
   /** What an environment keeps of runner reports: log lines per environment, metric samples per instance. */
   runnerReports: { logLines: 10_000, metricSamples: 120 },
   /** Developer environments (gitpod.v1.EnvironmentService). */

@@ -23,6 +23,7 @@ import { Service as ServiceAccountService } from "../../proto/gen/api/v1/service
 import { b64 } from "../../workers/auth/keys";
 import { baseUrl, client } from "./client";
 import { fileAdmin } from "./identity";
+import { isPong, keepAlive } from "./keep-alive";
 
 /** How the runner answers `desired`; change it at any time through `runner.behavior`. */
 export interface Behavior {
@@ -137,7 +138,9 @@ export class TestRunner {
         resolve(this.closeInfo);
       });
     });
-    ws.addEventListener("message", (e) => this.onMessage(JSON.parse(e.data as string) as ServerMessage));
+    ws.addEventListener("message", (e) => {
+      if (!isPong(e.data)) this.onMessage(JSON.parse(e.data as string) as ServerMessage);
+    });
   }
 
   /** Gets a ticket, opens the socket and says hello; resolves once the server's `welcome` arrived. */
@@ -153,6 +156,7 @@ export class TestRunner {
     if (res.status !== 101 || !res.webSocket) throw await refusal(res, `runner socket for environment ${environmentId}`);
     const runner = new TestRunner(res.webSocket, environmentId, name, opts.behavior ?? {});
     res.webSocket.accept();
+    runner.stopPinging = keepAlive(res.webSocket);
     runner.send({ type: "hello", version: RUNNER_PROTOCOL_VERSION, runner: { name, version: "test" }, cluster: { type: "docker" } });
     await runner.waitFor("welcome");
     return runner;
@@ -211,6 +215,9 @@ export class TestRunner {
     this.capsules.set(capsuleKey(projectId, capsuleId), tracked);
     this.sendInstances(projectId, capsuleId);
   }
+
+  /** Stops the keep-alive: the runner falls silent as one that vanished would. */
+  stopPinging: () => void = () => {};
 
   /** Closes the socket from the runner's side. */
   disconnect(code = 1000, reason = "test runner disconnecting"): void {
