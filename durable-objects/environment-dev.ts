@@ -1,7 +1,7 @@
 /** The developer environment (gitpod.v1.EnvironmentService) an EnvironmentDO may hold: user changes, runner reports, and its end. */
 import { EnvironmentPhase } from "../proto/gen/gitpod/v1/environment_pb";
 import { verifyEnvironmentToken } from "../workers/gitpod/environments";
-import { alreadyExists, failedPrecondition, notFound } from "../workers/http/errors";
+import { alreadyExists, bounded, failedPrecondition, notFound } from "../workers/http/errors";
 import { deleteStatements } from "../workers/services/environment";
 import * as devEnv from "./dev-environment";
 import { onReport, onUser, phaseByName, PHASE_NAMES, phaseName } from "./dev-environment-phases";
@@ -31,7 +31,7 @@ export class DevEnvironment {
   private requireDev(): { environmentId: string; state: devEnv.DevEnvironmentState } {
     const { environmentId } = this.host.requireIdentity();
     const state = this.dev().get();
-    if (!state) throw notFound(`environment ${environmentId}`);
+    if (!state) throw notFound(`environment ${bounded(environmentId)}`);
     return { environmentId, state };
   }
 
@@ -43,7 +43,7 @@ export class DevEnvironment {
   create(metadata: Uint8Array, spec: Uint8Array): Promise<Outcome<Uint8Array>> {
     return attempt(() => {
       const { environmentId } = this.host.requireIdentity();
-      if (this.dev().get()) throw alreadyExists(`environment ${environmentId}`);
+      if (this.dev().get()) throw alreadyExists(`environment ${bounded(environmentId)}`);
       return this.save(null, devEnv.newDevEnvironment(metadata, spec));
     });
   }

@@ -1,5 +1,5 @@
 /** Execute sessions: a client's WebSocket relayed to and from a command the runner runs in an instance. */
-import { notFound } from "../workers/http/errors";
+import { bounded, notFound } from "../workers/http/errors";
 import { type EnvironmentHost, noRunner } from "./environment-host";
 import type { Json } from "./event-log";
 import { attempt, type Outcome } from "./outcome";
@@ -28,7 +28,7 @@ export class ExecSessions {
   issueTicket(subject: string, session: ExecSession): Promise<Outcome<{ ticket: string; expiresAt: number }>> {
     return attempt(() => {
       const i = this.host.open().reports.instance(session.projectId, session.capsuleId, session.instanceId);
-      if (!i || i.deleted_at !== null) throw notFound(`instance ${session.instanceId} of capsule ${session.capsuleId}`);
+      if (!i || i.deleted_at !== null) throw notFound(`instance ${bounded(session.instanceId)} of capsule ${bounded(session.capsuleId)}`);
       if (!this.host.runner()) throw noRunner(this.host, "execute a command");
       return this.tickets.issue(EXEC, subject, session);
     });

@@ -9,7 +9,7 @@ import { type EnvironmentClass, RunnerKind } from "../../proto/gen/gitpod/v1/run
 import { mintPurposeToken, verifyPurposeToken } from "../auth/tokens";
 import { defaults } from "../config";
 import type { ClusterConfig, Env } from "../env";
-import { invalidArgument } from "../http/errors";
+import { invalidArgument, quote } from "../http/errors";
 import { uuidOf } from "./ids";
 
 // ---- Environment classes ----------------------------------------------------------------------
@@ -54,7 +54,7 @@ export async function clusterOfClass(clusters: readonly ClusterConfig[], classId
     throw invalidArgument("spec.machine.class", `is required: choose one of the environment classes (${classes.map((c) => c.id).join(", ")})`);
   }
   const i = classes.findIndex((c, i) => c.id === classId || clusters[i]!.id === classId);
-  if (i < 0) throw invalidArgument("spec.machine.class", `"${classId}" is not an environment class: ListEnvironmentClasses lists them`);
+  if (i < 0) throw invalidArgument("spec.machine.class", `${quote(classId)} is not an environment class: ListEnvironmentClasses lists them`);
   return { cluster: clusters[i]!, classId: classes[i]!.id };
 }
 
@@ -78,7 +78,7 @@ function checkPorts(field: string, ports: EnvironmentSpec["ports"]) {
 }
 
 function checkUrl(field: string, url: string) {
-  if (!URL.canParse(url)) throw invalidArgument(field, `"${url}" is not a URL`);
+  if (!URL.canParse(url)) throw invalidArgument(field, `${quote(url)} is not a URL`);
 }
 
 /** The spec of a Create request, as Gitpod's proto constrains it. */

@@ -21,7 +21,7 @@ import { capsuleKey } from "../db/capsules";
 import { requireExisting } from "../db/exists";
 import type { EnvironmentDO } from "../../durable-objects/environment";
 import type { Env } from "../env";
-import { invalidArgument, notFound, permissionDenied, toConnectError, unauthenticated } from "./errors";
+import { bounded, invalidArgument, notFound, permissionDenied, toConnectError, unauthenticated } from "./errors";
 
 export const streams = new Hono<{ Bindings: Env }>();
 
@@ -149,7 +149,7 @@ async function rolloutOf(c: Context<{ Bindings: Env }>) {
   const { projectId, capsuleId } = capsuleKey({ projectId: c.req.param("project")!, capsuleId: c.req.param("capsule")! });
   const stub = c.env.ROLLOUTS.getByName(rolloutName(projectId, capsuleId, rolloutId));
   const rollout = await stub.get();
-  if (!rollout) throw notFound(`rollout ${rolloutId} of capsule ${capsuleId} in project ${projectId}`);
+  if (!rollout) throw notFound(`rollout ${bounded(rolloutId)} of capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
   return { stub, identity: rollout.identity };
 }
 

@@ -5,7 +5,7 @@ import { scoped } from "../auth/scopes";
 import { defaults } from "../config";
 import type { ClusterConfig, Env } from "../env";
 import { envOf } from "../http/context";
-import { failedPrecondition, invalidArgument, notFound } from "../http/errors";
+import { bounded, failedPrecondition, invalidArgument, notFound } from "../http/errors";
 import { pageOf } from "../http/pagination";
 import { defineService } from "./registry";
 
@@ -74,7 +74,7 @@ export const clusters = defineService(
       const row = await env.DB.prepare("SELECT cluster_id FROM environments WHERE id = ?")
         .bind(req.environmentId)
         .first<{ cluster_id: string }>();
-      if (!row) throw notFound(`environment ${req.environmentId}`);
+      if (!row) throw notFound(`environment ${bounded(req.environmentId)}`);
       const cluster = clustersOf(env).find((c) => c.id === row.cluster_id);
       if (!cluster) {
         throw failedPrecondition(

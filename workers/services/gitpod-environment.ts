@@ -35,7 +35,8 @@ import { checkSpec, checkUpdate, clusterOfClass, defaultName, environmentClasses
 import { checkUuid, uuidv7 } from "../gitpod/ids";
 import { gitpodPage, pageToken } from "../gitpod/pages";
 import { envOf, principalOf } from "../http/context";
-import { invalidArgument, notFound } from "../http/errors";
+import { bounded, invalidArgument, notFound } from "../http/errors";
+import { searchPattern } from "../http/pagination";
 import { clustersOf } from "./cluster";
 import { deleteStatements, type EnvironmentState, insertEnvironment } from "./environment";
 import { defineService } from "./registry";
@@ -48,7 +49,7 @@ const edit = { action: "environment:edit:ephemeral", scope: environment };
 /** The object of an existing developer environment: not_found for anything else, without waking an object for it. */
 async function devObject(env: Env, environmentId: string) {
   const id = checkUuid("environment_id", environmentId);
-  if (!(await env.DB.prepare("SELECT 1 AS one FROM dev_environments WHERE id = ?").bind(id).first())) throw notFound(`environment ${id}`);
+  if (!(await env.DB.prepare("SELECT 1 AS one FROM dev_environments WHERE id = ?").bind(id).first())) throw notFound(`environment ${bounded(id)}`);
   return { id, object: env.ENVIRONMENTS.getByName(id) };
 }
 
@@ -134,8 +135,7 @@ function filterSql(req: ListEnvironmentsRequest, now: number): { where: string[]
     where.push(`id < ?${params.length}`);
   }
   if (f?.search) {
-    if (f.search.length > 256) throw invalidArgument("filter.search", "must be at most 256 characters");
-    params.push(`%${f.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    params.push(searchPattern("filter.search", f.search, true));
     const like = (column: string) => `lower(${column}) LIKE ?${params.length} ESCAPE '\\'`;
     const fields = ["id", ...["name", "originalContextUrl"].map((k) => `json_extract(environment, '$.metadata.${k}')`), "json_extract(environment, '$.spec.content.initializer.specs[0].git.remoteUri')"];
     where.push(`(${fields.map((c) => `coalesce(${like(c)}, 0)`).join(" OR ")})`);

@@ -10,9 +10,9 @@ import { selectServiceAccounts, type ServiceAccountRow } from "../db/service-acc
 import { selectUsers, type UserRow } from "../db/users";
 import type { Env } from "../env";
 import { envOf, principalOf } from "../http/context";
-import { alreadyExists, invalidArgument, notFound } from "../http/errors";
+import { alreadyExists, bounded, invalidArgument, notFound } from "../http/errors";
 import { checkDnsLabel } from "../http/names";
-import { pageOf } from "../http/pagination";
+import { pageOf, searchPattern } from "../http/pagination";
 import { defineService } from "./registry";
 import { authorOf, serviceAccountEntry, userEntry } from "./user-messages";
 
@@ -41,7 +41,7 @@ const groupMessage = (g: GroupRow) => ({
 
 async function getGroup(env: Env, id: string): Promise<GroupRow> {
   const g = await env.DB.prepare(selectGroups("WHERE g.id = ?")).bind(id).first<GroupRow>();
-  if (!g) throw notFound(`group ${id}`);
+  if (!g) throw notFound(`group ${bounded(id)}`);
   return g;
 }
 
@@ -90,7 +90,7 @@ export const groups = defineService(
       )
         .bind(g.id, g.metadata, JSON.stringify(authorOf(principalOf(ctx))), now, now)
         .run();
-      if (res.meta.changes === 0) throw alreadyExists(`group ${g.id}`);
+      if (res.meta.changes === 0) throw alreadyExists(`group ${bounded(g.id)}`);
       return { group: groupMessage(await getGroup(env, g.id)) };
     },
 
@@ -110,7 +110,7 @@ export const groups = defineService(
     async list(req, ctx) {
       const env = envOf(ctx);
       const page = pageOf(req.pagination);
-      const search = `%${req.search.replace(/[%_\\]/g, "\\$&")}%`;
+      const search = searchPattern("search", req.search);
       const [rows, total] = await env.DB.batch<Record<string, unknown>>([
         env.DB.prepare(selectGroups(`WHERE g.id LIKE ?1 ESCAPE '\\' ORDER BY g.id ${page.descending ? "DESC" : "ASC"} LIMIT ?2 OFFSET ?3`))
           .bind(search, page.limit, page.offset),
@@ -129,7 +129,7 @@ export const groups = defineService(
       const now = Date.now();
       const renamed = next.id !== current.id;
       if (renamed && (await env.DB.prepare("SELECT 1 AS one FROM groups WHERE id = ?").bind(next.id).first())) {
-        throw alreadyExists(`group ${next.id}`);
+        throw alreadyExists(`group ${bounded(next.id)}`);
       }
       // A rename carries the members and role assignments along in the same transaction.
       await env.DB.batch([
@@ -171,7 +171,7 @@ export const groups = defineService(
         env.DB.prepare("DELETE FROM group_members WHERE group_id = ? AND member_id = ?").bind(req.groupId, m.id),
         adminGuard(env),
       ]);
-      if (res!.meta.changes === 0) throw notFound(`${m.type.replace("_", " ")} ${m.id} in group ${req.groupId}`);
+      if (res!.meta.changes === 0) throw notFound(`${m.type.replace("_", " ")} ${bounded(m.id)} in group ${bounded(req.groupId)}`);
       return {};
     },
 

@@ -9,7 +9,7 @@ import { requireExisting } from "../db/exists";
 import { metadataMap, updateMetadata } from "../db/metadata";
 import type { Env } from "../env";
 import { envOf } from "../http/context";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../http/errors";
+import { alreadyExists, bounded, failedPrecondition, invalidArgument, notFound, quote } from "../http/errors";
 import { checkDnsLabel } from "../http/names";
 import { pageOf } from "../http/pagination";
 import { defineService } from "./registry";
@@ -32,7 +32,7 @@ type StoredPermission = { action: string; scope: { resource: string; environment
 const RESOURCE = /^(\*|[a-z_]+\/(\*|[A-Za-z0-9._@:-]+))$/;
 
 function permissionOf(p: Permission, field: string): StoredPermission {
-  if (!isGrantableAction(p.action)) throw invalidArgument(`${field}.action`, `"${p.action}" is not an action`);
+  if (!isGrantableAction(p.action)) throw invalidArgument(`${field}.action`, `${quote(p.action)} is not an action`);
   const resource = p.scope?.resource || "*";
   if (!RESOURCE.test(resource)) throw invalidArgument(`${field}.scope.resource`, 'must be "*", "<type>/*" or "<type>/<id>"');
   return { action: p.action, scope: { resource, environment: p.scope?.environment || "*", project: p.scope?.project || "*" } };
@@ -50,7 +50,7 @@ const roleMessage = (r: RoleRow) => ({
 
 async function getRole(env: Env, id: string): Promise<RoleRow> {
   const r = await env.DB.prepare("SELECT * FROM roles WHERE id = ?").bind(id).first<RoleRow>();
-  if (!r) throw notFound(`role ${id}`);
+  if (!r) throw notFound(`role ${bounded(id)}`);
   return r;
 }
 
@@ -85,7 +85,7 @@ export const roles = defineService(
       )
         .bind(req.roleId, JSON.stringify(permissions), now, now)
         .run();
-      if (inserted.meta.changes === 0) throw alreadyExists(`role ${req.roleId}`);
+      if (inserted.meta.changes === 0) throw alreadyExists(`role ${bounded(req.roleId)}`);
       return { role: roleMessage(await getRole(env, req.roleId)) };
     },
 
@@ -126,7 +126,7 @@ export const roles = defineService(
           if (!permissions.some((q) => samePermission(p, q))) permissions.push(p);
         } else if (f.case === "removePermission") {
           const p = permissionOf(f.value, `${field}.remove_permission`);
-          if (!permissions.some((q) => samePermission(p, q))) throw notFound(`permission ${p.action} in role ${r.id}`);
+          if (!permissions.some((q) => samePermission(p, q))) throw notFound(`permission ${bounded(p.action)} in role ${bounded(r.id)}`);
           permissions = permissions.filter((q) => !samePermission(p, q));
         } else if (f.case === "setMetadata" || f.case === "deleteMetadataKey") {
           metadata = updateMetadata(metadata, f, field);
@@ -162,7 +162,7 @@ export const roles = defineService(
         env.DB.prepare("DELETE FROM role_assignments WHERE role_id = ? AND subject_type = ? AND subject_id = ?").bind(req.roleId, e.type, e.id),
         adminGuard(env),
       ]);
-      if (res!.meta.changes === 0) throw notFound(`assignment of role ${req.roleId} to ${e.type.replace("_", " ")} ${e.id}`);
+      if (res!.meta.changes === 0) throw notFound(`assignment of role ${bounded(req.roleId)} to ${e.type.replace("_", " ")} ${bounded(e.id)}`);
       return {};
     },
   },

@@ -7,7 +7,7 @@ import { revokeSessions } from "../auth/sessions";
 import { requireExisting } from "../db/exists";
 import { listServiceAccounts } from "../db/service-accounts";
 import { envOf, principalOf } from "../http/context";
-import { notFound } from "../http/errors";
+import { bounded, notFound } from "../http/errors";
 import { checkDnsLabel } from "../http/names";
 import { defineService } from "./registry";
 import { authorOf, serviceAccountEntry } from "./user-messages";
@@ -67,7 +67,7 @@ export const serviceAccounts = defineService(
         env.DB.prepare("DELETE FROM group_members WHERE member_id = ?").bind(req.serviceAccountId),
         adminGuard(env),
       ]);
-      if (deleted!.meta.changes === 0) throw notFound(`service account ${req.serviceAccountId}`);
+      if (deleted!.meta.changes === 0) throw notFound(`service account ${bounded(req.serviceAccountId)}`);
       return {};
     },
   },
