@@ -9,10 +9,10 @@
 import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { WatchEventsRequestSchema, WatchEventsResponseSchema } from "../../proto/gen/gitpod/v1/event_pb";
 import { authenticate, bearerToken } from "../auth/principal";
-import { defaults } from "../config";
 import type { Env } from "../env";
 import { openWatch } from "../services/gitpod-event";
-import { invalidArgument, resourceExhausted, unauthenticated } from "./errors";
+import { readText } from "./bodies";
+import { invalidArgument, unauthenticated } from "./errors";
 import { errorResponse } from "./streams";
 
 const WATCH = "/gitpod.v1.EventService/WatchEvents";
@@ -27,9 +27,7 @@ export async function serveJsonLines(request: Request, rpcPath: string, env: Env
     const token = bearerToken(request.headers);
     if (!token) throw unauthenticated(`${WATCH.slice(1)} needs an access token: log in and send \`Authorization: Bearer <token>\``);
     const principal = await authenticate(env, token);
-    // Decoded by hand: workerd warns when text() reads a body whose type is not text/* or JSON.
-    const text = new TextDecoder().decode(await request.arrayBuffer());
-    if (text.length > defaults.maxRequestBytes) throw resourceExhausted(`the request body is larger than ${defaults.maxRequestBytes} bytes`);
+    const text = await readText(request);
     let req: ReturnType<typeof fromJsonString<typeof WatchEventsRequestSchema>>;
     try {
       req = fromJsonString(WatchEventsRequestSchema, text.trim() || "{}");

@@ -21,6 +21,7 @@ import { capsuleKey } from "../db/capsules";
 import { requireExisting } from "../db/exists";
 import type { EnvironmentDO } from "../../durable-objects/environment";
 import type { Env } from "../env";
+import { readJsonObject } from "./bodies";
 import { bounded, invalidArgument, notFound, permissionDenied, toConnectError, unauthenticated } from "./errors";
 
 export const streams = new Hono<{ Bindings: Env }>();
@@ -103,13 +104,7 @@ environmentSocket("runner", "runner:connect", (id) => ({ environment: id, resour
 streams.post("/environments/:id/exec/tickets", async (c) => {
   try {
     const id = c.req.param("id");
-    let body: Record<string, unknown>;
-    try {
-      body = await c.req.json();
-    } catch {
-      throw invalidArgument("body", "must be JSON: an api.v1.capsule.ExecuteRequest.Start with projectId");
-    }
-    const { projectId, ...startJson } = body;
+    const { projectId, ...startJson } = await readJsonObject(c.req.raw, "an api.v1.capsule.ExecuteRequest.Start with projectId");
     let start: ReturnType<typeof fromJson<typeof ExecuteRequest_StartSchema>>;
     try {
       start = fromJson(ExecuteRequest_StartSchema, startJson as never);
