@@ -7,30 +7,51 @@ export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
   const smtp = await startSmtpSink();
   return {
-    plugins: [
-      cloudflareTest({
-        wrangler: { configPath: "./wrangler.toml" },
-        miniflare: {
-          bindings: {
-            TEST_MIGRATIONS: migrations,
-            // Tests mint and check tokens without a wrangler secret, like local dev.
-            // Mailjet is reached at a test-only host answered by outboundService below.
-            MAILJET_API_URL: "http://mailjet.test",
-            // Cron job retries in milliseconds rather than seconds, so tests see them happen.
-            JOB_RETRY_BACKOFF_MS: "25",
-            // Sockets silent for 3 s are taken as gone, so tests see a vanished peer noticed;
-            // test clients ping every 500 ms (test/helpers/keep-alive.ts).
-            SOCKET_SILENCE_MS: "3000",
-          },
-          outboundService: (request: Request) => outbound(request, smtp.received),
-        },
-      }),
-    ],
     test: {
-      setupFiles: ["./test/setup.ts"],
-      include: ["workers/**/*.test.ts", "durable-objects/**/*.test.ts", "test/**/*.test.ts"],
-      testTimeout: 30_000,
-      provide: { smtpPort: smtp.port },
+      projects: [
+        {
+          // Inside workerd: the Worker, its Durable Objects and local D1, called in-process.
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: {
+                bindings: {
+                  TEST_MIGRATIONS: migrations,
+                  // Tests mint and check tokens without a wrangler secret, like local dev.
+                  // Mailjet is reached at a test-only host answered by outboundService below.
+                  MAILJET_API_URL: "http://mailjet.test",
+                  // Cron job retries in milliseconds rather than seconds, so tests see them happen.
+                  JOB_RETRY_BACKOFF_MS: "25",
+                  // Sockets silent for 3 s are taken as gone, so tests see a vanished peer noticed;
+                  // test clients ping every 500 ms (test/helpers/keep-alive.ts).
+                  SOCKET_SILENCE_MS: "3000",
+                },
+                outboundService: (request: Request) => outbound(request, smtp.received),
+              },
+            }),
+          ],
+          test: {
+            name: "workers",
+            setupFiles: ["./test/setup.ts"],
+            include: ["workers/**/*.test.ts", "durable-objects/**/*.test.ts", "test/**/*.test.ts"],
+            exclude: ["test/e2e/**"],
+            testTimeout: 30_000,
+            provide: { smtpPort: smtp.port },
+          },
+        },
+        {
+          // In Node, against a Worker started as `npm run dev` starts it (test/e2e/global-setup.ts):
+          // the clients (runner, CLI, dashboard in a browser) over real HTTP and WebSockets.
+          test: {
+            name: "e2e",
+            environment: "node",
+            include: ["test/e2e/**/*.test.ts", "runner/**/*.test.ts", "cli/**/*.test.ts", "dashboard/**/*.test.ts"],
+            globalSetup: ["./test/e2e/global-setup.ts"],
+            testTimeout: 120_000,
+            hookTimeout: 180_000,
+          },
+        },
+      ],
     },
   };
 });

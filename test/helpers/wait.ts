@@ -21,7 +21,7 @@ export async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolea
 
 /** `p`, or a failure naming `what` if it takes longer than `ms` (the SDK's wait helpers wait forever). */
 export function within<T>(p: Promise<T>, what: string, ms = 5000): Promise<T> {
-  let timer = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms}ms`)), ms)));
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
