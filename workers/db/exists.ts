@@ -12,6 +12,9 @@ const tables = {
 
 export type Entity = keyof typeof tables;
 
+/** The table of an entity's rows. */
+export const entityTable = (entity: Entity) => tables[entity];
+
 /** Throws not_found naming the entity unless a row with `id` exists. */
 export async function requireExisting(env: Env, entity: Entity, id: string): Promise<void> {
   const row = await env.DB.prepare(`SELECT 1 AS one FROM ${tables[entity]} WHERE id = ?`).bind(id).first();

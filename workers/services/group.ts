@@ -3,8 +3,10 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/group/service_pb";
 import type { MemberID, Update } from "../../proto/gen/api/v1/group/group_pb";
 import { adminGuard } from "../auth/admins";
+import { requireGrantable } from "../auth/grants";
+import type { Permission } from "../auth/principal";
 import { scoped } from "../auth/scopes";
-import { requireExisting } from "../db/exists";
+import { entityTable, requireExisting } from "../db/exists";
 import { metadataMap, updateMetadata } from "../db/metadata";
 import { selectServiceAccounts, type ServiceAccountRow } from "../db/service-accounts";
 import { selectUsers, type UserRow } from "../db/users";
@@ -153,13 +155,26 @@ export const groups = defineService(
       await getGroup(env, req.groupId);
       if (req.memberIds.length === 0) throw invalidArgument("member_ids", "name at least one member");
       const members = await Promise.all(req.memberIds.map((m, i) => memberOf(env, m, `member_ids[${i}]`)));
+      // A member gets the group's roles: the caller may add one only if it holds them all.
+      const { results } = await env.DB.prepare(
+        "SELECT r.permissions FROM role_assignments a JOIN roles r ON r.id = a.role_id WHERE a.subject_type = 'group' AND a.subject_id = ?",
+      )
+        .bind(req.groupId)
+        .all<{ permissions: string }>();
+      requireGrantable(principalOf(ctx), results.flatMap((r) => JSON.parse(r.permissions) as Permission[]), `group ${req.groupId} (through its roles)`);
       const now = Date.now();
-      await env.DB.batch(
+      // Each insert requires the group and the member in the same statement, so a Delete of
+      // either that commits first leaves no membership behind (nor one for a group created again later).
+      const inserted = await env.DB.batch(
         members.map((m) =>
-          env.DB.prepare("INSERT OR IGNORE INTO group_members (group_id, member_id, member_type, joined_at) VALUES (?, ?, ?, ?)")
-            .bind(req.groupId, m.id, m.type, now),
+          env.DB.prepare(
+            `INSERT OR IGNORE INTO group_members (group_id, member_id, member_type, joined_at)
+             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM groups WHERE id = ?1) AND EXISTS (SELECT 1 FROM ${entityTable(m.type)} WHERE id = ?2)`,
+          ).bind(req.groupId, m.id, m.type, now),
         ),
       );
+      // Nothing inserted for a member: already one, or the group is gone (a Delete won the race).
+      if (inserted.some((r) => r.meta.changes === 0)) await getGroup(env, req.groupId);
       return {};
     },
 

@@ -4,12 +4,13 @@ import { Service } from "../../proto/gen/api/v1/role/service_pb";
 import type { EntityID, Permission } from "../../proto/gen/api/v1/role/role_pb";
 import { isGrantableAction } from "../auth/actions";
 import { adminGuard } from "../auth/admins";
+import { requireGrantable } from "../auth/grants";
 import { scoped } from "../auth/scopes";
-import { requireExisting } from "../db/exists";
+import { type Entity, entityTable, requireExisting } from "../db/exists";
 import { metadataMap, updateMetadata } from "../db/metadata";
 import type { Env } from "../env";
-import { envOf } from "../http/context";
-import { alreadyExists, bounded, failedPrecondition, invalidArgument, notFound, quote } from "../http/errors";
+import { envOf, principalOf } from "../http/context";
+import { aborted, alreadyExists, bounded, failedPrecondition, invalidArgument, notFound, quote } from "../http/errors";
 import { checkDnsLabel } from "../http/names";
 import { pageOf } from "../http/pagination";
 import { defineService } from "./registry";
@@ -55,12 +56,34 @@ async function getRole(env: Env, id: string): Promise<RoleRow> {
 }
 
 /** The entity as stored in role_assignments, after checking it exists. */
-async function entityOf(env: Env, e: EntityID | undefined): Promise<{ type: string; id: string }> {
+async function entityOf(env: Env, e: EntityID | undefined): Promise<{ type: Entity; id: string }> {
   const k = e?.kind;
   const type = k?.case === "userId" ? "user" : k?.case === "serviceAccountId" ? "service_account" : k?.case === "groupId" ? "group" : undefined;
   if (!type || !k?.value) throw invalidArgument("entity_id", "set user_id, service_account_id or group_id");
   await requireExisting(env, type, k.value);
   return { type, id: k.value };
+}
+
+/**
+ * Assigns the role, as it was read (`permissions`, what the granter was checked against), in
+ * one statement that also requires the entity: a Delete of either committed first leaves
+ * nothing behind, and a role deleted and created again with other permissions is not granted.
+ */
+async function insertAssignment(env: Env, r: RoleRow, e: { type: Entity; id: string }): Promise<void> {
+  const res = await env.DB.prepare(
+    `INSERT OR IGNORE INTO role_assignments (role_id, subject_type, subject_id, created_at)
+     SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM roles WHERE id = ?1 AND permissions = ?5)
+       AND EXISTS (SELECT 1 FROM ${entityTable(e.type)} WHERE id = ?3)`,
+  )
+    .bind(r.id, e.type, e.id, Date.now(), r.permissions)
+    .run();
+  if (res.meta.changes === 1) return;
+  const held = await env.DB.prepare("SELECT 1 AS one FROM role_assignments WHERE role_id = ? AND subject_type = ? AND subject_id = ?").bind(r.id, e.type, e.id).first();
+  if (held) return;
+  const now = await env.DB.prepare("SELECT permissions FROM roles WHERE id = ?").bind(r.id).first<{ permissions: string }>();
+  if (!now) throw notFound(`role ${bounded(r.id)}`);
+  if (now.permissions !== r.permissions) throw aborted(`role ${r.id} changed meanwhile: assign it again`);
+  await requireExisting(env, e.type, e.id);
 }
 
 export const roles = defineService(
@@ -79,6 +102,7 @@ export const roles = defineService(
       const env = envOf(ctx);
       checkDnsLabel("role_id", req.roleId);
       const permissions = req.permissions.map((p, i) => permissionOf(p, `permissions[${i}]`));
+      requireGrantable(principalOf(ctx), permissions, `role ${req.roleId}`);
       const now = Date.now();
       const inserted = await env.DB.prepare(
         "INSERT INTO roles (id, permissions, predefined, created_at, updated_at) VALUES (?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -123,6 +147,7 @@ export const roles = defineService(
         }
         if (f.case === "addPermission") {
           const p = permissionOf(f.value, `${field}.add_permission`);
+          requireGrantable(principalOf(ctx), [p], `${field}.add_permission`);
           if (!permissions.some((q) => samePermission(p, q))) permissions.push(p);
         } else if (f.case === "removePermission") {
           const p = permissionOf(f.value, `${field}.remove_permission`);
@@ -134,9 +159,14 @@ export const roles = defineService(
           throw invalidArgument(`${field}.update`, "set one change per update");
         }
       }
-      await env.DB.prepare("UPDATE roles SET permissions = ?, metadata = ?, updated_at = ? WHERE id = ?")
-        .bind(JSON.stringify(permissions), metadata, Date.now(), r.id)
+      // Compare-and-swap on what was read: a concurrent Update or Delete is not overwritten.
+      const res = await env.DB.prepare("UPDATE roles SET permissions = ?, metadata = ?, updated_at = ? WHERE id = ? AND permissions = ? AND metadata = ?")
+        .bind(JSON.stringify(permissions), metadata, Date.now(), r.id, r.permissions, r.metadata)
         .run();
+      if (res.meta.changes === 0) {
+        await getRole(env, r.id);
+        throw aborted(`role ${r.id} changed meanwhile: read it again and retry`);
+      }
       return {};
     },
 
@@ -146,11 +176,10 @@ export const roles = defineService(
 
     async assign(req, ctx) {
       const env = envOf(ctx);
-      await getRole(env, req.roleId);
+      const r = await getRole(env, req.roleId);
       const e = await entityOf(env, req.entityId);
-      await env.DB.prepare("INSERT OR IGNORE INTO role_assignments (role_id, subject_type, subject_id, created_at) VALUES (?, ?, ?, ?)")
-        .bind(req.roleId, e.type, e.id, Date.now())
-        .run();
+      requireGrantable(principalOf(ctx), JSON.parse(r.permissions) as StoredPermission[], `role ${r.id}`);
+      await insertAssignment(env, r, e);
       return {};
     },
 
