@@ -22,6 +22,7 @@ import { Service as RoleService } from "../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_account/service_pb";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
 import { b64 } from "../workers/auth/keys";
+import { defaults } from "../workers/config";
 import { baseUrl, client } from "./helpers/client";
 import { codeOf, errorOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";
@@ -532,6 +533,35 @@ describe("logs and metrics", () => {
     }
     return out;
   }
+
+  it("cuts a line over 16 KiB and keeps at most 8 MiB of lines per environment, the newest", async () => {
+    const { environmentId, runner } = await withRunner("log-caps");
+    const c = await capsule();
+    await deploy(environmentId, c, [image(), replicas(1)]);
+    await until(c, 1n, settled, "settled");
+    const instanceId = `${c}-1-0`;
+    const { logLineBytes, logBytes } = defaults.runnerReports;
+    // One line of 600 KB (of two-byte characters, so the cut must not split one).
+    runner.log(PROJECT, c, instanceId, ["é".repeat(300_000)]);
+    const [long] = await eventually(() => logs({ capsuleId: c, environmentId }), (l) => l.length === 1, "the long line");
+    const bytes = new TextEncoder().encode(long!.text.trimEnd()).length;
+    expect(bytes).toBeLessThanOrEqual(logLineBytes);
+    expect(long!.text).toMatch(/^é+ …\[cut: the line had 600000 bytes\]\n$/);
+
+    // 9 MiB more in lines of 16 KiB: only the newest 8 MiB stay.
+    const line = (i: number) => `${String(i).padStart(6, "0")} ${"x".repeat(logLineBytes - 7)}`;
+    const total = Math.ceil((9 * 1024 * 1024) / logLineBytes);
+    for (let i = 0; i < total; i += 40) runner.log(PROJECT, c, instanceId, Array.from({ length: Math.min(40, total - i) }, (_, k) => line(i + k)));
+    const kept = await eventually(
+      () => runInDurableObject(env.ENVIRONMENTS.getByName(environmentId), (_o, state) =>
+        state.storage.sql.exec<{ n: number; bytes: number; last: string }>("SELECT COUNT(*) AS n, SUM(length(CAST(text AS BLOB))) AS bytes, MAX(text) AS last FROM logs").one()),
+      (k) => k.last.startsWith(String(total - 1).padStart(6, "0")),
+      "the last line stored",
+    );
+    expect(kept.bytes).toBeLessThanOrEqual(logBytes);
+    expect(kept.bytes).toBeGreaterThan(logBytes - logLineBytes);
+    expect(kept.n).toBe(Math.floor(logBytes / logLineBytes));
+  });
 
   it("answers the runner's log lines: history, per instance, since, and followed live", async () => {
     const { environmentId, runner } = await withRunner("logs");

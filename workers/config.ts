@@ -57,8 +57,12 @@ export const defaults = {
      */
     silenceDeadlineMs: 90_000,
   },
-  /** What an environment keeps of runner reports: log lines per environment, metric samples per instance. */
-  runnerReports: { logLines: 10_000, metricSamples: 120 },
+  /**
+   * What an environment keeps of runner reports: log lines and their UTF-8 bytes per environment
+   * (the oldest go first when either is exceeded), the bytes of one line (a longer line is cut),
+   * metric samples per instance.
+   */
+  runnerReports: { logLines: 10_000, logBytes: 8 * 1024 * 1024, logLineBytes: 16 * 1024, metricSamples: 120 },
   /** Developer environments (gitpod.v1.EnvironmentService). */
   gitpod: {
     /** An environment stopped this long is archived (Gitpod archives after 7 days stopped). */
