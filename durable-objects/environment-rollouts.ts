@@ -6,18 +6,19 @@
 import { fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/capsule/rollout_pb";
 import { DeployRequestSchema } from "../proto/gen/api/v1/capsule/service_pb";
-import { aborted, bounded, failedPrecondition, notFound } from "../workers/http/errors";
-import { insertImage } from "../workers/db/images";
-import { parseReference } from "../workers/images/reference";
-import { applyChanges } from "../workers/rollouts/changes";
-import { rolloutIdStatement } from "../workers/rollouts/ids";
-import { renderResources } from "../workers/rollouts/resources";
+import { aborted, bounded, failedPrecondition, notFound } from "../workers/core/errors";
+import { insertImage } from "../workers/d1/images";
+import { parseReference } from "../workers/core/image-reference";
+import { applyChanges } from "../workers/core/rollouts/changes";
+import { rolloutIdStatement } from "../workers/d1/rollout-ids";
+import { renderResources } from "../workers/core/rollouts/resources";
 import { capsuleKey, type EnvironmentHost } from "./environment-host";
 import type { JobExecutions } from "./environment-jobs";
 import type { EnvironmentSkaffold } from "./environment-skaffold";
 import type { Json } from "./event-log";
-import { attempt, type Outcome, unwrap } from "./outcome";
-import { type RolloutSummary, rolloutName } from "./rollout";
+import { attempt, type Outcome, unwrap } from "../workers/core/outcome";
+import { rolloutName } from "./contract";
+import type { RolloutSummary } from "./rollout";
 import type { RunnerMessage } from "./runner-protocol";
 
 /** A capsule deployed in the environment, as the object holds it. */

@@ -3,7 +3,7 @@
  * storage: instances (full sets per capsule), log lines and metric samples. Logs and metrics
  * are bounded ring buffers, so a chatty runner cannot grow the object without limit.
  */
-import { defaults } from "../workers/config";
+import { defaults } from "../workers/core/config";
 import type { InstanceCounts } from "./rollout-status";
 import type { LogLine, MetricSample, ReportedInstance } from "./runner-protocol";
 

@@ -6,7 +6,7 @@
  * object's alarm closes each socket that has not pinged within the deadline, then handles it
  * as gone, exactly as if its peer had closed it.
  */
-import { defaults } from "../workers/config";
+import { defaults } from "../workers/core/config";
 import type { Env } from "../workers/env";
 import type { Timers } from "./timers";
 

@@ -10,7 +10,7 @@ import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/service_pb";
 import { Service as ProjectService } from "../proto/gen/api/v1/project/service_pb";
-import { defaults } from "../workers/config";
+import { defaults } from "../workers/core/config";
 import { baseUrl, client } from "./helpers/client";
 import { codeOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";

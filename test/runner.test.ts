@@ -9,7 +9,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { rolloutName } from "../durable-objects/rollout";
+import { rolloutName } from "../durable-objects/contract";
 import type { ServerMessage } from "../durable-objects/runner-protocol";
 import type { ChangeSchema } from "../proto/gen/api/v1/capsule/change_pb";
 import { State as InstanceState } from "../proto/gen/api/v1/capsule/instance_pb";
@@ -21,8 +21,8 @@ import { Service as ProjectService } from "../proto/gen/api/v1/project/service_p
 import { Service as RoleService } from "../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_account/service_pb";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
-import { b64 } from "../workers/auth/keys";
-import { defaults } from "../workers/config";
+import { b64 } from "../workers/core/encoding";
+import { defaults } from "../workers/core/config";
 import { baseUrl, client } from "./helpers/client";
 import { codeOf, errorOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";
@@ -721,6 +721,23 @@ describe("Execute", () => {
     );
     expect(res.body).toMatchObject({ code: "failed_precondition" });
     expect(res.body.message).toMatch(/no runner is connected/);
+  });
+
+  it("refuses the socket with 412 failed_precondition when the runner left after the ticket was issued", async () => {
+    const { environmentId, runner } = await withRunner("exec-left");
+    const c = await capsule();
+    await deploy(environmentId, c, [image(), replicas(1)]);
+    await until(c, 1n, settled, "settled");
+    const body = { projectId: PROJECT, capsuleId: c, instanceId: `${c}-1-0`, command: "sh", arguments: [] };
+    const url = await ticketUrl(`/environments/${environmentId}/exec/tickets`, body);
+
+    runner.disconnect();
+    await runner.closed;
+    // Once a new ticket is refused, the environment knows the runner is gone.
+    await eventually(async () => (await post(`/environments/${environmentId}/exec/tickets`, admin.accessToken, body)).status, (s) => s !== 200, "runner gone");
+    const res = await exports.default.fetch(`${baseUrl}${url}`, { headers: { upgrade: "websocket" } });
+    expect(res.status).toBe(412);
+    expect(await res.json()).toMatchObject({ code: "failed_precondition", message: expect.stringMatching(/runner disconnected/) });
   });
 });
 

@@ -1,5 +1,5 @@
-import type { EnvironmentDO } from "../durable-objects/environment";
-import type { RolloutDO } from "../durable-objects/rollout";
+import type { EnvironmentDO, RolloutDO } from "../durable-objects/contract";
+import type { ClusterConfig } from "./core/config";
 
 /** Bindings of the edgeplane Worker, as declared in wrangler.toml. */
 export interface Env {
@@ -21,16 +21,6 @@ export interface Env {
   JOB_RETRY_BACKOFF_MS?: string;
   /** How long a WebSocket may stay silent before it is taken as gone, in ms (`defaults.sockets.silenceDeadlineMs` when unset). */
   SOCKET_SILENCE_MS?: string;
-}
-
-/** A cluster, as configured by the operator (clusters are not created through the API). */
-export interface ClusterConfig {
-  id: string;
-  type: "docker" | "kubernetes";
-  /** Registry that locally built images are pushed to; unset on Docker means the local daemon. */
-  devRegistryHost?: string;
-  /** Whether the cluster has an ingress controller. */
-  ingress?: boolean;
 }
 
 declare global {

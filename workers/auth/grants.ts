@@ -3,7 +3,7 @@
  * roles, put a permission into a role) only permissions it holds itself. `role:assign`,
  * `group:edit` and `role:edit` say who may grant at all; this says how much.
  */
-import { permissionDenied } from "../http/errors";
+import { permissionDenied } from "../core/errors";
 import { covers, type Permission, type Principal } from "./principal";
 
 const where = (p: Permission) =>

@@ -5,8 +5,8 @@
  * 500 "Network connection lost"). So a refusal by `Content-Length` happens before anything is
  * read, and whatever is not read is drained before the answer goes out.
  */
-import { defaults } from "../config";
-import { invalidArgument, resourceExhausted } from "./errors";
+import { defaults } from "../core/config";
+import { invalidArgument, resourceExhausted } from "../core/errors";
 
 /**
  * More than this is not drained: it is cancelled, which costs the connection (measured under

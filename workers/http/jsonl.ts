@@ -11,9 +11,10 @@ import { WatchEventsRequestSchema, WatchEventsResponseSchema } from "../../proto
 import { authenticate, bearerToken } from "../auth/principal";
 import type { Env } from "../env";
 import { openWatch } from "../services/gitpod-event";
-import { readText } from "./bodies";
-import { invalidArgument, unauthenticated } from "./errors";
+import { invalidArgument, unauthenticated } from "../core/errors";
 import { errorResponse } from "./streams";
+import { unbuffered } from "./unbuffered";
+import { readText } from "./bodies";
 
 const WATCH = "/gitpod.v1.EventService/WatchEvents";
 
@@ -76,5 +77,5 @@ export function ndjsonResponse<T>(
       await iterator.return?.();
     },
   });
-  return new Response(body, { headers: { "content-type": init.contentType } });
+  return new Response(body, { headers: unbuffered(new Headers({ "content-type": init.contentType })) });
 }

@@ -4,14 +4,15 @@ import { Service } from "../../proto/gen/api/v1/authentication/service_pb";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { checkCode, CodePurpose, issueCode, liveCode } from "../auth/codes";
 import { identifierOf } from "../auth/identifiers";
-import { sha256Hex, timingSafeEqual } from "../auth/keys";
-import { checkPasswordPolicy } from "../auth/password-policy";
-import { hashPassword, type StoredHash, verifyAgainstNothing, verifyPassword } from "../auth/passwords";
+import { sha256Hex, timingSafeEqual } from "../core/encoding";
+import { checkPasswordPolicy } from "../core/password-policy";
+import { hashPassword, type StoredHash, verifyAgainstNothing, verifyPassword } from "../core/passwords";
 import { insertSessionStatement, refreshSession, revokeSessions, tokensForNewSession } from "../auth/sessions";
 import { clearLoginAttempts, countLoginAttempt } from "../auth/throttle";
-import { mintPurposeToken, verifyPurposeToken } from "../auth/tokens";
-import { defaults } from "../config";
-import { findUser, getUser, groupsOf, type Identifier, type UserRow } from "../db/users";
+import { mintPurposeToken, verifyPurposeToken } from "../core/tokens";
+import { defaults } from "../core/config";
+import { installationHmacKey } from "../d1/installation-keys";
+import { findUser, getUser, groupsOf, type Identifier, type UserRow } from "../d1/users";
 import {
   LoginType,
   loadUserSettings,
@@ -19,10 +20,10 @@ import {
   renderTemplate,
   type UserSettings,
   userSettingsStatement,
-} from "../db/user-settings";
+} from "../d1/user-settings";
 import type { Env } from "../env";
-import { afterResponse, envOf, kRequest, principalOf } from "../http/context";
-import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../http/errors";
+import { afterResponse, envOf, kRequest, principalOf } from "./context";
+import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../core/errors";
 import { enqueueEmail } from "../outbox/outbox";
 import { defineService } from "./registry";
 import { userInfo } from "./user-messages";
@@ -59,7 +60,7 @@ async function sendCode(env: Env, ctx: Parameters<typeof afterResponse>[0], s: U
   });
   const { delivery } = await enqueueEmail(env, { to: u.email, ...mail }, s);
   if (delivery) afterResponse(ctx, delivery);
-  return mintPurposeToken(env, `code:${purpose}`, id, s.verificationCodeTtlMs);
+  return mintPurposeToken(await installationHmacKey(env), `code:${purpose}`, id, s.verificationCodeTtlMs);
 }
 
 /** Login's answer to an unknown identifier and to a wrong password alike. */
@@ -67,7 +68,7 @@ const wrongCredentials = () => unauthenticated("the identifier or the password i
 
 /** Finds the pending code either from the purpose token or from the user the request names. */
 async function codeOwner(env: Env, purpose: CodePurpose, token: string, identifier?: Identifier) {
-  if (token) return { codeId: await verifyPurposeToken(env, token, `code:${purpose}`) };
+  if (token) return { codeId: await verifyPurposeToken(await installationHmacKey(env), token, `code:${purpose}`) };
   if (!identifier) throw invalidArgument("token", "send the token returned when the code was sent, or the user's identifier");
   const u = await findUser(env, identifier);
   // An unknown user is one without a pending code: the answer must not tell them apart.
@@ -268,10 +269,10 @@ export const authentication = defineService(
       // Whether the account exists or not, the answer is a token. An unknown identifier (or an
       // account without an email address) gets one for a code that does not exist, and nothing is sent.
       const purpose = `code:${CodePurpose.RESET_PASSWORD}`;
-      if (!u?.email) return { token: await mintPurposeToken(env, purpose, crypto.randomUUID(), s.verificationCodeTtlMs) };
+      if (!u?.email) return { token: await mintPurposeToken(await installationHmacKey(env), purpose, crypto.randomUUID(), s.verificationCodeTtlMs) };
       // Asked again within the resend interval: the code sent moments ago stays the one to use.
       const live = await liveCode(env, u.id, CodePurpose.RESET_PASSWORD);
-      if (live && live.fresh) return { token: await mintPurposeToken(env, purpose, live.id, s.verificationCodeTtlMs) };
+      if (live && live.fresh) return { token: await mintPurposeToken(await installationHmacKey(env), purpose, live.id, s.verificationCodeTtlMs) };
       return { token: await sendCode(env, ctx, s, u, CodePurpose.RESET_PASSWORD) };
     },
 
