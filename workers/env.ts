@@ -21,6 +21,8 @@ export interface Env {
   CLUSTERS?: string | ClusterConfig[];
   /** The first retry delay of a failed cron job attempt, in ms (`defaults.jobs.retryBackoffMs` when unset). */
   JOB_RETRY_BACKOFF_MS?: string;
+  /** How long a WebSocket may stay silent before it is taken as gone, in ms (`defaults.sockets.silenceDeadlineMs` when unset). */
+  SOCKET_SILENCE_MS?: string;
 }
 
 declare global {
@@ -36,6 +38,7 @@ declare global {
       TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
       MAILJET_API_URL?: string;
       JOB_RETRY_BACKOFF_MS?: string;
+      SOCKET_SILENCE_MS?: string;
     }
   }
 }

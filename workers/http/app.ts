@@ -2,6 +2,7 @@ import { cors as connectCors } from "@connectrpc/connect";
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import type { Env } from "../env";
+import { ownBody } from "./bodies";
 import { serveConnect } from "./connect";
 import { skaffoldGateway } from "./skaffold-gateway";
 import { streams } from "./streams";
@@ -21,6 +22,14 @@ app.use(
     maxAge: 7200,
   }),
 );
+
+// A body no handler read (a ticket request carrying one, say) is drained before the answer
+// goes out, so the connection stays usable for the client's next request (bodies.ts).
+app.use("*", async (c, next) => {
+  await next();
+  const body = c.req.raw.body;
+  if (body && !c.req.raw.bodyUsed && !body.locked) await ownBody(c.req.raw).release();
+});
 
 app.get("/healthz", (c) => c.text("ok"));
 
