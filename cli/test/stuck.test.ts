@@ -7,6 +7,7 @@ import { adminHome, edgeplane, type Home } from "./run";
 let worker: RunningWorker;
 let home: Home;
 let runner: TestRunner | undefined;
+let adminToken: string;
 beforeAll(async () => {
   worker = await startWorker(8881, { ROLLOUT_READY_TIMEOUT_MS: "2000" });
   const { email, password } = inject("admin");
@@ -16,6 +17,7 @@ beforeAll(async () => {
     body: JSON.stringify({ userPassword: { identifier: { email }, password } }),
   });
   if (!res.ok) throw new Error(`registering the admin failed: ${res.status} ${await res.text()}`);
+  adminToken = ((await res.json()) as { token: { accessToken: string } }).token.accessToken;
   home = await adminHome(worker.url);
 });
 afterAll(async () => {
@@ -30,7 +32,7 @@ describe("edgeplane capsule deploy against a rollout that gets stuck", () => {
       const res = await edgeplane(home, args);
       expect(res.code, res.stderr).toBe(0);
     }
-    runner = await connectRunner("prod", { behavior: { instances: "crashing" }, workerUrl: worker.url });
+    runner = await connectRunner("prod", { behavior: { instances: "crashing" }, worker: { url: worker.url, adminToken } });
     const res = await edgeplane(home, ["capsule", "deploy", "web", "-i", "nginx:1.27", "-r", "2"]);
     expect(res.code).toBe(1);
     expect(res.stdout).toMatch(/instances: 0 of 2 ready \(2 stuck\)/);

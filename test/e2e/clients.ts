@@ -10,7 +10,7 @@ import { Service as AuthService } from "../../proto/gen/api/v1/authentication/se
 
 export const workerUrl = (): string => inject("workerUrl");
 
-/** A client of `service` authenticated with `token` (anonymous without), of the shared Worker unless `baseUrl` names another. */
+/** A client of `service` authenticated with `token` (anonymous without), of the shared Worker or the one at `baseUrl`. */
 export function client<S extends DescService>(service: S, token?: string, baseUrl = workerUrl()): Client<S> {
   return createClient(
     service,
@@ -21,10 +21,10 @@ export function client<S extends DescService>(service: S, token?: string, baseUr
   );
 }
 
-/** Logs in as the installation's administrator (of the shared Worker unless `baseUrl` names another) and returns an access token. */
-export async function adminToken(baseUrl = workerUrl()): Promise<string> {
+/** Logs in as the installation's administrator and returns an access token. */
+export async function adminToken(): Promise<string> {
   const { email, password } = inject("admin");
-  const res = await client(AuthService, undefined, baseUrl).login({
+  const res = await client(AuthService).login({
     method: { case: "userPassword", value: { identifier: { identifier: { case: "email", value: email } }, password } },
   });
   if (!res.token?.accessToken) throw new Error("admin login returned no token");

@@ -2,7 +2,7 @@
  * The runner double (test/helpers/runner-double.ts) against the Worker on the network: for
  * e2e tests (dashboard, CLI) that need rollouts, instances and logs reported without Docker.
  */
-import { type Behavior, issueRunnerToken, refusal, type RunnerLink, TestRunner } from "../helpers/runner-double";
+import { type Behavior, type ClientFactory, issueRunnerToken, refusal, type RunnerLink, TestRunner } from "../helpers/runner-double";
 import { adminToken, client, workerUrl } from "./clients";
 
 export type { Behavior, TestRunner };
@@ -28,10 +28,15 @@ const link = (base: string): RunnerLink => ({
 
 /**
  * A runner double connected to `environmentId` with a new service account holding `runner:connect` there,
- * on the shared Worker unless `workerUrl` names another (whose admin is the shared one's, registered the same way).
+ * on the shared Worker or on `worker` (another installation, with its administrator's token).
  */
-export async function connectRunner(environmentId: string, opts: { name?: string; behavior?: Partial<Behavior>; workerUrl?: string } = {}): Promise<TestRunner> {
-  const { workerUrl: base = workerUrl(), ...rest } = opts;
-  const token = await issueRunnerToken(environmentId, await adminToken(base), (service, t) => client(service, t, base));
+export async function connectRunner(
+  environmentId: string,
+  opts: { name?: string; behavior?: Partial<Behavior>; worker?: { url: string; adminToken: string } } = {},
+): Promise<TestRunner> {
+  const { worker, ...rest } = opts;
+  const base = worker?.url ?? workerUrl();
+  const factory: ClientFactory = (service, token) => client(service, token, base);
+  const token = await issueRunnerToken(environmentId, worker?.adminToken ?? (await adminToken()), factory);
   return TestRunner.connect({ ...rest, environmentId, token, link: link(base) });
 }
