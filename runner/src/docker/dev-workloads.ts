@@ -1,0 +1,99 @@
+/**
+ * What the Docker driver runs besides capsule instances: command cron jobs, the developer
+ * environment's machine and its automations, and the log URLs those serve. The connection
+ * hands it the frames it owns (`handle`); everything it reports goes out through `send`.
+ */
+import type Docker from "dockerode";
+import type { RunnerMessage, ServerMessage } from "../../../proto/frames/runner";
+import { LogsServer, type LogsServerOptions } from "../logs-server";
+import { TokenVerifier } from "../token-verifier";
+import { Automations } from "./automations";
+import { DevEnvironments } from "./dev-environments";
+import { type CapsuleTemplate, CommandJobs } from "./jobs";
+
+export interface DevWorkloadOptions {
+  docker: Docker;
+  /** Sends a frame; false when no connection is open (the frame is then lost, as reports are level-triggered). */
+  send: (msg: RunnerMessage) => boolean;
+  /** Labels every container and volume of this runner carries (its environment). */
+  ownerLabels: Record<string, string>;
+  /** The capsule driver's container template for a capsule, for its jobs. */
+  template: (projectId: string, capsuleId: string) => CapsuleTemplate | undefined;
+  /** The developer environment machine's image. */
+  devImage: string;
+  /** Host address the machine's ports are published on, and the host name in their URLs. */
+  portBindAddress: string;
+  portPublicHost: string;
+  logs: LogsServerOptions;
+  /** Grace between SIGTERM and SIGKILL for a service without a stop command. */
+  serviceGraceMs?: number;
+}
+
+export class DevWorkloads {
+  readonly jobs: CommandJobs;
+  readonly environments: DevEnvironments;
+  readonly automations: Automations;
+  private readonly verifier: TokenVerifier;
+  private readonly logs: LogsServer;
+
+  constructor(o: DevWorkloadOptions) {
+    const send = (m: RunnerMessage) => void o.send(m);
+    this.verifier = new TokenVerifier(o.send);
+    this.logs = new LogsServer(o.logs, this.verifier);
+    this.jobs = new CommandJobs({ docker: o.docker, send, template: o.template, ownerLabels: o.ownerLabels });
+    this.environments = new DevEnvironments({
+      docker: o.docker,
+      send,
+      ownerLabels: o.ownerLabels,
+      image: o.devImage,
+      bindAddress: o.portBindAddress,
+      publicHost: o.portPublicHost,
+    });
+    this.automations = new Automations({
+      send,
+      machine: (ms) => this.environments.running(ms),
+      publishLog: (path, output) => this.logs.publish(path, output),
+      serviceGraceMs: o.serviceGraceMs,
+    });
+  }
+
+  /** Starts the log server and finds job containers an earlier run left; resolves with the logs' base URL. */
+  async start(): Promise<string> {
+    const base = await this.logs.start();
+    await this.jobs.adopt();
+    return base;
+  }
+
+  async stop(): Promise<void> {
+    await this.logs.stop();
+  }
+
+  /** Handles `msg` if it is one of these workloads' frames; false for any other. */
+  handle(msg: ServerMessage): boolean {
+    switch (msg.type) {
+      case "job-run":
+        void this.jobs.run(msg);
+        return true;
+      case "environment-desired":
+        this.environments.desired(msg);
+        return true;
+      case "service-desired":
+        this.automations.serviceDesired(msg);
+        return true;
+      case "services-synced":
+        this.automations.servicesSynced(msg.serviceIds);
+        return true;
+      case "task-step-run":
+        this.automations.stepRun(msg);
+        return true;
+      case "task-step-stop":
+        this.automations.stepStop(msg);
+        return true;
+      case "token-verified":
+        this.verifier.answered(msg);
+        return true;
+      default:
+        return false;
+    }
+  }
+}
