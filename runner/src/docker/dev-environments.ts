@@ -1,6 +1,7 @@
 /**
  * Developer environments on Docker. The machine of a developer environment is one container
- * (the configured default image: this runner does not build or read devcontainer files) with
+ * (the spec's default devcontainer image, else the runner's: this runner does not build or
+ * read devcontainer files), pulled when missing, with
  * a named volume mounted at /workspace for its content. `environment-desired` is applied
  * level-triggered, one at a time, newest first: running creates the volume and container,
  * starts it, clones the git content once and reports the port URLs; stopped stops the
@@ -138,7 +139,8 @@ export class DevEnvironments {
       }
       return this.report(msg, "stopped");
     }
-    const shape = JSON.stringify({ image: this.deps.image, ports: spec.ports.map((p) => p.port).sort((a, b) => a - b) });
+    const image = spec.devcontainer?.defaultDevcontainerImage || this.deps.image;
+    const shape = JSON.stringify({ image, ports: spec.ports.map((p) => p.port).sort((a, b) => a - b) });
     let container = existing ? this.deps.docker.getContainer(existing.Id) : null;
     if (existing && existing.Labels[MACHINE_LABELS.shape] !== shape) {
       // New ports mean new published ports, which Docker fixes at creation: a new container on the same volume.
@@ -150,23 +152,25 @@ export class DevEnvironments {
     if (!container) {
       const volumeExisted = await this.deps.docker.getVolume(names.volume).inspect().then(() => true, () => false);
       if (!existing) this.report(msg, volumeExisted ? "starting" : "creating");
+      const missing = await this.ensureImage(image);
+      if (missing) return this.report(msg, "stopped", { failureMessage: [missing] });
       if (!volumeExisted) await this.deps.docker.createVolume({ Name: names.volume, Labels: this.labels(msg.environmentId) });
-      container = await this.create(msg.environmentId, spec, shape, names);
+      container = await this.create(msg.environmentId, image, spec, shape, names);
     } else if (existing?.State !== "running") {
       this.report(msg, "starting");
     }
     const info = await container.inspect();
     if (!info.State.Running) await container.start();
-    const content = await this.initializeContent(container, spec);
+    const content = await this.initializeContent(container, image, spec);
     if (content.failure) {
       // A machine without the content it was asked for has failed: it is stopped, its volume kept for a retry.
       await container.stop({ t: 10 }).catch(ignoreNotRunning);
       this.setMachine(null);
-      return this.report(msg, "stopped", { failureMessage: [content.failure], status: this.status(spec, content, []) });
+      return this.report(msg, "stopped", { failureMessage: [content.failure], status: this.status(image, spec, content, []) });
     }
     const ports = await this.portUrls(container, spec);
     this.setMachine({ container, workingDir: content.location });
-    this.report(msg, "running", { status: this.status(spec, content, ports) });
+    this.report(msg, "running", { status: this.status(image, spec, content, ports) });
   }
 
   private names(environmentId: string) {
@@ -183,12 +187,24 @@ export class DevEnvironments {
     return found[0];
   }
 
-  private async create(environmentId: string, spec: EnvironmentSpec, shape: string, names: { container: string; volume: string }): Promise<Docker.Container> {
+  /** Pulls `image` when the host lacks it; answers why that failed, if it did. */
+  private async ensureImage(image: string): Promise<string | undefined> {
+    if (await this.deps.docker.getImage(image).inspect().then(() => true, () => false)) return undefined;
+    try {
+      const stream = await this.deps.docker.pull(image);
+      await new Promise<void>((ok, fail) => this.deps.docker.modem.followProgress(stream, (err) => (err ? fail(err) : ok())));
+      return undefined;
+    } catch (err) {
+      return `the machine's image ${image} is not on the Docker host and could not be pulled: ${reason(err)}`;
+    }
+  }
+
+  private async create(environmentId: string, image: string, spec: EnvironmentSpec, shape: string, names: { container: string; volume: string }): Promise<Docker.Container> {
     const exposed = Object.fromEntries(spec.ports.map((p) => [`${p.port}/tcp`, {}]));
     const bindings = Object.fromEntries(spec.ports.map((p) => [`${p.port}/tcp`, [{ HostIp: this.deps.bindAddress, HostPort: "" }]]));
     return this.deps.docker.createContainer({
       name: names.container,
-      Image: this.deps.image,
+      Image: image,
       Cmd: KEEP_ALIVE,
       Entrypoint: [],
       WorkingDir: WORKSPACE,
@@ -207,7 +223,7 @@ export class DevEnvironments {
    * Clones the first git initializer's repository into the workspace once (a later start
    * finds it there). Without a git initializer the workspace is the content.
    */
-  private async initializeContent(container: Docker.Container, spec: EnvironmentSpec): Promise<Content> {
+  private async initializeContent(container: Docker.Container, image: string, spec: EnvironmentSpec): Promise<Content> {
     const git = spec.content?.initializer?.specs.map((s) => (s.spec.case === "git" ? s.spec.value : undefined)).find(Boolean);
     const ignored = spec.content?.initializer?.specs.some((s) => s.spec.case === "contextUrl") ? "context URL initializers are not supported by this runner and were skipped" : undefined;
     if (!git?.remoteUri) return { location: WORKSPACE, phase: ContentPhase.READY, warning: ignored };
@@ -217,7 +233,7 @@ export class DevEnvironments {
     if (cloned.exitCode === 0) return { location, phase: ContentPhase.READY, warning: ignored };
     const hasGit = await runIn(container, shell("command -v git"));
     if (hasGit.exitCode !== 0) {
-      return { location, phase: ContentPhase.FAILED, failure: `content: cannot clone ${git.remoteUri}: the machine's image (${this.deps.image}) has no git` };
+      return { location, phase: ContentPhase.FAILED, failure: `content: cannot clone ${git.remoteUri}: the machine's image (${image}) has no git` };
     }
     const branch = git.cloneTarget && git.targetMode !== 2 ? ["--branch", git.cloneTarget] : [];
     const clone = await runIn(container, ["git", "clone", ...branch, "--", git.remoteUri, location]);
@@ -240,7 +256,7 @@ export class DevEnvironments {
    * What the machine knows: port URLs, content, and, honestly, what this runner does not do:
    * no SSH (no URL, keys failed) and no devcontainer files (the default image runs).
    */
-  private status(spec: EnvironmentSpec, content: Content, ports: { port: number; url: string }[]): EnvironmentStatus {
+  private status(image: string, spec: EnvironmentSpec, content: Content, ports: { port: number; url: string }[]): EnvironmentStatus {
     return create(EnvironmentStatusSchema, {
       environmentUrls: { ports },
       content: {
@@ -255,7 +271,7 @@ export class DevEnvironments {
       warningMessage: [
         ...(content.warning ? [content.warning] : []),
         ...(spec.sshPublicKeys.length ? ["SSH is not served by this runner: the SSH keys are not installed and there is no SSH URL"] : []),
-        ...(spec.devcontainer ? [`devcontainer files are not read by this runner: the machine runs ${this.deps.image}`] : []),
+        ...(spec.devcontainer?.devcontainerFilePath ? [`devcontainer files are not read by this runner: the machine runs ${image}`] : []),
       ],
     });
   }
