@@ -64,6 +64,8 @@ export class Automations {
   private readonly steps = new Map<string, StepRunState>();
   /** Per service, the handling of its messages, one after another. */
   private readonly queues = new Map<string, Promise<void>>();
+  /** The last `service-desired` of each service: its commands, for stopping it. */
+  private readonly lastDesired = new Map<string, ServiceDesired>();
 
   constructor(private readonly deps: AutomationDeps) {}
 
@@ -79,6 +81,8 @@ export class Automations {
 
   /** `service-desired`: level-triggered, so a repeat of what already holds changes nothing. */
   serviceDesired(msg: ServiceDesired): void {
+    if (msg.desiredPhase === "deleted") this.lastDesired.delete(msg.serviceId);
+    else this.lastDesired.set(msg.serviceId, msg);
     this.enqueue(msg.serviceId, () => this.applyService(msg));
   }
 
@@ -118,8 +122,12 @@ export class Automations {
     const machine = await this.deps.machine(MACHINE_WAIT_MS);
     if (!machine) return this.reportService(msg.serviceId, run, "failed", "the environment's machine is not running, so the service cannot start");
     const key = keyOf("svc", msg.serviceId, msg.session);
-    // A runner that restarted finds the session's process still running and keeps it.
+    // A runner that restarted finds the session's process still running and keeps it, or learns how it ended.
     const adopted = await MachineProcess.adopt(machine.container, key);
+    const ended = adopted ? null : await MachineProcess.endedBefore(machine.container, key);
+    if (ended !== null) {
+      return this.reportService(msg.serviceId, run, ended === 0 ? "stopped" : "failed", ended === 0 ? undefined : `the start command exited with code ${ended}`);
+    }
     const process = adopted ?? MachineProcess.start(machine.container, key, msg.commands.start, { env: envOf(msg.env), workingDir: machine.workingDir });
     run.process = process;
     run.logUrl = this.deps.publishLog(`services/${msg.serviceId}/${encodeURIComponent(msg.session)}`, process.output);
@@ -160,6 +168,13 @@ export class Automations {
       if (msg && run.phase !== "stopped" && run.phase !== "failed") this.reportService(serviceId, run, "stopped");
       return;
     }
+    await this.stopRun(serviceId, run, msg, this.deps.serviceGraceMs ?? 120_000);
+  }
+
+  /** Runs the service's `stop` command, then ends `start` (signals after `graceMs` without one), and reports how it ended. */
+  private async stopRun(serviceId: string, run: ServiceRun, msg: ServiceDesired | undefined, graceMs: number): Promise<void> {
+    const process = run.process;
+    if (!process?.running || run.stopping) return;
     run.stopping = true;
     this.reportService(serviceId, run, "stopping");
     let failure: string | undefined;
@@ -171,9 +186,27 @@ export class Automations {
       if (result && result.exitCode !== 0) failure = `the stop command exited with code ${result.exitCode}`;
       await process.terminate(0);
     } else {
-      await process.terminate(this.deps.serviceGraceMs ?? 120_000);
+      await process.terminate(graceMs);
     }
     this.reportService(serviceId, run, failure ? "failed" : "stopped", failure);
+  }
+
+  /**
+   * The machine is about to stop: services are stopped as asked (their `stop` commands, then
+   * signals, within `graceMs`) and steps ended, so nothing dies mid-write when the container goes.
+   */
+  async stopAll(graceMs: number): Promise<void> {
+    const services = [...this.services.entries()].filter(([, run]) => run.process?.running);
+    const steps = [...this.steps.entries()].filter(([, step]) => step.process?.running);
+    const work = Promise.all([
+      ...services.map(([id, run]) => this.stopRun(id, run, this.lastDesired.get(id), graceMs)),
+      ...steps.map(async ([id, step]) => {
+        step.stopping = true;
+        await step.process?.terminate(Math.min(graceMs, STEP_GRACE_MS));
+        this.reportStep(id, step, "stopped");
+      }),
+    ]);
+    await Promise.race([work, new Promise((r) => setTimeout(r, graceMs))]);
   }
 
   // ---- Task steps -------------------------------------------------------------------------
@@ -211,6 +244,8 @@ export class Automations {
     if (!machine) return this.reportStep(msg.stepId, step, "failed", "the environment's machine is not running, so the step cannot run");
     const key = keyOf("step", msg.stepId);
     const adopted = await MachineProcess.adopt(machine.container, key);
+    const ended = adopted ? null : await MachineProcess.endedBefore(machine.container, key);
+    if (ended !== null) return this.reportStep(msg.stepId, step, ended === 0 ? "succeeded" : "failed", ended === 0 ? undefined : `the command exited with code ${ended}`);
     const process = adopted ?? MachineProcess.start(machine.container, key, msg.command, { env: envOf(msg.env), workingDir: machine.workingDir });
     step.process = process;
     step.logUrl = this.deps.publishLog(`executions/${msg.executionId}/steps/${msg.stepId}`, process.output);

@@ -51,6 +51,8 @@ export interface DevEnvironmentDeps {
   /** The host address ports are published on, and the host name in the port URLs. */
   bindAddress: string;
   publicHost: string;
+  /** Called before the running machine's container is stopped or removed (the automations stop what runs in it). */
+  beforeStop?: () => Promise<void>;
 }
 
 /** The running machine, for the automations. */
@@ -125,6 +127,13 @@ export class DevEnvironments {
     const names = this.names(msg.environmentId);
     const existing = await this.find(msg.environmentId);
     if (msg.desiredPhase === "deleted") {
+      if (existing?.State === "running") {
+        // A running machine is stopped first, as the server's DeleteEnvironment expects (STOPPING, then DELETING).
+        this.report(msg, "stopping");
+        await this.deps.beforeStop?.();
+        this.setMachine(null);
+        await this.deps.docker.getContainer(existing.Id).stop({ t: 10 }).catch(ignoreNotRunning);
+      }
       this.setMachine(null);
       this.report(msg, "deleting");
       if (existing) await this.deps.docker.getContainer(existing.Id).remove({ force: true, v: false });
@@ -132,11 +141,13 @@ export class DevEnvironments {
       return this.report(msg, "deleted");
     }
     if (msg.desiredPhase === "stopped") {
-      this.setMachine(null);
       if (existing?.State === "running") {
         this.report(msg, "stopping");
+        await this.deps.beforeStop?.();
+        this.setMachine(null);
         await this.deps.docker.getContainer(existing.Id).stop({ t: 10 }).catch(ignoreNotRunning);
       }
+      this.setMachine(null);
       return this.report(msg, "stopped");
     }
     const image = spec.devcontainer?.defaultDevcontainerImage || this.deps.image;
@@ -144,8 +155,9 @@ export class DevEnvironments {
     let container = existing ? this.deps.docker.getContainer(existing.Id) : null;
     if (existing && existing.Labels[MACHINE_LABELS.shape] !== shape) {
       // New ports mean new published ports, which Docker fixes at creation: a new container on the same volume.
-      this.setMachine(null);
       this.report(msg, existing.State === "running" ? "updating" : "starting");
+      if (existing.State === "running") await this.deps.beforeStop?.();
+      this.setMachine(null);
       await container!.remove({ force: true });
       container = null;
     }

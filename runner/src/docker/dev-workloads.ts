@@ -29,6 +29,9 @@ export interface DevWorkloadOptions {
   serviceGraceMs?: number;
 }
 
+/** How long the automations get to stop before the machine does. */
+const MACHINE_STOP_GRACE_MS = 10_000;
+
 export class DevWorkloads {
   readonly jobs: CommandJobs;
   readonly environments: DevEnvironments;
@@ -48,6 +51,8 @@ export class DevWorkloads {
       image: o.devImage,
       bindAddress: o.portBindAddress,
       publicHost: o.portPublicHost,
+      // Within the 10 s the container itself is given: services get to run their stop commands.
+      beforeStop: () => this.automations.stopAll(MACHINE_STOP_GRACE_MS),
     });
     this.automations = new Automations({
       send,
@@ -73,6 +78,9 @@ export class DevWorkloads {
     switch (msg.type) {
       case "job-run":
         void this.jobs.run(msg);
+        return true;
+      case "job-cancel":
+        void this.jobs.cancel(msg.executionId);
         return true;
       case "environment-desired":
         this.environments.desired(msg);

@@ -129,6 +129,17 @@ export class MachineProcess {
     });
   }
 
+  /**
+   * How the process under `key` ended, if it ran and ended in this machine before (while no
+   * runner watched it): its exit code, or null when it left no record.
+   */
+  static async endedBefore(container: Docker.Container, key: string): Promise<number | null> {
+    const k = checkKey(key);
+    const found = await runIn(container, shell(`cat ${STATE_DIR}/${k}.exit 2>/dev/null`));
+    const code = Number.parseInt(found.output, 10);
+    return found.exitCode === 0 && Number.isInteger(code) ? code : null;
+  }
+
   /** Sends `signal` to the process and everything it started. */
   async signal(signal: "TERM" | "KILL"): Promise<void> {
     if (this.ended) return;
