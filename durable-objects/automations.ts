@@ -66,7 +66,7 @@ import type { Subject } from "../proto/gen/gitpod/v1/identity_pb";
 import { checkUuid, uuidv7 } from "../workers/gitpod/ids";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../workers/http/errors";
 import type { Json } from "./event-log";
-import type { RunnerMessage, ServerMessage, ServiceRunPhase, StepRunPhase } from "./runner-protocol";
+import type { RunnerMessage, ServerMessage, ServiceRunPhase, StepRunPhase } from "../proto/frames/runner";
 import { findCycle, planGroups } from "./task-plan";
 
 // ---- Calls ---------------------------------------------------------------------------------

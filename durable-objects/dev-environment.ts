@@ -32,7 +32,7 @@ import {
 } from "../proto/gen/gitpod/v1/environment_pb";
 import { defaults } from "../workers/config";
 import { archiveTime, type PhaseState, type Transition } from "./dev-environment-phases";
-import type { RunnerMessage, ServerMessage } from "./runner-protocol";
+import type { RunnerMessage, ServerMessage } from "../proto/frames/runner";
 
 /** Everything the object keeps about its developer environment. */
 export interface DevEnvironmentState {

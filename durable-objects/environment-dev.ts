@@ -8,7 +8,7 @@ import { onReport, onUser, phaseByName, PHASE_NAMES, phaseName } from "./dev-env
 import type { EnvironmentAutomations } from "./environment-automations";
 import type { EnvironmentHost } from "./environment-host";
 import { attempt, type Outcome } from "./outcome";
-import type { RunnerMessage, ServerMessage } from "./runner-protocol";
+import type { RunnerMessage, ServerMessage } from "../proto/frames/runner";
 
 export class DevEnvironment {
   /** The developer environment (dev-environment.ts), if the object holds one; `destroy` drops it. */

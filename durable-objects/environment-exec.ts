@@ -3,7 +3,7 @@ import { notFound } from "../workers/http/errors";
 import { type EnvironmentHost, noRunner } from "./environment-host";
 import type { Json } from "./event-log";
 import { attempt, type Outcome } from "./outcome";
-import type { ServerMessage } from "./runner-protocol";
+import type { ServerMessage } from "../proto/frames/runner";
 import { badTicket, socketError, type Tickets } from "./tickets";
 
 /** The session an Execute ticket opens, as the Worker authorized it: what `exec-start` tells the runner. */

@@ -3,7 +3,7 @@ import { notFound } from "../workers/http/errors";
 import { capsuleKey, type EnvironmentHost, noRunner } from "./environment-host";
 import type { CapsuleRollouts } from "./environment-rollouts";
 import { attempt, type Outcome } from "./outcome";
-import type { RunnerMessage } from "./runner-protocol";
+import type { RunnerMessage } from "../proto/frames/runner";
 import type { InstanceRow, StoredLogLine, StoredSample } from "./runner-reports";
 
 export class CapsuleInstances {
@@ -85,19 +85,19 @@ export class CapsuleInstances {
   /** `instances`: the capsule's instances now, which also count for its rollout in progress. */
   onInstances(msg: Extract<RunnerMessage, { type: "instances" }>, now: number): Promise<void> {
     return this.host.serialize(capsuleKey(msg.projectId, msg.capsuleId), async () => {
-      this.host.open().reports.setInstances(msg.projectId, msg.capsuleId, Array.isArray(msg.instances) ? msg.instances : [], now);
+      this.host.open().reports.setInstances(msg.projectId, msg.capsuleId, msg.instances, now);
       await this.rollouts.countFor(msg.projectId, msg.capsuleId);
     });
   }
 
   /** `log`: new lines, which wake the waiting Logs calls. */
   onLog(msg: Extract<RunnerMessage, { type: "log" }>, now: number): void {
-    this.host.open().reports.appendLogs(msg.projectId, msg.capsuleId, msg.instanceId, Array.isArray(msg.lines) ? msg.lines : [], now);
+    this.host.open().reports.appendLogs(msg.projectId, msg.capsuleId, msg.instanceId, msg.lines, now);
     for (const wake of this.logWaiters) wake();
   }
 
   /** `metrics`: new samples. */
   onMetrics(msg: Extract<RunnerMessage, { type: "metrics" }>, now: number): void {
-    this.host.open().reports.addMetrics(msg.projectId, msg.capsuleId, Array.isArray(msg.samples) ? msg.samples : [], now);
+    this.host.open().reports.addMetrics(msg.projectId, msg.capsuleId, msg.samples, now);
   }
 }

@@ -4,7 +4,7 @@ import { CronJobSchema, JobState } from "../proto/gen/api/v1/capsule/job_pb";
 import { defaults } from "../workers/config";
 import type { ExecutionQuery, ExecutionRow, PlannedJob } from "./cron-jobs";
 import type { EnvironmentHost } from "./environment-host";
-import type { RunnerMessage } from "./runner-protocol";
+import type { RunnerMessage } from "../proto/frames/runner";
 
 /** Timer kinds (timers.ts). */
 export const JOB_ATTEMPT = "job-attempt";

@@ -18,7 +18,7 @@ import type { EnvironmentSkaffold } from "./environment-skaffold";
 import type { Json } from "./event-log";
 import { attempt, type Outcome, unwrap } from "./outcome";
 import { type RolloutSummary, rolloutName } from "./rollout";
-import type { RunnerMessage } from "./runner-protocol";
+import type { RunnerMessage } from "../proto/frames/runner";
 
 /** A capsule deployed in the environment, as the object holds it. */
 export interface DeployedCapsule {

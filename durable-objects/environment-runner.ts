@@ -11,7 +11,7 @@ import type { JobExecutions } from "./environment-jobs";
 import type { CapsuleRollouts } from "./environment-rollouts";
 import type { EnvironmentSkaffold } from "./environment-skaffold";
 import { applyingBy } from "./rollout";
-import { RUNNER_PROTOCOL_VERSION, type RunnerMessage, type ServerMessage } from "./runner-protocol";
+import { parseRunnerFrame, RUNNER_PROTOCOL_VERSION, type ServerMessage } from "../proto/frames/runner";
 import { badTicket, type Tickets } from "./tickets";
 
 /** The runner of the environment, as last seen. Times are ms since the epoch. */
@@ -126,14 +126,13 @@ export class RunnerConnection {
   }
 
   async onMessage(ws: WebSocket, text: string): Promise<void> {
-    let msg: RunnerMessage;
-    try {
-      msg = JSON.parse(text) as RunnerMessage;
-      if (typeof msg?.type !== "string") throw new Error("no type");
-    } catch {
-      ws.send(JSON.stringify({ type: "error", code: "invalid_argument", message: "each frame must be one JSON message with a type" } satisfies ServerMessage));
+    // Every frame is checked against the protocol's schema: a frame that fails it is refused whole, nothing of it is stored.
+    const frame = parseRunnerFrame(text);
+    if (!frame.ok) {
+      ws.send(JSON.stringify({ type: "error", code: "invalid_argument", message: frame.reason } satisfies ServerMessage));
       return;
     }
+    const msg = frame.message;
     const attachment = ws.deserializeAttachment() as RunnerAttachment;
     if (msg.type !== "hello" && !attachment.name) {
       ws.send(JSON.stringify({ type: "error", code: "failed_precondition", message: "send hello first" } satisfies ServerMessage));
@@ -148,16 +147,16 @@ export class RunnerConnection {
           ws.close(4002, `protocol version ${msg.version} is not supported; this server speaks ${RUNNER_PROTOCOL_VERSION}`);
           return;
         }
-        const name = String(msg.runner?.name || attachment.subject);
-        ws.serializeAttachment({ ...attachment, name, version: String(msg.runner?.version ?? "") } satisfies RunnerAttachment);
+        const name = msg.runner.name || attachment.subject;
+        ws.serializeAttachment({ ...attachment, name, version: msg.runner.version } satisfies RunnerAttachment);
         sql.exec(
           "INSERT INTO runner (singleton, name, version, connected_at, disconnected_at) VALUES (1, ?1, ?2, ?3, NULL) ON CONFLICT DO UPDATE SET name = ?1, version = ?2, connected_at = ?3, disconnected_at = NULL",
           name,
-          String(msg.runner?.version ?? ""),
+          msg.runner.version,
           now,
         );
         ws.send(JSON.stringify({ type: "welcome", environmentId: this.host.requireIdentity().environmentId, version: RUNNER_PROTOCOL_VERSION } satisfies ServerMessage));
-        this.host.stream.publish("runner.connected", { name, version: String(msg.runner?.version ?? "") });
+        this.host.stream.publish("runner.connected", { name, version: msg.runner.version });
         for (const c of rollouts.deployed()) rollouts.sendDesired(c.projectId, c.capsuleId);
         automations.resend();
         skaffold.resendAutoTriggers();
@@ -187,7 +186,7 @@ export class RunnerConnection {
         exec.toClient(msg.sessionId, { [msg.stream === "stderr" ? "stderr" : "stdout"]: { data: msg.data } });
         return;
       case "exec-exit":
-        exec.toClient(msg.sessionId, { exitCode: msg.exitCode | 0 }, true);
+        exec.toClient(msg.sessionId, { exitCode: msg.exitCode }, true);
         return;
       case "service-status":
       case "task-step-status":
@@ -199,10 +198,6 @@ export class RunnerConnection {
       case "verify-token":
         await dev.onVerifyToken(ws, msg);
         return;
-      default:
-        ws.send(
-          JSON.stringify({ type: "error", code: "invalid_argument", message: `unknown message type ${(msg as { type: string }).type}` } satisfies ServerMessage),
-        );
     }
   }
 

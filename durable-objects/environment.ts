@@ -17,7 +17,7 @@ import { EventStream } from "./event-stream";
 import type { Outcome } from "./outcome";
 import type { RolloutSummary } from "./rollout";
 import { RunnerReports, type StoredLogLine, type StoredSample } from "./runner-reports";
-import type { ServerMessage } from "./runner-protocol";
+import type { ServerMessage } from "../proto/frames/runner";
 import type { SkaffoldLogRow } from "./skaffold-session";
 import { requireUpgrade, Tickets } from "./tickets";
 import { Timers } from "./timers";

@@ -9,7 +9,7 @@ import { EventLog, type Json } from "./event-log";
 import { EventStream } from "./event-stream";
 import { attempt, type Outcome } from "./outcome";
 import * as machine from "./rollout-status";
-import type { AppliedResource } from "./runner-protocol";
+import type { AppliedResource } from "../proto/frames/runner";
 import { Tickets } from "./tickets";
 
 /** Which rollout an object is: it is named `rolloutName(...)` of these. */

@@ -3,26 +3,39 @@
  * storage: instances (full sets per capsule), log lines and metric samples. Logs and metrics
  * are bounded ring buffers, so a chatty runner cannot grow the object without limit.
  */
+import { z } from "zod";
 import { defaults } from "../workers/config";
 import type { InstanceCounts } from "./rollout-status";
-import type { LogLine, MetricSample, ReportedInstance } from "./runner-protocol";
+import type { LogLine, MetricSample, ReportedInstance } from "../proto/frames/runner";
 
-/** An instance as the environment stores it. Times are ms since the epoch. */
-export type InstanceRow = {
-  project_id: string;
-  capsule_id: string;
-  instance_id: string;
-  rollout_id: number;
-  state: string;
-  ready: number;
-  restarts: number;
-  message: string;
-  node: string;
-  created_at: number;
-  started_at: number | null;
-  updated_at: number;
-  deleted_at: number | null;
-};
+/**
+ * An instance as the environment stores it. Times are ms since the epoch. Rows are read
+ * through this schema because rows stored before frames were validated may hold anything: a
+ * row whose rollout cannot be told is skipped, other bad fields read as their defaults.
+ */
+const InstanceRowSchema = z.object({
+  project_id: z.string(),
+  capsule_id: z.string(),
+  instance_id: z.string(),
+  rollout_id: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+  state: z.string().catch("pending"),
+  ready: z.number().catch(0),
+  restarts: z.number().int().nonnegative().max(2 ** 31 - 1).catch(0),
+  message: z.string().catch(""),
+  node: z.string().catch(""),
+  created_at: z.number(),
+  started_at: z.number().nullable().catch(null),
+  updated_at: z.number(),
+  deleted_at: z.number().nullable(),
+});
+export type InstanceRow = z.infer<typeof InstanceRowSchema>;
+
+/** The stored rows that can be read as instances. */
+const readable = (rows: Record<string, SqlStorageValue>[]): InstanceRow[] =>
+  rows.flatMap((r) => {
+    const row = InstanceRowSchema.safeParse(r);
+    return row.success ? [row.data] : [];
+  });
 
 export interface StoredLogLine {
   seq: number;
@@ -104,16 +117,12 @@ export class RunnerReports {
 
   /** A capsule's instances, existing and/or deleted, by id. */
   instances(projectId: string, capsuleId: string, opts: { includeDeleted?: boolean; excludeExisting?: boolean } = {}): InstanceRow[] {
-    const rows = this.sql
-      .exec<InstanceRow>("SELECT * FROM instances WHERE project_id = ? AND capsule_id = ? ORDER BY instance_id", projectId, capsuleId)
-      .toArray();
+    const rows = readable(this.sql.exec("SELECT * FROM instances WHERE project_id = ? AND capsule_id = ? ORDER BY instance_id", projectId, capsuleId).toArray());
     return rows.filter((r) => (r.deleted_at === null ? !opts.excludeExisting : !!opts.includeDeleted));
   }
 
   instance(projectId: string, capsuleId: string, instanceId: string): InstanceRow | undefined {
-    return this.sql
-      .exec<InstanceRow>("SELECT * FROM instances WHERE project_id = ? AND capsule_id = ? AND instance_id = ?", projectId, capsuleId, instanceId)
-      .toArray()[0];
+    return readable(this.sql.exec("SELECT * FROM instances WHERE project_id = ? AND capsule_id = ? AND instance_id = ?", projectId, capsuleId, instanceId).toArray())[0];
   }
 
   /** How a capsule's existing instances stand against `rolloutId`. */

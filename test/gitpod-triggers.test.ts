@@ -9,7 +9,7 @@ import { waitForEnvironmentRunning } from "@gitpod/sdk/lib/environment";
 import type { TaskExecution } from "@gitpod/sdk/resources/shared";
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { ServerMessage } from "../durable-objects/runner-protocol";
+import type { ServerMessage } from "../proto/frames/runner";
 import { baseUrl, workerFetch } from "./helpers/client";
 import { fileAdmin } from "./helpers/identity";
 import { type Behavior, runnerToken, TestRunner } from "./helpers/runner";

@@ -10,7 +10,7 @@ import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { rolloutName } from "../durable-objects/rollout";
-import type { ServerMessage } from "../durable-objects/runner-protocol";
+import type { ServerMessage } from "../proto/frames/runner";
 import type { ChangeSchema } from "../proto/gen/api/v1/capsule/change_pb";
 import { State as InstanceState } from "../proto/gen/api/v1/capsule/instance_pb";
 import { ReadyState } from "../proto/gen/api/v1/capsule/instance/status_pb";
@@ -107,7 +107,7 @@ let syncs = 0;
  */
 async function sync(runner: TestRunner): Promise<void> {
   const type = `sync-${++syncs}`;
-  runner.send({ type } as never);
+  runner.sendRaw({ type });
   await runner.waitFor((m) => m.type === "error" && m.message.includes(type));
 }
 
@@ -378,6 +378,70 @@ describe("runner reports", () => {
     expect(instancesStep(r)!.info).toMatchObject({ state: StepState.ONGOING, message: "0 of 2 instance(s) ready, 2 running another rollout" });
     // Still in progress: another deploy must wait or force.
     expect(await codeOf(deploy(environmentId, c, [replicas(1)]))).toBe(Code.FailedPrecondition);
+  });
+});
+
+describe("frames the protocol's schema refuses", () => {
+  const q = (environmentId: string, capsuleId: string) => ({ projectId: PROJECT, capsuleId, environmentId, includeDeleted: true });
+  const refusal = (runner: TestRunner, text: RegExp) => runner.waitFor((m) => m.type === "error" && text.test(m.message));
+
+  it("answers a frame that fails the schema with an error, stores nothing of it, and keeps the connection", async () => {
+    const { environmentId, runner } = await withRunner("poison");
+    const c = await capsule();
+    runner.reportInstances(PROJECT, c, [{ instanceId: `${c}-1-0`, rolloutId: 1, ready: true }]);
+    await eventually(() => capsules().listInstances(q(environmentId, c)), (l) => l.total === 1n, "the good report stored");
+
+    const instance = { instanceId: `${c}-bad`, ready: true };
+    const poisons: [object | string, RegExp][] = [
+      [{ type: "instances", projectId: PROJECT, capsuleId: c, instances: [{ ...instance, rolloutId: "abc" }] }, /^invalid instances frame: instances\.0\.rolloutId "abc"/],
+      [{ type: "instances", projectId: PROJECT, capsuleId: c, instances: [{ ...instance, rolloutId: 1.5 }] }, /instances\.0\.rolloutId 1\.5/],
+      [{ type: "instances", projectId: PROJECT, capsuleId: c, instances: [{ ...instance, rolloutId: 1, restarts: "many" }] }, /instances\.0\.restarts "many"/],
+      [{ type: "instances", projectId: PROJECT, capsuleId: c, instances: "all of them" }, /^invalid instances frame: instances "all of them"/],
+      [{ type: "log", projectId: PROJECT, capsuleId: c, instanceId: `${c}-1-0`, lines: [{ stream: "stdout", text: 7 }] }, /lines\.0\.text 7/],
+      [{ type: "metrics", projectId: PROJECT, capsuleId: c, samples: [{ instanceId: `${c}-1-0`, cpuMs: "lots", memoryBytes: 1 }] }, /samples\.0\.cpuMs "lots"/],
+      [{ type: "applied", projectId: PROJECT, capsuleId: c, rolloutId: 1 }, /resources missing/],
+      ["not json", /one JSON message with a type/],
+      [{ no: "type" }, /one JSON message with a type/],
+      [{ type: "x".repeat(10_000) }, /^unknown message type "x{79}…$/],
+    ];
+    for (const [frame, text] of poisons) {
+      runner.sendRaw(frame);
+      expect(await refusal(runner, text)).toMatchObject({ code: "invalid_argument" });
+      runner.received.length = 0;
+    }
+    // Nothing of them was stored: the earlier report stands, no line, no sample.
+    const listed = await capsules().listInstances(q(environmentId, c));
+    expect(listed.instances.map((i) => [i.instanceId, i.rolloutId, i.restartCount])).toEqual([[`${c}-1-0`, 1n, 0]]);
+    expect((await capsules().listInstanceStatuses(q(environmentId, c))).total).toBe(1n);
+    expect((await capsules().capsuleMetrics({ projectId: PROJECT, capsuleId: c, environmentId })).instanceMetrics).toEqual([]);
+    // The connection still serves: the next good report is taken.
+    runner.reportInstances(PROJECT, c, [{ instanceId: `${c}-1-0`, rolloutId: 1, ready: true, restarts: 2 }]);
+    await eventually(() => capsules().listInstances(q(environmentId, c)), (l) => l.instances[0]?.restartCount === 2, "the next report stored");
+    expect(runner.invalid).toEqual([]);
+  });
+
+  it("reads instances stored before frames were checked: unreadable rollouts are skipped, bad fields read as defaults", async () => {
+    const { environmentId, runner } = await withRunner("legacy");
+    const c = await capsule();
+    runner.reportInstances(PROJECT, c, [{ instanceId: `${c}-1-0`, rolloutId: 1, ready: true }]);
+    await eventually(() => capsules().listInstances(q(environmentId, c)), (l) => l.total === 1n, "the good report stored");
+    // What an unchecked runner could store before: text and fractions in integer columns, live and deleted.
+    await runInDurableObject(env.ENVIRONMENTS.getByName(environmentId), (_o, state) => {
+      const insert = (id: string, rolloutId: unknown, restarts: unknown, deletedAt: number | null) =>
+        state.storage.sql.exec(
+          `INSERT INTO instances (project_id, capsule_id, instance_id, rollout_id, state, ready, restarts, message, node, created_at, started_at, updated_at, deleted_at)
+           VALUES (?, ?, ?, ?, 'running', 1, ?, '', '', 1, NULL, 1, ?)`,
+          PROJECT, c, id, rolloutId, restarts, deletedAt,
+        );
+      insert(`${c}-abc`, "abc", 0, 5);
+      insert(`${c}-half`, 1.5, 0, null);
+      insert(`${c}-many`, 1, "many", 5);
+    });
+    const listed = await capsules().listInstances(q(environmentId, c));
+    expect(listed.instances.map((i) => [i.instanceId, i.restartCount])).toEqual([[`${c}-1-0`, 0], [`${c}-many`, 0]]);
+    const statuses = await capsules().listInstanceStatuses(q(environmentId, c));
+    expect(statuses.instances.map((i) => i.instanceId)).toEqual([`${c}-1-0`, `${c}-many`]);
+    expect(await codeOf(capsules().getInstanceStatus({ projectId: PROJECT, capsuleId: c, environmentId, instanceId: `${c}-abc` }))).toBe(Code.NotFound);
   });
 });
 

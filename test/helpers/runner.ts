@@ -1,7 +1,8 @@
 /**
- * A runner speaking runner protocol v1 (durable-objects/runner-protocol.ts) inside the test
- * pool: it connects like a real runner, applies what it is told to run by reporting it, and
- * can be told to fail, to crash its instances or to run the wrong version.
+ * A runner speaking runner protocol v1 (proto/frames/runner.ts) inside the test pool: it
+ * connects like a real runner, checks every frame it receives against the protocol's schema,
+ * applies what it is told to run by reporting it, and can be told to fail, to crash its
+ * instances or to run the wrong version.
  */
 import { ConnectError } from "@connectrpc/connect";
 import { codeFromHttpStatus, errorFromJson } from "@connectrpc/connect/protocol-connect";
@@ -15,8 +16,8 @@ import type {
   EnvironmentRunPhase,
   ServiceRunPhase,
   StepRunPhase,
-} from "../../durable-objects/runner-protocol";
-import { RUNNER_PROTOCOL_VERSION } from "../../durable-objects/runner-protocol";
+} from "../../proto/frames/runner";
+import { parseServerFrame, RUNNER_PROTOCOL_VERSION } from "../../proto/frames/runner";
 import { Service as AuthService } from "../../proto/gen/api/v1/authentication/service_pb";
 import { Service as RoleService } from "../../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../../proto/gen/api/v1/service_account/service_pb";
@@ -107,6 +108,8 @@ const utf8Base64 = (text: string) => b64(new TextEncoder().encode(text));
 export class TestRunner {
   /** Every message the server sent, in order. */
   readonly received: ServerMessage[] = [];
+  /** Why each frame the server sent that failed the protocol's schema was refused (should stay empty). */
+  readonly invalid: string[] = [];
   /** Resolves when the socket closes, with the code and reason of the close. */
   readonly closed: Promise<{ code: number; reason: string }>;
   readonly behavior: Behavior;
@@ -137,7 +140,17 @@ export class TestRunner {
         resolve(this.closeInfo);
       });
     });
-    ws.addEventListener("message", (e) => this.onMessage(JSON.parse(e.data as string) as ServerMessage));
+    ws.addEventListener("message", (e) => {
+      const frame = parseServerFrame(String(e.data));
+      // A frame the schema refuses is a server bug: fail whoever waits, loudly.
+      if (!frame.ok) {
+        this.invalid.push(frame.reason);
+        for (const w of this.waiters) w.reject(new Error(`${this.describe()}: the server sent an invalid frame: ${frame.reason}`));
+        this.waiters.clear();
+        return;
+      }
+      this.onMessage(frame.message);
+    });
   }
 
   /** Gets a ticket, opens the socket and says hello; resolves once the server's `welcome` arrived. */
@@ -193,6 +206,11 @@ export class TestRunner {
   /** Sends a message as is; throws if the socket is closed. */
   send(msg: RunnerMessage): void {
     this.ws.send(JSON.stringify(msg));
+  }
+
+  /** Sends a frame that need not be a valid message: an object as JSON, a string as is. */
+  sendRaw(frame: object | string): void {
+    this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
   }
 
   /** Sends log lines of an instance; plain strings are stdout lines. */
@@ -424,7 +442,8 @@ export class TestRunner {
       case "crashing":
         return { ...base, ready: false, restarts: Math.max(3, base.restarts ?? 0), message: "CrashLoopBackOff" };
       case "wrong-version":
-        return { ...base, rolloutId: rolloutId - 1 };
+        // Another rollout than the one it was started for (rollout ids are positive on the wire).
+        return { ...base, rolloutId: rolloutId + 100 };
     }
   }
 
