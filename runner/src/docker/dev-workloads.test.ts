@@ -55,6 +55,19 @@ describe("command jobs", () => {
     const left = await docker.listContainers({ all: true, filters: { label: ["dev.edgeplane.job-execution=exec-ok-1"] } });
     expect(left).toEqual([]);
   });
+  it("kills an attempt past its timeout (exit code 124) and one cancelled (no result), leaving no container", async () => {
+    w.handle({ type: "job-run", executionId: "exec-slow-1", projectId: "p", capsuleId: "c", jobName: "slow", command: "sleep", args: ["60"], timeoutMs: 500 });
+    expect(await until("timeout result", frame("job-result", (m) => m.executionId === "exec-slow-1"))).toMatchObject({ exitCode: 124 });
+    w.handle({ type: "job-run", executionId: "exec-cancel-1", projectId: "p", capsuleId: "c", jobName: "slow", command: "sleep", args: ["60"] });
+    const running = () => docker.listContainers({ filters: { label: ["dev.edgeplane.job-execution=exec-cancel-1"] } });
+    for (let i = 0; i < 100 && (await running()).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    w.handle({ type: "job-cancel", executionId: "exec-cancel-1" });
+    const jobContainers = () => docker.listContainers({ all: true, filters: { label: ["dev.edgeplane.kind=job", `dev.edgeplane.test-run=${owner["dev.edgeplane.test-run"]}`] } });
+    for (let i = 0; i < 100 && (await jobContainers()).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await jobContainers()).toEqual([]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(sent.some((m) => m.type === "job-result" && m.executionId === "exec-cancel-1")).toBe(false);
+  });
 });
 
 describe("developer environment", () => {
