@@ -278,6 +278,13 @@ export class DevEnvironments {
         failureMessage: content.failure ?? "",
         warningMessage: content.warning ?? "",
       },
+      secrets: spec.secrets.map((x) => ({
+        id: x.id,
+        secretName: x.name,
+        session: x.session,
+        phase: ContentPhase.FAILED,
+        failureMessage: "secrets are not provided to the machine by this runner",
+      })),
       // FAILED, not UNAVAILABLE: clients waiting for a key to apply (the SDK's waitForSshKeyApplied) learn at once that it never will.
       sshPublicKeys: spec.sshPublicKeys.map((k) => ({ id: k.id, phase: ContentPhase.FAILED })),
       warningMessage: [
