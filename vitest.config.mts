@@ -43,7 +43,7 @@ export default defineConfig(async () => {
             name: "e2e",
             environment: "node",
             include: ["test/e2e/**/*.test.ts", "runner/**/*.test.ts", "cli/**/*.test.ts", "dashboard/**/*.test.ts"],
-            globalSetup: ["./test/e2e/global-setup.ts"],
+            globalSetup: ["./test/e2e/global-setup.ts", "./runner/test/global-setup.ts"],
             testTimeout: 120_000,
             hookTimeout: 180_000,
           },

@@ -130,13 +130,24 @@ export const RunnerMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("verify-token"), requestId: z.string(), token: z.string() }),
 ]);
 
+/** Credentials for one registry: username and password, or Docker's base64 `auth` string. */
+export const RegistryAuthSchema = z.object({ host: z.string(), username: z.string().optional(), password: z.string().optional(), auth: z.string().optional() });
+export type RegistryAuth = z.infer<typeof RegistryAuthSchema>;
+
 // ---- edgeplane → runner ------------------------------------------------------------------------------
 
 /** edgeplane → runner. */
 export const ServerMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("welcome"), environmentId: z.string(), version: z.number() }),
   /** Make this rollout what runs for the capsule. Level-triggered: sent again in full after every reconnect. `config` is api.v1.capsule.RolloutConfig in protobuf JSON. */
-  z.object({ type: z.literal("desired"), ...capsule, rolloutId, config: z.unknown() }),
+  z.object({
+    type: z.literal("desired"),
+    ...capsule,
+    rolloutId,
+    config: z.unknown(),
+    /** Pull credentials of the project's registries (project settings), for the registries the rollout's image is on. */
+    registries: z.array(RegistryAuthSchema).optional(),
+  }),
   /** Sent after the `desired` messages that follow `hello`: the complete set; anything else the runner runs is to be removed. */
   z.object({ type: z.literal("synced"), capsules: z.array(z.object({ ...capsule, rolloutId })) }),
   /** Remove the rollout's resources (StopRollout). */
