@@ -5,10 +5,10 @@
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunnerMessage, ServerMessage } from "../../../proto/frames/runner";
+import { haveDocker, testImageName } from "../../test/harness";
 import { DevWorkloads } from "./dev-workloads";
 
 const docker = new Docker();
-const IMAGE = "edgeplane-devenv-dev:latest";
 const owner = { "dev.edgeplane.test-run": `devenv-${process.pid}` };
 const sent: RunnerMessage[] = [];
 let w: DevWorkloads;
@@ -26,11 +26,13 @@ const frame = <K extends RunnerMessage["type"]>(type: K, ok: (m: Extract<RunnerM
   sent.find((m): m is Extract<RunnerMessage, { type: K }> => m.type === type && ok(m as Extract<RunnerMessage, { type: K }>));
 
 beforeAll(async () => {
+  if (!haveDocker()) return;
+  const IMAGE = testImageName();
   w = new DevWorkloads({
     docker,
     send: (m) => (sent.push(m), m.type === "verify-token" ? (queueMicrotask(() => w.handle({ type: "token-verified", requestId: m.requestId, valid: m.token === "good", kind: "logs" })), true) : true),
     ownerLabels: owner,
-    template: () => ({ rolloutId: 1, options: { Image: IMAGE } }),
+    template: () => ({ rolloutId: 1, spec: { options: { Image: IMAGE, HostConfig: {} }, files: [{ path: "/etc/job.conf", content: new TextEncoder().encode("from-config") }] } }),
     devImage: IMAGE,
     portBindAddress: "127.0.0.1",
     portPublicHost: "127.0.0.1",
@@ -41,16 +43,17 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (!haveDocker()) return;
   await w.stop();
   for (const c of await docker.listContainers({ all: true, filters: { label: [`dev.edgeplane.test-run=${owner["dev.edgeplane.test-run"]}`] } })) await docker.getContainer(c.Id).remove({ force: true });
   for (const v of (await docker.listVolumes({ filters: { label: [`dev.edgeplane.test-run=${owner["dev.edgeplane.test-run"]}`] } })).Volumes ?? []) await docker.getVolume(v.Name).remove();
 });
 
-describe("command jobs", () => {
+describe.skipIf(!haveDocker())("command jobs", () => {
   it("reports the exit code and output, and removes the container", async () => {
-    w.handle({ type: "job-run", executionId: "exec-ok-1", projectId: "p", capsuleId: "c", jobName: "hello", command: "sh", args: ["-c", "echo hi from job; exit 3"] });
+    w.handle({ type: "job-run", executionId: "exec-ok-1", projectId: "p", capsuleId: "c", jobName: "hello", command: "sh", args: ["-c", "echo hi from job; cat /etc/job.conf; exit 3"] });
     const result = await until("job-result", frame("job-result", (m) => m.executionId === "exec-ok-1"));
-    expect(result).toMatchObject({ exitCode: 3, message: "output: hi from job" });
+    expect(result).toMatchObject({ exitCode: 3, message: "output: hi from job\nfrom-config" });
     expect(sent.some((m) => m.type === "log" && m.lines.some((l) => l.text === "hi from job"))).toBe(true);
     const left = await docker.listContainers({ all: true, filters: { label: ["dev.edgeplane.job-execution=exec-ok-1"] } });
     expect(left).toEqual([]);
@@ -70,7 +73,7 @@ describe("command jobs", () => {
   });
 });
 
-describe("developer environment", () => {
+describe.skipIf(!haveDocker())("developer environment", () => {
   const desired = (specVersion: number, desiredPhase: "running" | "stopped" | "deleted", spec: object = {}): ServerMessage => ({
     type: "environment-desired",
     environmentId: `env-${process.pid}`,

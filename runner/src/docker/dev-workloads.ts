@@ -43,7 +43,7 @@ export class DevWorkloads {
     const send = (m: RunnerMessage) => void o.send(m);
     this.verifier = new TokenVerifier(o.send);
     this.logs = new LogsServer(o.logs, this.verifier);
-    this.jobs = new CommandJobs({ docker: o.docker, send, template: o.template, ownerLabels: o.ownerLabels });
+    this.jobs = new CommandJobs({ docker: o.docker, send: o.send, template: o.template, ownerLabels: o.ownerLabels });
     this.environments = new DevEnvironments({
       docker: o.docker,
       send,
@@ -62,16 +62,31 @@ export class DevWorkloads {
     });
   }
 
-  /** Starts the log server and finds job containers an earlier run left; resolves with the logs' base URL. */
-  async start(): Promise<string> {
-    const base = await this.logs.start();
-    await this.jobs.adopt();
-    return base;
+  /** Starts the log server; resolves with its base URL. */
+  start(): Promise<string> {
+    return this.logs.start();
+  }
+
+  /** A connection said hello: job results that waited are sent, job containers of an earlier run adopted. */
+  onConnected(): void {
+    void this.jobs.onConnected();
   }
 
   async stop(): Promise<void> {
     await this.logs.stop();
   }
+
+  /** The frame types `handle` takes. */
+  static readonly types = [
+    "job-run",
+    "job-cancel",
+    "environment-desired",
+    "service-desired",
+    "services-synced",
+    "task-step-run",
+    "task-step-stop",
+    "token-verified",
+  ] as const satisfies readonly ServerMessage["type"][];
 
   /** Handles `msg` if it is one of these workloads' frames; false for any other. */
   handle(msg: ServerMessage): boolean {

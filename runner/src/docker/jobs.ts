@@ -10,32 +10,34 @@
  */
 import type Docker from "dockerode";
 import type { LogLine, RunnerMessage, ServerMessage } from "../../../proto/frames/runner";
+import { type ContainerSpec, putConfigFiles } from "./container-spec";
 
 type JobRun = Extract<ServerMessage, { type: "job-run" }>;
 
-/** Labels of job containers; the capsule driver's own labels never include `JOB_KIND`. */
+/**
+ * Labels of job containers. Project and capsule have keys of their own: the capsule driver
+ * takes every container with its `project` and `capsule` labels for an instance.
+ */
 export const JOB_LABELS = {
   kind: "dev.edgeplane.kind",
-  project: "dev.edgeplane.project",
-  capsule: "dev.edgeplane.capsule",
+  project: "dev.edgeplane.job-project",
+  capsule: "dev.edgeplane.job-capsule",
   execution: "dev.edgeplane.job-execution",
   job: "dev.edgeplane.job-name",
   instance: "dev.edgeplane.job-instance",
 } as const;
 export const JOB_KIND = "job";
 
-/**
- * What a container of the capsule is created from: the capsule driver's options for its
- * current rollout (image, environment, config file mounts, limits), without name or labels.
- */
+/** What a container of the capsule is made from: its desired rollout's container spec. */
 export interface CapsuleTemplate {
   rolloutId: number;
-  options: Docker.ContainerCreateOptions;
+  spec: ContainerSpec;
 }
 
 export interface JobDeps {
   docker: Docker;
-  send: (msg: RunnerMessage) => void;
+  /** False when no connection is open. */
+  send: (msg: RunnerMessage) => boolean;
   /** The capsule's container template, if the runner holds a desired rollout of it. */
   template: (projectId: string, capsuleId: string) => CapsuleTemplate | undefined;
   /** Labels that mark containers of this runner (its environment), added to every job container. */
@@ -60,6 +62,8 @@ const nameSafe = (s: string) => s.replace(/[^a-zA-Z0-9_.-]+/g, "-").replace(/^[-
 
 export class CommandJobs {
   private readonly attempts = new Map<string, Attempt>();
+  /** Results that found no connection open: sent once one is (the server ignores late ones). */
+  private readonly unsent = new Map<string, Extract<RunnerMessage, { type: "job-result" }>>();
 
   constructor(private readonly deps: JobDeps) {}
 
@@ -71,8 +75,8 @@ export class CommandJobs {
       return this.result(msg.executionId, -1, `capsule ${msg.capsuleId} has no rollout on this runner, so there is no image to run the job in`);
     }
     const instanceId = `${nameSafe(msg.capsuleId)}-job-${nameSafe(msg.jobName)}-${msg.executionId.slice(0, 8)}`;
+    const { options, files } = template.spec;
     const labels = {
-      ...(template.options.Labels ?? {}),
       ...this.deps.ownerLabels,
       [JOB_LABELS.kind]: JOB_KIND,
       [JOB_LABELS.project]: msg.projectId,
@@ -84,7 +88,7 @@ export class CommandJobs {
     let container: Docker.Container;
     try {
       container = await this.deps.docker.createContainer({
-        ...template.options,
+        ...options,
         name: `${instanceId}-${Date.now().toString(36)}`,
         Labels: labels,
         Entrypoint: [msg.command],
@@ -93,8 +97,9 @@ export class CommandJobs {
         AttachStdout: false,
         AttachStderr: false,
         // A job attempt runs once: retries are the server's (max_retries), not Docker's.
-        HostConfig: { ...template.options.HostConfig, RestartPolicy: { Name: "no" }, AutoRemove: false },
+        HostConfig: { ...options.HostConfig, RestartPolicy: { Name: "no" }, AutoRemove: false },
       });
+      await putConfigFiles(container, files);
       await container.start();
     } catch (err) {
       return this.result(msg.executionId, -1, `the job's container could not start: ${reason(err)}`);
@@ -112,12 +117,18 @@ export class CommandJobs {
     await this.abandon(executionId, "cancel");
   }
 
+  /** A connection is open: results that waited go out, and job containers nobody follows are adopted. */
+  async onConnected(): Promise<void> {
+    for (const [id, result] of this.unsent) if (this.deps.send(result)) this.unsent.delete(id);
+    await this.adopt();
+  }
+
   /**
    * After a restart: every job container of this runner. Those still running are followed
    * to their end; those that ended meanwhile are reported and removed. The server ignores
    * results of executions that ended already.
    */
-  async adopt(): Promise<void> {
+  private async adopt(): Promise<void> {
     const found = await this.deps.docker.listContainers({ all: true, filters: { label: [`${JOB_LABELS.kind}=${JOB_KIND}`, ...labelFilters(this.deps.ownerLabels)] } });
     for (const c of found) {
       const executionId = c.Labels[JOB_LABELS.execution];
@@ -136,7 +147,7 @@ export class CommandJobs {
 
   /** Streams the attempt's output to the logs until the container exits, then removes it and reports. */
   private async follow(executionId: string, attempt: Attempt, where: { projectId: string; capsuleId: string; instanceId: string }): Promise<void> {
-    const lines = new LineBatcher((batch) => this.deps.send({ type: "log", ...where, lines: batch }));
+    const lines = new LineBatcher((batch) => void this.deps.send({ type: "log", ...where, lines: batch }));
     let tail = "";
     let result: { exitCode: number; message?: string };
     try {
@@ -184,7 +195,8 @@ export class CommandJobs {
   }
 
   private result(executionId: string, exitCode: number, message?: string): void {
-    this.deps.send({ type: "job-result", executionId, exitCode, ...(message ? { message } : {}) });
+    const result = { type: "job-result" as const, executionId, exitCode, ...(message ? { message } : {}) };
+    if (!this.deps.send(result)) this.unsent.set(executionId, result);
   }
 }
 
