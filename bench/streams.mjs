@@ -80,7 +80,9 @@ async function subscribers(n, open) {
   return {
     received,
     all: (round) => (received.get(round) === n ? Promise.resolve() : new Promise((resolve) => waiters.set(round, resolve))),
-    close: () => sockets.forEach((ws) => ws.close()),
+    close: () => {
+      for (const ws of sockets) ws.close();
+    },
   };
 }
 

@@ -63,8 +63,8 @@ import {
   UpsertAutomationsFileResponseSchema,
 } from "../proto/gen/gitpod/v1/environment_automation_pb";
 import type { Subject } from "../proto/gen/gitpod/v1/identity_pb";
-import { checkUuid, uuidv7 } from "../workers/gitpod/ids";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../workers/http/errors";
+import { checkUuid, uuidv7 } from "../workers/core/gitpod-ids";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../workers/core/errors";
 import type { Json } from "./event-log";
 import type { RunnerMessage, ServerMessage, ServiceRunPhase, StepRunPhase } from "../proto/frames/runner";
 import { findCycle, planGroups } from "./task-plan";
@@ -542,7 +542,7 @@ export class Automations {
       const metaChanged = !equals(ServiceSchema, metaBefore, create(ServiceSchema, { metadata: s.metadata }));
       const specChanged = setServiceSpec(s, wantedServices[i]!.spec);
       // Named again while it was being deleted: it stays (stopped).
-      const revived = old?.spec!.desiredPhase === ServicePhase.DELETED;
+      const revived = old?.spec?.desiredPhase === ServicePhase.DELETED;
       if (revived) s.spec!.desiredPhase = ServicePhase.STOPPED;
       // Unchanged, and the file's already (not one made by CreateService that the file takes over).
       if (old && !metaChanged && !specChanged && !revived && fileServiceIds.has(s.id)) continue;
@@ -1010,7 +1010,10 @@ export class Automations {
    */
   private followService(serviceId: string, st: TaskExecutionStatus_Step | undefined, set: (p: TaskExecutionPhase, msg?: string) => void, op: Op): void {
     const s = this.service(serviceId);
-    if (!s || s.spec!.desiredPhase === ServicePhase.DELETED) return set(TaskExecutionPhase.FAILED, `service ${serviceId} was deleted`);
+    if (!s || s.spec!.desiredPhase === ServicePhase.DELETED) {
+      set(TaskExecutionPhase.FAILED, `service ${serviceId} was deleted`);
+      return;
+    }
     if (!st) {
       set(TaskExecutionPhase.PENDING);
       if (s.spec!.desiredPhase !== ServicePhase.RUNNING || !isActive(s)) this.startService(s, op, false);

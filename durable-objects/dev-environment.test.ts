@@ -10,7 +10,7 @@ import {
   EnvironmentStatus_EnvironmentURLsSchema,
   UpdateEnvironmentRequestSchema,
 } from "../proto/gen/gitpod/v1/environment_pb";
-import { defaults } from "../workers/config";
+import { defaults } from "../workers/core/config";
 import { applyUpdate, DevEnvironmentStore, type DevEnvironmentState, environmentOf, newDevEnvironment, withPhase } from "./dev-environment";
 
 /** A store in the storage of a fresh object, for `fn`. */

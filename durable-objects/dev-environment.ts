@@ -30,7 +30,7 @@ import {
   type UpdateEnvironmentRequest,
   UpdateEnvironmentRequestSchema,
 } from "../proto/gen/gitpod/v1/environment_pb";
-import { defaults } from "../workers/config";
+import { defaults } from "../workers/core/config";
 import { archiveTime, type PhaseState, type Transition } from "./dev-environment-phases";
 import type { RunnerMessage, ServerMessage } from "../proto/frames/runner";
 

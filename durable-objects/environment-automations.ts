@@ -2,11 +2,11 @@
 import { create } from "@bufbuild/protobuf";
 import { EnvironmentPhase } from "../proto/gen/gitpod/v1/environment_pb";
 import { SubjectSchema } from "../proto/gen/gitpod/v1/identity_pb";
-import { permissionDenied } from "../workers/http/errors";
+import { permissionDenied } from "../workers/core/errors";
 import { type AutomationCall, type AutomationCaller, type AutomationResult, Automations, isRead, Op } from "./automations";
 import type { DevEnvironmentState } from "./dev-environment";
 import type { EnvironmentHost } from "./environment-host";
-import { attempt, type Outcome } from "./outcome";
+import { attempt, type Outcome } from "../workers/core/outcome";
 import type { RunnerMessage } from "../proto/frames/runner";
 
 export class EnvironmentAutomations {

@@ -1,13 +1,14 @@
 /** The developer environment (gitpod.v1.EnvironmentService) an EnvironmentDO may hold: user changes, runner reports, and its end. */
 import { EnvironmentPhase } from "../proto/gen/gitpod/v1/environment_pb";
-import { verifyEnvironmentToken } from "../workers/gitpod/environments";
-import { alreadyExists, failedPrecondition, notFound } from "../workers/http/errors";
-import { deleteStatements } from "../workers/services/environment";
+import { verifyEnvironmentToken } from "../workers/core/environment-tokens";
+import { installationHmacKey } from "../workers/d1/installation-keys";
+import { alreadyExists, failedPrecondition, notFound } from "../workers/core/errors";
+import { deleteStatements } from "../workers/d1/environments";
 import * as devEnv from "./dev-environment";
 import { onReport, onUser, phaseByName, PHASE_NAMES, phaseName } from "./dev-environment-phases";
 import type { EnvironmentAutomations } from "./environment-automations";
 import type { EnvironmentHost } from "./environment-host";
-import { attempt, type Outcome } from "./outcome";
+import { attempt, type Outcome } from "../workers/core/outcome";
 import type { RunnerMessage, ServerMessage } from "../proto/frames/runner";
 
 export class DevEnvironment {
@@ -172,7 +173,7 @@ export class DevEnvironment {
 
   /** `verify-token`: whether a token is a live access or logs token of this environment. */
   async onVerifyToken(ws: WebSocket, msg: Extract<RunnerMessage, { type: "verify-token" }>): Promise<void> {
-    const result = await verifyEnvironmentToken(this.host.env, String(msg.token ?? ""), this.host.requireIdentity().environmentId);
+    const result = await verifyEnvironmentToken(await installationHmacKey(this.host.env), String(msg.token ?? ""), this.host.requireIdentity().environmentId);
     ws.send(JSON.stringify({ type: "token-verified", requestId: String(msg.requestId ?? ""), ...result } satisfies ServerMessage));
   }
 }

@@ -1,8 +1,8 @@
 /** Execute sessions: a client's WebSocket relayed to and from a command the runner runs in an instance. */
-import { notFound } from "../workers/http/errors";
+import { notFound } from "../workers/core/errors";
 import { type EnvironmentHost, noRunner } from "./environment-host";
 import type { Json } from "./event-log";
-import { attempt, type Outcome } from "./outcome";
+import { attempt, type Outcome } from "../workers/core/outcome";
 import type { ServerMessage } from "../proto/frames/runner";
 import { badTicket, socketError, type Tickets } from "./tickets";
 
@@ -35,7 +35,8 @@ export class ExecSessions {
     const session = ticket.payload as ExecSession;
     const sessionId = crypto.randomUUID();
     if (!this.host.toRunner({ type: "exec-start", sessionId, ...session })) {
-      return socketError(400, "failed_precondition", "the runner disconnected: no command can be executed until it reconnects");
+      // 412, not Connect's 400: the request was fine, the environment's state is what refuses it (docs/execute.md).
+      return socketError(412, "failed_precondition", "the runner disconnected: no command can be executed until it reconnects");
     }
     const { 0: client, 1: server } = new WebSocketPair();
     this.host.ctx.acceptWebSocket(server, [EXEC, execTag(sessionId)]);

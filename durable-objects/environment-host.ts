@@ -4,7 +4,7 @@
  * The object hands each concern this, and the other concerns it calls, when it is built.
  */
 import type { Env } from "../workers/env";
-import { failedPrecondition } from "../workers/http/errors";
+import { failedPrecondition } from "../workers/core/errors";
 import type { CronJobs } from "./cron-jobs";
 import type { EventLog } from "./event-log";
 import type { EventStream } from "./event-stream";

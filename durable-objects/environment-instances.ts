@@ -1,8 +1,8 @@
 /** The capsules' instances, logs and metrics, as the runner reports them, and RestartInstance. */
-import { notFound } from "../workers/http/errors";
+import { notFound } from "../workers/core/errors";
 import { capsuleKey, type EnvironmentHost, noRunner } from "./environment-host";
 import type { CapsuleRollouts } from "./environment-rollouts";
-import { attempt, type Outcome } from "./outcome";
+import { attempt, type Outcome } from "../workers/core/outcome";
 import type { RunnerMessage } from "../proto/frames/runner";
 import type { InstanceRow, StoredLogLine, StoredSample } from "./runner-reports";
 

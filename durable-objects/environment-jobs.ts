@@ -1,7 +1,7 @@
 /** The executions of the environment's cron jobs: starting them when due, attempts, retries, deadlines and their end. */
 import { fromBinary } from "@bufbuild/protobuf";
 import { CronJobSchema, JobState } from "../proto/gen/api/v1/capsule/job_pb";
-import { defaults } from "../workers/config";
+import { defaults } from "../workers/core/config";
 import type { ExecutionQuery, ExecutionRow, PlannedJob } from "./cron-jobs";
 import type { EnvironmentHost } from "./environment-host";
 import type { RunnerMessage } from "../proto/frames/runner";

@@ -6,19 +6,21 @@
 import { fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/capsule/rollout_pb";
 import { DeployRequestSchema } from "../proto/gen/api/v1/capsule/service_pb";
-import { aborted, failedPrecondition, notFound } from "../workers/http/errors";
-import { insertImage } from "../workers/db/images";
-import { parseReference } from "../workers/images/reference";
-import { applyChanges } from "../workers/rollouts/changes";
-import { rolloutIdStatement } from "../workers/rollouts/ids";
-import { renderResources } from "../workers/rollouts/resources";
+import { aborted, failedPrecondition, notFound } from "../workers/core/errors";
+import { insertImage } from "../workers/d1/images";
+import { parseReference } from "../workers/core/image-reference";
+import { applyChanges } from "../workers/core/rollouts/changes";
+import { rolloutIdStatement } from "../workers/d1/rollout-ids";
+import { renderResources } from "../workers/core/rollouts/resources";
 import { capsuleKey, type EnvironmentHost } from "./environment-host";
 import type { JobExecutions } from "./environment-jobs";
 import type { EnvironmentSkaffold } from "./environment-skaffold";
 import type { Json } from "./event-log";
-import { attempt, type Outcome, unwrap } from "./outcome";
-import { type RolloutSummary, rolloutName } from "./rollout";
+import { attempt, type Outcome, unwrap } from "../workers/core/outcome";
+import { rolloutName } from "./contract";
+import type { RolloutSummary } from "./rollout";
 import type { RunnerMessage } from "../proto/frames/runner";
+import { registryAuthsFor } from "../workers/d1/registries";
 
 /** A capsule deployed in the environment, as the object holds it. */
 export interface DeployedCapsule {
@@ -226,7 +228,7 @@ export class CapsuleRollouts {
       await this.host.open().timers.set(START_ROLLOUT, rolloutName(projectId, capsuleId, rolloutId), Date.now() + RETRY_START_MS);
       return;
     }
-    this.sendDesired(projectId, capsuleId);
+    await this.sendDesired(projectId, capsuleId);
   }
 
   /** The START_ROLLOUT timer `key` (a rollout's name) fired: hands the rollout over again if it is still unstarted. */
@@ -338,13 +340,23 @@ export class CapsuleRollouts {
   }
 
   /** Sends the capsule's desired rollout to the runner (level-triggered: the whole config). */
-  sendDesired(projectId: string, capsuleId: string): void {
+  async sendDesired(projectId: string, capsuleId: string): Promise<void> {
     const { desired_rollout_id: id } = this.capsuleState(projectId, capsuleId);
     if (id === null) return;
     const config = this.rolloutConfig(projectId, capsuleId, id);
     if (!config) return;
-    this.host.toRunner({ type: "desired", projectId, capsuleId, rolloutId: id, config: toJson(RolloutConfigSchema, config) });
+    // The runner pulls with the project settings' credentials for the image's registry, and only those.
+    const registries = await registryAuthsFor(this.host.env, config.imageId);
+    this.host.toRunner({
+      type: "desired",
+      projectId,
+      capsuleId,
+      rolloutId: id,
+      config: toJson(RolloutConfigSchema, config),
+      ...(registries.length > 0 ? { registries } : {}),
+    });
   }
+
 
   /**
    * Tells every rollout in progress what the runner is up to; with `waitingOnly`, only those

@@ -157,7 +157,7 @@ export class RunnerConnection {
         );
         ws.send(JSON.stringify({ type: "welcome", environmentId: this.host.requireIdentity().environmentId, version: RUNNER_PROTOCOL_VERSION } satisfies ServerMessage));
         this.host.stream.publish("runner.connected", { name, version: msg.runner.version });
-        for (const c of rollouts.deployed()) rollouts.sendDesired(c.projectId, c.capsuleId);
+        for (const c of rollouts.deployed()) await rollouts.sendDesired(c.projectId, c.capsuleId);
         automations.resend();
         skaffold.resendAutoTriggers();
         await dev.onRunnerHello();

@@ -1,7 +1,8 @@
 /** The environment's Skaffold API (proto.SkaffoldService): the session, its long poll, and the intents the runner gets. */
 import type { EnvironmentHost } from "./environment-host";
-import { attempt, type Outcome } from "./outcome";
-import { type RolloutSummary, rolloutName } from "./rollout";
+import { attempt, type Outcome } from "../workers/core/outcome";
+import { rolloutName } from "./contract";
+import type { RolloutSummary } from "./rollout";
 import { SkaffoldSession, type SkaffoldLogRow } from "./skaffold-session";
 
 export class EnvironmentSkaffold {

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../workers/env";
-import { notFound } from "../workers/http/errors";
+import { notFound } from "../workers/core/errors";
 import type { AutomationCall, AutomationCaller, AutomationResult } from "./automations";
 import { CronJobs, type ExecutionQuery, type ExecutionRow } from "./cron-jobs";
 import { EnvironmentAutomations } from "./environment-automations";
@@ -14,7 +14,7 @@ import { RUNNER, RunnerConnection, type RunnerInfo } from "./environment-runner"
 import { EnvironmentSkaffold } from "./environment-skaffold";
 import { EventLog, type Json, type LoggedEvent } from "./event-log";
 import { EventStream } from "./event-stream";
-import type { Outcome } from "./outcome";
+import type { Outcome } from "../workers/core/outcome";
 import type { RolloutSummary } from "./rollout";
 import { RunnerReports, type StoredLogLine, type StoredSample } from "./runner-reports";
 import type { ServerMessage } from "../proto/frames/runner";

@@ -1,27 +1,18 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { RolloutIdentity } from "./contract";
 import { DurableObject } from "cloudflare:workers";
 import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/capsule/rollout_pb";
 import { Result, State, type Status, StatusSchema } from "../proto/gen/api/v1/capsule/rollout/status_pb";
-import { defaults } from "../workers/config";
+import { defaults } from "../workers/core/config";
 import type { Env } from "../workers/env";
-import { failedPrecondition, notFound } from "../workers/http/errors";
+import { failedPrecondition, notFound } from "../workers/core/errors";
 import { EventLog, type Json } from "./event-log";
 import { EventStream } from "./event-stream";
-import { attempt, type Outcome } from "./outcome";
+import { attempt, type Outcome } from "../workers/core/outcome";
 import * as machine from "./rollout-status";
 import type { AppliedResource } from "../proto/frames/runner";
 import { Tickets } from "./tickets";
 
-/** Which rollout an object is: it is named `rolloutName(...)` of these. */
-export interface RolloutIdentity {
-  projectId: string;
-  capsuleId: string;
-  rolloutId: number;
-  environmentId: string;
-}
-
-/** The object's name for a rollout: ids are unique per project and capsule across environments. */
-export const rolloutName = (projectId: string, capsuleId: string, rolloutId: number | bigint) => `${projectId}/${capsuleId}/${rolloutId}`;
 
 /** Where a rollout stands, as its environment needs to know it. */
 export interface RolloutSummary extends RolloutIdentity {

@@ -3,8 +3,8 @@
  * storage: instances (full sets per capsule), log lines and metric samples. Logs and metrics
  * are bounded ring buffers, so a chatty runner cannot grow the object without limit.
  */
+import { defaults } from "../workers/core/config";
 import { z } from "zod";
-import { defaults } from "../workers/config";
 import type { InstanceCounts } from "./rollout-status";
 import type { LogLine, MetricSample, ReportedInstance } from "../proto/frames/runner";
 

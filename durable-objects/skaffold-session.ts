@@ -12,7 +12,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Event, EventSchema, type Intent, IntentSchema, LogEntrySchema, type State, StateSchema } from "../proto/gen/skaffold/v1/skaffold_pb";
-import { invalidArgument } from "../workers/http/errors";
+import { invalidArgument } from "../workers/core/errors";
 import type { RolloutSummary } from "./rollout";
 import {
   applyIntent,

@@ -8,7 +8,7 @@ import { Service as CapsuleService } from "../proto/gen/api/v1/capsule/service_p
 import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/service_pb";
 import { Service as ImageService } from "../proto/gen/api/v1/image/service_pb";
 import { Service as ProjectService } from "../proto/gen/api/v1/project/service_pb";
-import { rolloutName } from "../durable-objects/rollout";
+import { rolloutName } from "../durable-objects/contract";
 import { client } from "./helpers/client";
 import { codeOf, errorOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";
@@ -145,7 +145,7 @@ describe("Deploy without a runner", () => {
     expect(await codeOf(deploy("nope", [image()]))).toBe(Code.NotFound);
     const c = await capsule();
     expect(await codeOf(deploy(c, [image()], { environmentId: "nowhere" }))).toBe(Code.NotFound);
-    await client(EnvironmentService, admin.accessToken).create({ environmentId: "elsewhere" });
+    await client(EnvironmentService, admin.accessToken).create({ environmentId: "elsewhere", initializers: [{ field: { case: "setGlobal", value: false } }] });
     expect(await codeOf(deploy(c, [image()], { environmentId: "elsewhere" }))).toBe(Code.FailedPrecondition);
     expect(await codeOf(capsules().getRollout({ projectId: "roll", capsuleId: c, rolloutId: 99n }))).toBe(Code.NotFound);
     expect(await codeOf(capsules().abortRollout({ projectId: "roll", capsuleId: c, rolloutId: 99n }))).toBe(Code.NotFound);

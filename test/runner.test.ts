@@ -1,5 +1,5 @@
 /**
- * The runner protocol end to end (durable-objects/runner-protocol.ts): connections and
+ * The runner protocol end to end (proto/frames/runner.ts): connections and
  * takeovers, rollouts that survive disconnects and evictions, instances, logs, metrics,
  * Execute over its WebSocket, and the event streams of a deploy. Each test that connects a
  * runner gets an environment of its own, so one test's runner never answers another's deploy.
@@ -9,7 +9,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { rolloutName } from "../durable-objects/rollout";
+import { rolloutName } from "../durable-objects/contract";
 import type { ServerMessage } from "../proto/frames/runner";
 import type { ChangeSchema } from "../proto/gen/api/v1/capsule/change_pb";
 import { State as InstanceState } from "../proto/gen/api/v1/capsule/instance_pb";
@@ -20,8 +20,9 @@ import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/s
 import { Service as ProjectService } from "../proto/gen/api/v1/project/service_pb";
 import { Service as RoleService } from "../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_account/service_pb";
+import { Service as SettingsService } from "../proto/gen/api/v1/project/settings/service_pb";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
-import { b64 } from "../workers/auth/keys";
+import { b64 } from "../workers/core/encoding";
 import { baseUrl, client } from "./helpers/client";
 import { codeOf, errorOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";
@@ -368,6 +369,21 @@ describe("runner reports", () => {
     expect((await rollout(c, 1n)).status!.result).toBe(Result.FAILED);
   });
 
+  it("sends the project settings' credentials of the image's registry, and only those, with desired", async () => {
+    const { environmentId, runner } = await withRunner("registry");
+    await client(SettingsService, admin.accessToken).updateSettings({
+      updates: [
+        { field: { case: "addDockerRegistry", value: { host: "registry.test", field: { case: "credentials", value: { username: "puller", password: "pull-secret-1" } } } } },
+        { field: { case: "addDockerRegistry", value: { host: "ghcr.io", field: { case: "auth", value: btoa("robot:ghcr-token") } } } },
+      ],
+    });
+    const [withAuth, without] = [await capsule(), await capsule()];
+    await deploy(environmentId, withAuth, [{ field: { case: "addImage", value: { image: "registry.test/team/app:v1" } } }, replicas(1)]);
+    expect((await runner.waitFor(desiredFor(withAuth, 1))).registries).toEqual([{ host: "registry.test", username: "puller", password: "pull-secret-1" }]);
+    await deploy(environmentId, without, [image(), replicas(1)]);
+    expect((await runner.waitFor(desiredFor(without, 1))).registries).toBeUndefined();
+  });
+
   it("counts instances running another rollout as wrong version, and the rollout is not healthy", async () => {
     const { environmentId } = await withRunner("wrong", { instances: "wrong-version" });
     const c = await capsule();
@@ -685,6 +701,23 @@ describe("Execute", () => {
     );
     expect(res.body).toMatchObject({ code: "failed_precondition" });
     expect(res.body.message).toMatch(/no runner is connected/);
+  });
+
+  it("refuses the socket with 412 failed_precondition when the runner left after the ticket was issued", async () => {
+    const { environmentId, runner } = await withRunner("exec-left");
+    const c = await capsule();
+    await deploy(environmentId, c, [image(), replicas(1)]);
+    await until(c, 1n, settled, "settled");
+    const body = { projectId: PROJECT, capsuleId: c, instanceId: `${c}-1-0`, command: "sh", arguments: [] };
+    const url = await ticketUrl(`/environments/${environmentId}/exec/tickets`, body);
+
+    runner.disconnect();
+    await runner.closed;
+    // Once a new ticket is refused, the environment knows the runner is gone.
+    await eventually(async () => (await post(`/environments/${environmentId}/exec/tickets`, admin.accessToken, body)).status, (s) => s !== 200, "runner gone");
+    const res = await exports.default.fetch(`${baseUrl}${url}`, { headers: { upgrade: "websocket" } });
+    expect(res.status).toBe(412);
+    expect(await res.json()).toMatchObject({ code: "failed_precondition", message: expect.stringMatching(/runner disconnected/) });
   });
 });
 

@@ -58,6 +58,10 @@ function skaffold(environmentId: string, token = admin.accessToken) {
 }
 
 /** Plain HTTP to the environment's gateway. */
+/** The gateway's JSON, walked freely in assertions. */
+// biome-ignore lint/suspicious/noExplicitAny: parsed JSON is walked freely in assertions.
+type GatewayJson = Record<string, any>;
+
 function gateway(environmentId: string, path: string, init: RequestInit & { token?: string | null } = {}) {
   const { token = admin.accessToken, ...rest } = init;
   return workerFetch(`${baseUrl}/environments/${environmentId}/skaffold/v1/${path}`, {
@@ -96,8 +100,8 @@ async function subscribeGateway(environmentId: string, path = "events") {
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   return {
-    async take(n: number): Promise<Record<string, any>[]> {
-      const out: Record<string, any>[] = [];
+    async take(n: number): Promise<GatewayJson[]> {
+      const out: GatewayJson[] = [];
       while (out.length < n) {
         const newline = buffer.indexOf("\n");
         if (newline >= 0) {
@@ -439,7 +443,7 @@ describe("the HTTP/JSON gateway", () => {
     await skaffold(id).handle(build("web", "Complete"));
     res = await gateway(id, "execute", { method: "POST", body: JSON.stringify({ build: true }) });
     expect([res.status, await res.json()]).toEqual([200, {}]);
-    const state = (await (await gateway(id, "state")).json()) as Record<string, any>;
+    const state = (await (await gateway(id, "state")).json()) as GatewayJson;
     expect(state.buildState).toEqual({ artifacts: { web: "Not Started" }, autoTrigger: false, statusCode: "OK" });
     expect(state.deployState.autoTrigger).toBe(false);
     // An empty intent is a no-op, as in Skaffold.

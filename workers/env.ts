@@ -1,5 +1,5 @@
-import type { EnvironmentDO } from "../durable-objects/environment";
-import type { RolloutDO } from "../durable-objects/rollout";
+import type { EnvironmentDO, RolloutDO } from "../durable-objects/contract";
+import type { ClusterConfig } from "./core/config";
 
 /** Bindings of the edgeplane Worker, as declared in wrangler.toml. */
 export interface Env {
@@ -19,16 +19,6 @@ export interface Env {
   CLUSTERS?: string | ClusterConfig[];
   /** The first retry delay of a failed cron job attempt, in ms (`defaults.jobs.retryBackoffMs` when unset). */
   JOB_RETRY_BACKOFF_MS?: string;
-}
-
-/** A cluster, as configured by the operator (clusters are not created through the API). */
-export interface ClusterConfig {
-  id: string;
-  type: "docker" | "kubernetes";
-  /** Registry that locally built images are pushed to; unset on Docker means the local daemon. */
-  devRegistryHost?: string;
-  /** Whether the cluster has an ingress controller. */
-  ingress?: boolean;
 }
 
 declare global {

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { defaults } from "./config";
+import { defaults } from "./core/config";
 import { sweepExpired } from "./housekeeping";
 
 describe("housekeeping", () => {

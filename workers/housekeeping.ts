@@ -2,7 +2,7 @@
  * Cron housekeeping: rows that only matter for a while. Failed-login counters are written
  * for any identifier anyone tries, so without this the table grows with every guess.
  */
-import { defaults } from "./config";
+import { defaults } from "./core/config";
 import type { Env } from "./env";
 
 export async function sweepExpired(env: Env, now = Date.now()): Promise<void> {

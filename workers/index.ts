@@ -5,8 +5,7 @@ import { sweepExpired } from "./housekeeping";
 import { wakeDueJobs } from "./jobs";
 import { retryDueEmails } from "./outbox/outbox";
 
-export { EnvironmentDO } from "../durable-objects/environment";
-export { RolloutDO } from "../durable-objects/rollout";
+export { EnvironmentDO, RolloutDO } from "../durable-objects";
 
 export default {
   fetch: app.fetch,

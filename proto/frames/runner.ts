@@ -144,7 +144,7 @@ export const ServerMessageSchema = z.discriminatedUnion("type", [
     type: z.literal("desired"),
     ...capsule,
     rolloutId,
-    config: z.unknown(),
+    config: z.json(),
     /** Pull credentials of the project's registries (project settings), for the registries the rollout's image is on. */
     registries: z.array(RegistryAuthSchema).optional(),
   }),

@@ -5,7 +5,7 @@
  * sent again after every reconnect), and log lines are batched and kept while disconnected.
  */
 import { fromJson } from "@bufbuild/protobuf";
-import { RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
+import { type RolloutConfig, RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
 import type { LogLine, ReportedInstance, RunnerMessage, ServerMessage } from "../../proto/frames/runner";
 import { ApplyFailed, type CapsuleRef, type Driver, type ExecSession, type Reporter } from "./driver";
 import { log, reason } from "./log";
@@ -45,9 +45,9 @@ export class Agent implements Reporter {
     switch (msg.type) {
       case "desired":
         this.serially(msg, async () => {
-          let config;
+          let config: RolloutConfig;
           try {
-            config = fromJson(RolloutConfigSchema, msg.config as Parameters<typeof fromJson>[1], { ignoreUnknownFields: true });
+            config = fromJson(RolloutConfigSchema, msg.config, { ignoreUnknownFields: true });
           } catch (e) {
             this.send({ type: "apply-failed", projectId: msg.projectId, capsuleId: msg.capsuleId, rolloutId: msg.rolloutId, message: `unreadable rollout configuration: ${reason(e)}` });
             return;
@@ -92,7 +92,10 @@ export class Agent implements Reporter {
         return;
       default: {
         const handler = this.extra.get(msg.type);
-        if (handler) return handler(msg);
+        if (handler) {
+          handler(msg);
+          return;
+        }
         if (!this.unhandled.has(msg.type)) log("warn", `this runner does not handle ${msg.type} messages; ignoring them`);
         this.unhandled.add(msg.type);
       }

@@ -29,9 +29,9 @@ export const httpInterface = (hostPort?: number): Change => ({
   },
 });
 
-/** A shell command for busybox that serves `/` with its host name (the instance id) and `$GREETING`. */
-export const serveHostname = (): Change =>
-  command("sh", "-c", 'mkdir -p /tmp/www && echo "$(hostname) ${GREETING:-hello}" > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www');
+/** The busybox shell script that serves `/` with its host name (the instance id) and the GREETING variable. */
+const SERVE = ["mkdir -p /tmp/www", 'echo "$(hostname) $' + '{GREETING:-hello}" > /tmp/www/index.html', "exec httpd -f -p 8080 -h /tmp/www"].join(" && ");
+export const serveHostname = (): Change => command("sh", "-c", SERVE);
 
 let capsules = 0;
 

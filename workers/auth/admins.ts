@@ -12,6 +12,3 @@ export const adminGuard = (env: Env): D1PreparedStatement =>
   env.DB.prepare(
     "INSERT INTO admin_guard (ok) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM admin_paths) AND EXISTS (SELECT 1 FROM users)",
   );
-
-/** How D1 reports the guard's failure (the name of its CHECK constraint). */
-export const ADMIN_GUARD_FAILED = "an_admin_must_remain";

@@ -3,10 +3,11 @@
  * the installation key, expires after the configured TTL, allows a few wrong guesses and is
  * deleted by the request that uses it, so it works once even under concurrent requests.
  */
-import { defaults } from "../config";
+import { defaults } from "../core/config";
 import type { Env } from "../env";
-import { failedPrecondition, permissionDenied, resourceExhausted } from "../http/errors";
-import { hmacHex, timingSafeEqual } from "./keys";
+import { failedPrecondition, permissionDenied, resourceExhausted } from "../core/errors";
+import { timingSafeEqual } from "../core/encoding";
+import { hmacHex } from "./keys";
 
 /** api.v1.user.VerificationType numbers. */
 export const CodePurpose = { EMAIL: 1, RESET_PASSWORD: 3 } as const;

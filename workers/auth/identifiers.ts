@@ -1,6 +1,6 @@
 /** Validation and normalization of the identifiers a user logs in with. */
-import { invalidArgument } from "../http/errors";
-import type { Identifier } from "../db/users";
+import { invalidArgument } from "../core/errors";
+import type { Identifier } from "../d1/users";
 
 const EMAIL = /^[^\s@]{1,64}@[^\s@.]+(\.[^\s@.]+)+$/;
 const USERNAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]{1,62}$/;

@@ -4,11 +4,13 @@
  * subject's permissions (direct roles and roles of its groups) and the subject itself come
  * back in one batch, so handlers that only need the caller read nothing more.
  */
-import { selectServiceAccounts, type ServiceAccountRow } from "../db/service-accounts";
-import { selectUsers, type UserRow } from "../db/users";
+import { installationHmacKey } from "../d1/installation-keys";
+import { selectServiceAccounts, type ServiceAccountRow } from "../d1/service-accounts";
+import { selectUsers, type UserRow } from "../d1/users";
 import type { Env } from "../env";
-import { unauthenticated } from "../http/errors";
-import { type SubjectType, verifyAccessToken } from "./tokens";
+import { unauthenticated } from "../core/errors";
+import type { Action } from "../core/actions";
+import { type SubjectType, verifyAccessToken } from "../core/tokens";
 
 export interface Permission {
   action: string;
@@ -33,7 +35,7 @@ export function bearerToken(headers: Headers): string | undefined {
 }
 
 export async function authenticate(env: Env, token: string): Promise<Principal> {
-  const claims = await verifyAccessToken(env, token);
+  const claims = await verifyAccessToken(await installationHmacKey(env), token);
   const subjectQuery = claims.sty === "user" ? selectUsers("WHERE u.id = ?") : selectServiceAccounts("WHERE s.id = ?");
   const [session, perms, subject] = await env.DB.batch<Record<string, unknown>>([
     env.DB.prepare("SELECT revoked_at, expires_at, refresh_generation FROM sessions WHERE id = ? AND subject_id = ?").bind(claims.jti, claims.sub),
@@ -81,7 +83,7 @@ const actionMatches = (granted: string, wanted: string) =>
  * True when one of the principal's permissions grants `action` in `scope`, or, with no
  * scope, anywhere at all (for lists, which then show only what the caller may see).
  */
-export function allows(p: Principal, action: string, scope?: Scope): boolean {
+export function allows(p: Principal, action: Action, scope?: Scope): boolean {
   if (!scope) return p.permissions.some((g) => actionMatches(g.action, action));
   return p.permissions.some(
     (g) =>

@@ -4,7 +4,8 @@
  */
 import type { Scope } from "./principal";
 
-type Named = { projectId?: string; environmentId?: string };
+/** A request message: any fields, of which these name the scope (the index signature lets every message through). */
+type Named = { readonly [field: string]: unknown; projectId?: string; environmentId?: string };
 
 /**
  * The scope of a request about a `type` resource whose id is in the field `idField`.
@@ -20,3 +21,6 @@ export const scoped =
       environment: m.environmentId || undefined,
     };
   };
+
+/** The scope of a request about one capsule (`capsuleId`, in its project and environment). */
+export const capsuleScope = scoped<{ capsuleId?: string }>("capsule", "capsuleId");

@@ -5,11 +5,12 @@
  * revoked — unless it comes within a few seconds of the rotation, which is two requests
  * of one client racing, answered `aborted` without revoking anything.
  */
-import { defaults } from "../config";
-import type { UserSettings } from "../db/user-settings";
+import { defaults } from "../core/config";
+import { installationHmacKey } from "../d1/installation-keys";
+import type { UserSettings } from "../d1/user-settings";
 import type { Env } from "../env";
-import { aborted, unauthenticated } from "../http/errors";
-import { mintAccessToken, mintRefreshToken, type SubjectType, verifyRefreshToken } from "./tokens";
+import { aborted, unauthenticated } from "../core/errors";
+import { mintAccessToken, mintRefreshToken, type SubjectType, verifyRefreshToken } from "../core/tokens";
 
 export interface TokenPair {
   accessToken: string;
@@ -22,9 +23,10 @@ export interface Subject {
 }
 
 async function mintPair(env: Env, subject: Subject, sessionId: string, gen: number, s: UserSettings): Promise<TokenPair> {
+  const key = await installationHmacKey(env);
   const [accessToken, refreshToken] = await Promise.all([
-    mintAccessToken(env, { sub: subject.id, sty: subject.type, jti: sessionId, gen }, s.accessTokenTtlMs),
-    mintRefreshToken(env, { sub: subject.id, jti: sessionId, gen }, s.refreshTokenTtlMs),
+    mintAccessToken(key, { sub: subject.id, sty: subject.type, jti: sessionId, gen }, s.accessTokenTtlMs),
+    mintRefreshToken(key, { sub: subject.id, jti: sessionId, gen }, s.refreshTokenTtlMs),
   ]);
   return { accessToken, refreshToken };
 }
@@ -52,7 +54,7 @@ export const tokensForNewSession = (env: Env, subject: Subject, sessionId: strin
   mintPair(env, subject, sessionId, 0, s);
 
 export async function refreshSession(env: Env, refreshToken: string, s: UserSettings): Promise<TokenPair> {
-  const claims = await verifyRefreshToken(env, refreshToken);
+  const claims = await verifyRefreshToken(await installationHmacKey(env), refreshToken);
   const now = Date.now();
   const won = await env.DB.prepare(
     `UPDATE sessions SET refresh_generation = refresh_generation + 1, refresh_rotated_at = ?1, renewed_at = ?1, expires_at = ?2

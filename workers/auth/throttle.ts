@@ -3,9 +3,9 @@
  * is checked, in one atomic upsert, so a burst of parallel guesses cannot slip past the
  * limit; a successful login clears the count.
  */
-import { defaults } from "../config";
+import { defaults } from "../core/config";
 import type { Env } from "../env";
-import { resourceExhausted } from "../http/errors";
+import { resourceExhausted } from "../core/errors";
 
 export async function countLoginAttempt(env: Env, identifier: string): Promise<void> {
   const now = Date.now();

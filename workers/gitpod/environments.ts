@@ -6,11 +6,9 @@
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { EnvironmentSpec, UpdateEnvironmentRequest } from "../../proto/gen/gitpod/v1/environment_pb";
 import { type EnvironmentClass, RunnerKind } from "../../proto/gen/gitpod/v1/runner_configuration_pb";
-import { mintPurposeToken, verifyPurposeToken } from "../auth/tokens";
-import { defaults } from "../config";
-import type { ClusterConfig, Env } from "../env";
-import { invalidArgument } from "../http/errors";
-import { uuidOf } from "./ids";
+import type { ClusterConfig } from "../core/config";
+import { invalidArgument } from "../core/errors";
+import { uuidOf } from "../core/gitpod-ids";
 
 // ---- Environment classes ----------------------------------------------------------------------
 
@@ -125,36 +123,4 @@ export function defaultName(spec: EnvironmentSpec, id: string): string {
   const url = first?.case === "git" ? first.value.remoteUri : first?.case === "contextUrl" ? first.value.url : "";
   const repo = url.replace(/\.git$/, "").split(/[/:]/).filter(Boolean).pop();
   return (repo || `environment-${id.slice(-6)}`).slice(0, 80);
-}
-
-// ---- Environment tokens ---------------------------------------------------------------------
-
-/**
- * Access tokens act as the environment; logs tokens only read its logs. Both are purpose
- * tokens signed with the installation key, naming the environment, valid for an hour: a
- * runner has them checked over its socket (`verify-token`) before it honours one.
- */
-const PURPOSES = { access: "gitpod-environment-access", logs: "gitpod-environment-logs" } as const;
-export type EnvironmentTokenKind = keyof typeof PURPOSES;
-
-export const mintEnvironmentToken = (env: Env, kind: EnvironmentTokenKind, environmentId: string) =>
-  mintPurposeToken(env, PURPOSES[kind], environmentId, defaults.gitpod.environmentTokenTtlMs);
-
-/** Whether `token` is a live access or logs token of `environmentId`, and which. */
-export async function verifyEnvironmentToken(
-  env: Env,
-  token: string,
-  environmentId: string,
-): Promise<{ valid: true; kind: EnvironmentTokenKind } | { valid: false; message: string }> {
-  let message = "the token is invalid";
-  for (const kind of Object.keys(PURPOSES) as EnvironmentTokenKind[]) {
-    try {
-      const id = await verifyPurposeToken(env, token, PURPOSES[kind]);
-      return id === environmentId ? { valid: true, kind } : { valid: false, message: "the token is for another environment" };
-    } catch (err) {
-      // An expired token says so; a token of another purpose is tried as the next kind.
-      if (err instanceof Error && /expired/.test(err.message)) message = "the token has expired";
-    }
-  }
-  return { valid: false, message };
 }

@@ -9,11 +9,12 @@
 import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { WatchEventsRequestSchema, WatchEventsResponseSchema } from "../../proto/gen/gitpod/v1/event_pb";
 import { authenticate, bearerToken } from "../auth/principal";
-import { defaults } from "../config";
+import { defaults } from "../core/config";
 import type { Env } from "../env";
 import { openWatch } from "../services/gitpod-event";
-import { invalidArgument, resourceExhausted, unauthenticated } from "./errors";
+import { invalidArgument, resourceExhausted, unauthenticated } from "../core/errors";
 import { errorResponse } from "./streams";
+import { unbuffered } from "./unbuffered";
 
 const WATCH = "/gitpod.v1.EventService/WatchEvents";
 
@@ -78,5 +79,5 @@ export function ndjsonResponse<T>(
       await iterator.return?.();
     },
   });
-  return new Response(body, { headers: { "content-type": init.contentType } });
+  return new Response(body, { headers: unbuffered(new Headers({ "content-type": init.contentType })) });
 }

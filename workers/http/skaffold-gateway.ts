@@ -16,12 +16,12 @@ import { type DescMessage, fromJson, type JsonObject, type JsonValue, type Messa
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { type Context, Hono } from "hono";
 import { EventSchema, IntentSchema, type LogEntry, LogEntrySchema, StateSchema, TriggerStateSchema } from "../../proto/gen/skaffold/v1/skaffold_pb";
-import type { Phase } from "../../durable-objects/skaffold-state";
+import type { SkaffoldPhase as Phase } from "../../durable-objects/contract";
 import { allows, authenticate, bearerToken } from "../auth/principal";
-import { defaults } from "../config";
+import { defaults } from "../core/config";
 import type { Env } from "../env";
 import { environmentIdOf, skaffoldOps, skaffoldRules } from "../services/skaffold";
-import { invalidArgument, permissionDenied, resourceExhausted, toConnectError, unauthenticated } from "./errors";
+import { invalidArgument, permissionDenied, resourceExhausted, toConnectError, unauthenticated } from "../core/errors";
 import { ndjsonResponse } from "./jsonl";
 
 type C = Context<{ Bindings: Env }>;
@@ -70,22 +70,30 @@ export function gatewayJson<D extends DescMessage>(schema: D, message: MessageSh
   return out;
 }
 
-function addNulls(schema: DescMessage, message: Record<string, any>, out: JsonObject): void {
+function addNulls(schema: DescMessage, message: Record<string, unknown>, out: JsonObject): void {
   // Well-known types (a Timestamp is a string) have JSON of their own.
   if (schema.typeName.startsWith("google.protobuf.")) return;
   for (const f of schema.fields) {
     // A oneof emits only its member that is set.
-    const value = f.oneof ? (message[f.oneof.localName].case === f.localName ? message[f.oneof.localName].value : undefined) : message[f.localName];
-    const at = out[f.name] as any;
+    const value = f.oneof ? oneofMember(message[f.oneof.localName], f.localName) : message[f.localName];
+    const at = out[f.name];
     if (f.fieldKind === "message") {
-      if (value !== undefined) addNulls(f.message, value, at);
+      if (value !== undefined) addNulls(f.message, value as Record<string, unknown>, at as JsonObject);
       else if (!f.oneof) out[f.name] = null;
     } else if (f.fieldKind === "list" && f.listKind === "message") {
-      (value as unknown[]).forEach((v, i) => addNulls(f.message, v as Record<string, unknown>, at[i]));
+      const items = at as JsonObject[];
+      for (const [i, v] of (value as Record<string, unknown>[]).entries()) addNulls(f.message, v, items[i]!);
     } else if (f.fieldKind === "map" && f.mapKind === "message") {
-      for (const k of Object.keys(value)) addNulls(f.message, value[k], at[k]);
+      const entries = value as Record<string, Record<string, unknown>>;
+      for (const k of Object.keys(entries)) addNulls(f.message, entries[k]!, (at as Record<string, JsonObject>)[k]!);
     }
   }
+}
+
+/** The value of a oneof (protobuf-es's `{ case, value }`) when `member` is the one set. */
+function oneofMember(oneof: unknown, member: string): unknown {
+  const o = oneof as { case?: string; value?: unknown };
+  return o.case === member ? o.value : undefined;
 }
 
 /** The environment's id, once the caller is known to hold the RPC's action there. */

@@ -14,14 +14,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
 import { type Context, Hono } from "hono";
 import { ExecuteRequest_StartSchema } from "../../proto/gen/api/v1/capsule/service_pb";
-import { unwrap } from "../../durable-objects/outcome";
-import { rolloutName } from "../../durable-objects/rollout";
+import { unwrap } from "../core/outcome";
+import { type EnvironmentDO, rolloutName } from "../../durable-objects/contract";
+import type { Action } from "../core/actions";
 import { allows, authenticate, bearerToken, type Principal, type Scope } from "../auth/principal";
-import { capsuleKey } from "../db/capsules";
-import { requireExisting } from "../db/exists";
-import type { EnvironmentDO } from "../../durable-objects/environment";
+import { capsuleKey } from "../d1/capsules";
+import { requireExisting } from "../d1/exists";
 import type { Env } from "../env";
-import { invalidArgument, notFound, permissionDenied, toConnectError, unauthenticated } from "./errors";
+import { invalidArgument, notFound, permissionDenied, toConnectError, unauthenticated } from "../core/errors";
 
 export const streams = new Hono<{ Bindings: Env }>();
 
@@ -39,7 +39,7 @@ async function caller(c: Context<{ Bindings: Env }>): Promise<Principal> {
 }
 
 /** Refuses unless `principal` holds `action` in `scope`. */
-function check(principal: Principal, action: string, scope: Scope): void {
+function check(principal: Principal, action: Action, scope: Scope): void {
   if (!allows(principal, action, scope)) {
     const where = [scope.resource, scope.project && `project ${scope.project}`, scope.environment && `environment ${scope.environment}`].filter(Boolean).join(", ");
     throw permissionDenied(`${action} (${where}) is not granted to this ${principal.subjectType.replace("_", " ")}`);
@@ -47,7 +47,7 @@ function check(principal: Principal, action: string, scope: Scope): void {
 }
 
 /** The caller, who must hold `action` in `scope`. */
-async function authorize(c: Context<{ Bindings: Env }>, action: string, scope: Scope): Promise<Principal> {
+async function authorize(c: Context<{ Bindings: Env }>, action: Action, scope: Scope): Promise<Principal> {
   const principal = await caller(c);
   check(principal, action, scope);
   return principal;
@@ -78,7 +78,7 @@ async function toEnvironment(c: Context<{ Bindings: Env }>, ticketHelp: string):
  */
 function environmentSocket(
   kind: "events" | "runner",
-  action: string,
+  action: Action,
   scopeOf: (id: string) => Scope,
   issue: (object: DurableObjectStub<EnvironmentDO>, subject: string) => Promise<{ ticket: string; expiresAt: number }>,
 ) {

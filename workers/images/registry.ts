@@ -4,10 +4,10 @@
  * Access is anonymous: a registry that answers 401 with a Bearer challenge gets the
  * anonymous token flow; private repositories look like missing ones.
  */
-import { toHex } from "../auth/keys";
-import { defaults } from "../config";
-import { failedPrecondition, notFound, unavailable } from "../http/errors";
-import { DOCKER_HUB, formatReference, type ImageRef, isDigest } from "./reference";
+import { toHex } from "../core/encoding";
+import { defaults } from "../core/config";
+import { failedPrecondition, notFound, unavailable } from "../core/errors";
+import { DOCKER_HUB, formatReference, type ImageRef, isDigest } from "../core/image-reference";
 
 const { timeoutMs: TIMEOUT_MS, maxBodyBytes: MAX_BODY_BYTES, maxTagPages: MAX_TAG_PAGES } = defaults.registry;
 

@@ -5,9 +5,9 @@
  * silently. With no provider configured the message is printed to the dev log and kept as
  * `logged`, so a newcomer can finish sign-up without a mail server.
  */
-import { defaults } from "../config";
+import { defaults } from "../core/config";
 import type { Env } from "../env";
-import { type EmailProviderConfig, loadUserSettings, type UserSettings } from "../db/user-settings";
+import { type EmailProviderConfig, loadUserSettings, type UserSettings } from "../d1/user-settings";
 import { sendViaMailjet, sendViaSmtp } from "./providers";
 
 export interface Email {

@@ -3,14 +3,15 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/authentication/service_pb";
 import { checkCode, CodePurpose, issueCode } from "../auth/codes";
 import { identifierOf } from "../auth/identifiers";
-import { sha256Hex, timingSafeEqual } from "../auth/keys";
-import { checkPasswordPolicy } from "../auth/password-policy";
-import { hashPassword, type StoredHash, verifyAgainstNothing, verifyPassword } from "../auth/passwords";
+import { sha256Hex, timingSafeEqual } from "../core/encoding";
+import { checkPasswordPolicy } from "../core/password-policy";
+import { hashPassword, type StoredHash, verifyAgainstNothing, verifyPassword } from "../core/passwords";
 import { insertSessionStatement, refreshSession, revokeSessions, tokensForNewSession } from "../auth/sessions";
 import { clearLoginAttempts, countLoginAttempt } from "../auth/throttle";
-import { mintPurposeToken, verifyPurposeToken } from "../auth/tokens";
-import { defaults } from "../config";
-import { findUser, getUser, groupsOf, type Identifier, type UserRow } from "../db/users";
+import { mintPurposeToken, verifyPurposeToken } from "../core/tokens";
+import { defaults } from "../core/config";
+import { installationHmacKey } from "../d1/installation-keys";
+import { findUser, getUser, groupsOf, type Identifier, type UserRow } from "../d1/users";
 import {
   LoginType,
   loadUserSettings,
@@ -18,10 +19,10 @@ import {
   renderTemplate,
   type UserSettings,
   userSettingsStatement,
-} from "../db/user-settings";
+} from "../d1/user-settings";
 import type { Env } from "../env";
-import { afterResponse, envOf, kRequest, principalOf } from "../http/context";
-import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../http/errors";
+import { afterResponse, envOf, kRequest, principalOf } from "./context";
+import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../core/errors";
 import { enqueueEmail } from "../outbox/outbox";
 import { defineService } from "./registry";
 import { userInfo } from "./user-messages";
@@ -58,12 +59,12 @@ async function sendCode(env: Env, ctx: Parameters<typeof afterResponse>[0], s: U
   });
   const { delivery } = await enqueueEmail(env, { to: u.email, ...mail }, s);
   if (delivery) afterResponse(ctx, delivery);
-  return mintPurposeToken(env, `code:${purpose}`, id, s.verificationCodeTtlMs);
+  return mintPurposeToken(await installationHmacKey(env), `code:${purpose}`, id, s.verificationCodeTtlMs);
 }
 
 /** Finds the pending code either from the purpose token or from the user the request names. */
 async function codeOwner(env: Env, purpose: CodePurpose, token: string, identifier?: Identifier) {
-  if (token) return { codeId: await verifyPurposeToken(env, token, `code:${purpose}`) };
+  if (token) return { codeId: await verifyPurposeToken(await installationHmacKey(env), token, `code:${purpose}`) };
   if (!identifier) throw invalidArgument("token", "send the token returned when the code was sent, or the user's identifier");
   const u = await findUser(env, identifier);
   if (!u) throw notFound("user");

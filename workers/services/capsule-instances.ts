@@ -9,13 +9,13 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import { State as InstanceState } from "../../proto/gen/api/v1/capsule/instance_pb";
 import { ReadyState, StageState, StatusSchema, StepState } from "../../proto/gen/api/v1/capsule/instance/status_pb";
 import type { Service } from "../../proto/gen/api/v1/capsule/service_pb";
-import type { InstanceRow } from "../../durable-objects/runner-reports";
-import { unwrap } from "../../durable-objects/outcome";
-import { capsuleKey, requireCapsule } from "../db/capsules";
-import { requireExisting } from "../db/exists";
-import { envOf } from "../http/context";
-import { invalidArgument, notFound } from "../http/errors";
-import { pageOf } from "../http/pagination";
+import type { InstanceRow } from "../../durable-objects/contract";
+import { unwrap } from "../core/outcome";
+import { capsuleKey, requireCapsule } from "../d1/capsules";
+import { requireExisting } from "../d1/exists";
+import { envOf } from "./context";
+import { invalidArgument, notFound } from "../core/errors";
+import { pageOf } from "../core/pagination";
 import { environmentOf } from "./capsule-rollouts";
 
 /** Logs with follow wait this long per round trip to the environment's object. */

@@ -3,11 +3,11 @@ import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { JobState } from "../../proto/gen/api/v1/capsule/job_pb";
 import type { Service } from "../../proto/gen/api/v1/capsule/service_pb";
-import { capsuleKey, requireCapsule } from "../db/capsules";
-import { requireExisting } from "../db/exists";
-import { envOf } from "../http/context";
-import { invalidArgument } from "../http/errors";
-import { pageOf } from "../http/pagination";
+import { capsuleKey, requireCapsule } from "../d1/capsules";
+import { requireExisting } from "../d1/exists";
+import { envOf } from "./context";
+import { invalidArgument } from "../core/errors";
+import { pageOf } from "../core/pagination";
 import { environmentOf } from "./capsule-rollouts";
 
 export const jobHandlers: Pick<ServiceImpl<typeof Service>, "getJobExecutions"> = {

@@ -5,21 +5,22 @@
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { EventSchema } from "../../proto/gen/api/v1/capsule/event_pb";
+import type { EventSchema } from "../../proto/gen/api/v1/capsule/event_pb";
 import { RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
 import { StatusSchema } from "../../proto/gen/api/v1/capsule/rollout/status_pb";
 import type { AuthorSchema } from "../../proto/gen/model/author_pb";
 import { DeployRequestSchema, type Service } from "../../proto/gen/api/v1/capsule/service_pb";
-import type { EnvironmentDO } from "../../durable-objects/environment";
-import { type Outcome, unwrap } from "../../durable-objects/outcome";
-import { type RolloutIdentity, rolloutName } from "../../durable-objects/rollout";
-import { allows } from "../auth/principal";
-import { capsuleKey } from "../db/capsules";
+import { type EnvironmentDO, type RolloutIdentity, rolloutName } from "../../durable-objects/contract";
+import { type Outcome, unwrap } from "../core/outcome";
+import type { DeployAction } from "../core/actions";
+import { allows, type Scope } from "../auth/principal";
+import { capsuleScope } from "../auth/scopes";
+import { capsuleKey } from "../d1/capsules";
 import type { Env } from "../env";
-import { envOf, principalOf } from "../http/context";
-import { failedPrecondition, invalidArgument, notFound, permissionDenied } from "../http/errors";
-import { pageOf } from "../http/pagination";
-import { deployKindOf } from "../rollouts/changes";
+import { envOf, principalOf } from "./context";
+import { failedPrecondition, invalidArgument, notFound, permissionDenied } from "../core/errors";
+import { pageOf } from "../core/pagination";
+import { deployKindOf } from "../core/rollouts/changes";
 import { parseNamespaceTemplate, renderNamespace } from "./environment";
 import { authorOf } from "./user-messages";
 
@@ -42,6 +43,19 @@ async function requireRollout(env: Env, req: { projectId: string; capsuleId: str
   const rollout = await stub.get();
   if (!rollout) throw notFound(`rollout ${req.rolloutId} of capsule ${capsuleId} in project ${projectId}`);
   return { stub, rollout };
+}
+
+/**
+ * The access scope of a request that names a rollout: the capsule, in the rollout's own
+ * environment, whatever the request says (GetRollout, AbortRollout and StopRollout name no
+ * environment; ListEvents may name another one than the rollout's). A request naming no
+ * rollout, or one never started, keeps the scope it names; its handler answers for it.
+ */
+export async function rolloutScope(m: { projectId: string; capsuleId: string; rolloutId: bigint; environmentId?: string }, _url: URL, env: Env): Promise<Scope> {
+  const scope = capsuleScope(m);
+  if (!m.projectId || !m.capsuleId || m.rolloutId === 0n) return scope;
+  const rollout = await env.ROLLOUTS.getByName(rolloutName(m.projectId, m.capsuleId, m.rolloutId)).get();
+  return rollout ? { ...scope, environment: rollout.identity.environmentId } : scope;
 }
 
 /** Asks the environment a rollout belongs to (requests name only the rollout) to act on it, as the caller. */
@@ -88,7 +102,7 @@ function checkDeployActions(ctx: HandlerContext, req: { changes: Parameters<type
   const p = principalOf(ctx);
   const scope = { resource: `capsule/${req.capsuleId}`, project: req.projectId, environment: environmentId };
   req.changes.forEach((change, i) => {
-    const action = `capsule:deploy:${deployKindOf(change, `changes[${i}]`)}`;
+    const action: DeployAction = `capsule:deploy:${deployKindOf(change, `changes[${i}]`)}`;
     if (!allows(p, action, scope)) throw permissionDenied(`changes[${i}]: ${action} is not granted for capsule ${req.capsuleId} in environment ${environmentId}`);
   });
 }

@@ -2,11 +2,12 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ClusterType, type GetConfigResponseSchema, Service } from "../../proto/gen/api/v1/cluster/service_pb";
 import { scoped } from "../auth/scopes";
-import { defaults } from "../config";
-import type { ClusterConfig, Env } from "../env";
-import { envOf } from "../http/context";
-import { failedPrecondition, invalidArgument, notFound } from "../http/errors";
-import { pageOf } from "../http/pagination";
+import { defaults } from "../core/config";
+import type { Env } from "../env";
+import type { ClusterConfig } from "../core/config";
+import { envOf } from "./context";
+import { failedPrecondition, invalidArgument, notFound } from "../core/errors";
+import { pageOf } from "../core/pagination";
 import { defineService } from "./registry";
 
 const invalidConfig = (problem: string) =>

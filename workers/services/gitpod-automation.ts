@@ -10,8 +10,8 @@
  */
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { AutomationCall, AutomationMethod, AutomationResult } from "../../durable-objects/automations";
-import { unwrap } from "../../durable-objects/outcome";
+import type { AutomationCall, AutomationMethod, AutomationResult } from "../../durable-objects/contract";
+import { unwrap } from "../core/outcome";
 import {
   CreateServiceRequestSchema,
   CreateServiceResponseSchema,
@@ -44,17 +44,18 @@ import {
 } from "../../proto/gen/gitpod/v1/environment_automation_pb";
 import { Principal } from "../../proto/gen/gitpod/v1/identity_pb";
 import type { PaginationRequest } from "../../proto/gen/gitpod/v1/pagination_pb";
+import type { Action } from "../core/actions";
 import { allows } from "../auth/principal";
 import { scoped } from "../auth/scopes";
 import type { Env } from "../env";
-import { checkUuid, uuidv7 } from "../gitpod/ids";
-import { gitpodPage, pageToken } from "../gitpod/pages";
-import { afterResponse, envOf, principalOf } from "../http/context";
-import { invalidArgument, notFound, permissionDenied } from "../http/errors";
+import { checkUuid, uuidv7 } from "../core/gitpod-ids";
+import { gitpodPage, pageToken } from "../core/gitpod-pages";
+import { afterResponse, envOf, principalOf } from "./context";
+import { invalidArgument, notFound, permissionDenied } from "../core/errors";
 import { defineService } from "./registry";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");
-const edit = { action: "environment:edit:ephemeral", scope: environment };
+const edit = { action: "environment:edit:ephemeral", scope: environment } as const;
 // Requests that name only an item, or lists: the handler finds each environment and checks there.
 const viewItem = { action: "environment:view", scope: "any" } as const;
 const editItem = { action: "environment:edit:ephemeral", scope: "any" } as const;
@@ -67,7 +68,7 @@ const MAX_FILTER = 25;
 
 const envScope = (environmentId: string) => ({ environment: environmentId, resource: `environment/${environmentId}` });
 
-function requireAction(ctx: HandlerContext, action: string, environmentId: string): void {
+function requireAction(ctx: HandlerContext, action: Action, environmentId: string): void {
   if (!allows(principalOf(ctx), action, envScope(environmentId))) throw permissionDenied(`${action} on environment ${environmentId} is not granted to this caller`);
 }
 
@@ -125,7 +126,7 @@ async function write(ctx: HandlerContext, environmentId: string, call: Automatio
 }
 
 /** The environment of an item named by id, once the caller may do `action` there. */
-async function locate(ctx: HandlerContext, kind: Kind, rawId: string, action: string): Promise<{ id: string; environmentId: string }> {
+async function locate(ctx: HandlerContext, kind: Kind, rawId: string, action: Action): Promise<{ id: string; environmentId: string }> {
   const id = checkUuid("id", rawId);
   const row = await envOf(ctx).DB.prepare("SELECT environment_id FROM automation_index WHERE id = ? AND kind = ?").bind(id, kind).first<{ environment_id: string }>();
   if (!row) throw notFound(`${KIND_NAMES[kind]} ${id}`);
@@ -140,7 +141,7 @@ async function onItem<D extends DescMessage>(
   method: AutomationMethod,
   schema: D,
   req: MessageShape<D> & { id: string },
-  action: string,
+  action: Action,
 ): Promise<AutomationResult> {
   const { id, environmentId } = await locate(ctx, kind, req.id, action);
   const call = { method, request: toBinary(schema, { ...req, id }) };

@@ -10,7 +10,7 @@
 import { create, fromBinary, fromJsonString, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext } from "@connectrpc/connect";
-import { unwrap } from "../../durable-objects/outcome";
+import { unwrap } from "../core/outcome";
 import {
   EnvironmentMetadataSchema,
   EnvironmentPhase,
@@ -29,21 +29,24 @@ import { Principal } from "../../proto/gen/gitpod/v1/identity_pb";
 import { SortOrder } from "../../proto/gen/gitpod/v1/pagination_pb";
 import { CountResponseRelation } from "../../proto/gen/gitpod/v1/count_pb";
 import { scoped } from "../auth/scopes";
-import { defaultNamespaceTemplate } from "../config";
+import { defaultNamespaceTemplate } from "../core/config";
 import type { Env } from "../env";
-import { checkSpec, checkUpdate, clusterOfClass, defaultName, environmentClasses, mintEnvironmentToken, RUNNER_KIND } from "../gitpod/environments";
-import { checkUuid, uuidv7 } from "../gitpod/ids";
-import { gitpodPage, pageToken } from "../gitpod/pages";
-import { envOf, principalOf } from "../http/context";
-import { invalidArgument, notFound } from "../http/errors";
+import { checkSpec, checkUpdate, clusterOfClass, defaultName, environmentClasses, RUNNER_KIND } from "../gitpod/environments";
+import { mintEnvironmentToken } from "../core/environment-tokens";
+import { installationHmacKey } from "../d1/installation-keys";
+import { checkUuid, uuidv7 } from "../core/gitpod-ids";
+import { gitpodPage, pageToken } from "../core/gitpod-pages";
+import { envOf, principalOf } from "./context";
+import { invalidArgument, notFound } from "../core/errors";
 import { clustersOf } from "./cluster";
-import { deleteStatements, type EnvironmentState, insertEnvironment } from "./environment";
+import { deleteStatements } from "../d1/environments";
+import { type EnvironmentState, insertEnvironment } from "./environment";
 import { defineService } from "./registry";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");
 const anyEnvironment = scoped("environment");
-const view = { action: "environment:view", scope: environment };
-const edit = { action: "environment:edit:ephemeral", scope: environment };
+const view = { action: "environment:view", scope: environment } as const;
+const edit = { action: "environment:edit:ephemeral", scope: environment } as const;
 
 /** The object of an existing developer environment: not_found for anything else, without waking an object for it. */
 async function devObject(env: Env, environmentId: string) {
@@ -83,7 +86,15 @@ async function createDev(ctx: HandlerContext, input: CreateInput) {
 
   const id = uuidv7();
   const project = input.projectId ? new Set([input.projectId]) : new Set<string>();
-  const state: EnvironmentState = { isDefault: false, global: !input.projectId, projects: project, added: new Set(project), removed: new Set() };
+  // Without a project it is global as a Rig environment created without one is (environment.ts).
+  const state: EnvironmentState = {
+    isDefault: false,
+    global: !input.projectId,
+    globalByDefault: !input.projectId,
+    projects: project,
+    added: new Set(project),
+    removed: new Set(),
+  };
   const createdAt = await insertEnvironment(env, { id, clusterId: cluster.id, namespaceTemplate: defaultNamespaceTemplate, ephemeral: true, state });
   const first = spec.content?.initializer?.specs[0]?.spec;
   const metadata = create(EnvironmentMetadataSchema, {
@@ -271,13 +282,13 @@ export const gitpodEnvironments = defineService(
     async createEnvironmentAccessToken(req, ctx) {
       const env = envOf(ctx);
       const { id } = await devObject(env, req.environmentId);
-      return { accessToken: await mintEnvironmentToken(env, "access", id) };
+      return { accessToken: await mintEnvironmentToken(await installationHmacKey(env), "access", id) };
     },
 
     async createEnvironmentLogsToken(req, ctx) {
       const env = envOf(ctx);
       const { id } = await devObject(env, req.environmentId);
-      return { accessToken: await mintEnvironmentToken(env, "logs", id) };
+      return { accessToken: await mintEnvironmentToken(await installationHmacKey(env), "logs", id) };
     },
   },
 );

@@ -7,7 +7,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { unwrap } from "../../durable-objects/outcome";
+import { unwrap } from "../core/outcome";
 import {
   EventService,
   ResourceOperation,
@@ -17,11 +17,11 @@ import {
   WatchEventsResponseSchema,
 } from "../../proto/gen/gitpod/v1/event_pb";
 import { allows, type Principal } from "../auth/principal";
-import { requireExisting } from "../db/exists";
+import { requireExisting } from "../d1/exists";
 import type { Env } from "../env";
-import { checkUuid } from "../gitpod/ids";
-import { envOf, principalOf } from "../http/context";
-import { invalidArgument, permissionDenied, unavailable } from "../http/errors";
+import { checkUuid } from "../core/gitpod-ids";
+import { envOf, principalOf } from "./context";
+import { invalidArgument, permissionDenied, unavailable } from "../core/errors";
 import { defineService } from "./registry";
 
 /**

@@ -2,11 +2,11 @@
 import { Plan } from "../../proto/gen/api/v1/project/project_pb";
 import { Service } from "../../proto/gen/api/v1/project/settings/service_pb";
 import type { AddDockerRegistry } from "../../proto/gen/api/v1/project/settings/settings_pb";
-import { encryptSecret } from "../auth/keys";
+import { encryptSecret } from "../d1/secrets";
 import type { Env } from "../env";
-import { envOf } from "../http/context";
-import { alreadyExists, invalidArgument, notFound } from "../http/errors";
-import { DNS_LABEL_SOURCE } from "../http/names";
+import { envOf } from "./context";
+import { alreadyExists, invalidArgument, notFound } from "../core/errors";
+import { DNS_LABEL_SOURCE } from "../core/names";
 import { defineService } from "./registry";
 
 /** The requests name no project, so their registries are stored under this project id. */

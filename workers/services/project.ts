@@ -2,14 +2,15 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Update } from "../../proto/gen/api/v1/project/project_pb";
 import { Service } from "../../proto/gen/api/v1/project/service_pb";
-import { b64, encryptSecret } from "../auth/keys";
+import { encryptSecret } from "../d1/secrets";
+import { b64 } from "../core/encoding";
 import { allows } from "../auth/principal";
 import { scoped } from "../auth/scopes";
 import type { Env } from "../env";
-import { envOf, principalOf } from "../http/context";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../http/errors";
-import { pageOf } from "../http/pagination";
-import { checkDnsLabel } from "../http/names";
+import { envOf, principalOf } from "./context";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../core/errors";
+import { pageOf } from "../core/pagination";
+import { checkDnsLabel } from "../core/names";
 import { defineService } from "./registry";
 
 const project = scoped<{ projectId?: string }>("project", "projectId");

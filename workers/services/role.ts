@@ -2,16 +2,16 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/role/service_pb";
 import type { EntityID, Permission } from "../../proto/gen/api/v1/role/role_pb";
-import { isGrantableAction } from "../auth/actions";
+import { isGrantableAction } from "../core/actions";
 import { adminGuard } from "../auth/admins";
 import { scoped } from "../auth/scopes";
-import { requireExisting } from "../db/exists";
-import { metadataMap, updateMetadata } from "../db/metadata";
+import { requireExisting } from "../d1/exists";
+import { metadataMap, updateMetadata } from "../d1/metadata";
 import type { Env } from "../env";
-import { envOf } from "../http/context";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../http/errors";
-import { checkDnsLabel } from "../http/names";
-import { pageOf } from "../http/pagination";
+import { envOf } from "./context";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../core/errors";
+import { checkDnsLabel } from "../core/names";
+import { pageOf } from "../core/pagination";
 import { defineService } from "./registry";
 
 const role = scoped<{ roleId?: string }>("role", "roleId");

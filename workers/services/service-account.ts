@@ -2,13 +2,13 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/service_account/service_pb";
 import { adminGuard } from "../auth/admins";
-import { sha256Hex, toHex } from "../auth/keys";
+import { sha256Hex, toHex } from "../core/encoding";
 import { revokeSessions } from "../auth/sessions";
-import { requireExisting } from "../db/exists";
-import { listServiceAccounts } from "../db/service-accounts";
-import { envOf, principalOf } from "../http/context";
-import { notFound } from "../http/errors";
-import { checkDnsLabel } from "../http/names";
+import { requireExisting } from "../d1/exists";
+import { listServiceAccounts } from "../d1/service-accounts";
+import { envOf, principalOf } from "./context";
+import { notFound } from "../core/errors";
+import { checkDnsLabel } from "../core/names";
 import { defineService } from "./registry";
 import { authorOf, serviceAccountEntry } from "./user-messages";
 

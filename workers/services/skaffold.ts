@@ -18,14 +18,14 @@ import {
   StateSchema,
   type TriggerState,
 } from "../../proto/gen/skaffold/v1/skaffold_pb";
-import type { Outcome } from "../../durable-objects/outcome";
-import { unwrap } from "../../durable-objects/outcome";
-import type { Phase } from "../../durable-objects/skaffold-state";
+import type { Outcome } from "../core/outcome";
+import { unwrap } from "../core/outcome";
+import type { SkaffoldPhase as Phase } from "../../durable-objects/contract";
 import type { Scope } from "../auth/principal";
 import type { Env } from "../env";
-import { envOf } from "../http/context";
-import { notFound, unavailable } from "../http/errors";
-import { isDnsLabel } from "../http/names";
+import { envOf } from "./context";
+import { notFound, unavailable } from "../core/errors";
+import { isDnsLabel } from "../core/names";
 import { defineService, type Rules } from "./registry";
 
 /** How long one Events round trip to the environment's object waits for a new entry. */
@@ -48,8 +48,8 @@ const environmentOfPath = (_: unknown, url: URL): Scope => {
   const id = environmentIdOf(url);
   return { resource: `environment/${id ?? "*"}`, environment: id };
 };
-const view = { action: "environment:view", scope: environmentOfPath };
-const edit = { action: "environment:edit:ephemeral", scope: environmentOfPath };
+const view = { action: "environment:view", scope: environmentOfPath } as const;
+const edit = { action: "environment:edit:ephemeral", scope: environmentOfPath } as const;
 
 /** The access rule of every RPC; the HTTP/JSON gateway applies the same ones. */
 export const skaffoldRules = {

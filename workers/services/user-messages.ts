@@ -4,9 +4,9 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { UserInfoSchema, UserEntrySchema, RegisterInfoSchema } from "../../proto/gen/model/user_pb";
 import type { UserSchema } from "../../proto/gen/api/v1/user/user_pb";
 import type { Principal } from "../auth/principal";
-import type { ServiceAccountRow } from "../db/service-accounts";
-import { groupsOf, printableName, type UserRow } from "../db/users";
-import { metadataMap } from "../db/metadata";
+import type { ServiceAccountRow } from "../d1/service-accounts";
+import { groupsOf, printableName, type UserRow } from "../d1/users";
+import { metadataMap } from "../d1/metadata";
 
 export const userInfo = (u: UserRow): MessageInitShape<typeof UserInfoSchema> => ({
   email: u.email ?? "",

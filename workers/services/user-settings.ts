@@ -12,9 +12,9 @@ import {
 } from "../../proto/gen/api/v1/user/settings/settings_pb";
 import type { HashingConfig } from "../../proto/gen/model/common_pb";
 import { normalizeEmail } from "../auth/identifiers";
-import { sha256Hex } from "../auth/keys";
-import type { HashConfig } from "../auth/passwords";
-import { defaults } from "../config";
+import { sha256Hex } from "../core/encoding";
+import type { HashConfig } from "../core/passwords";
+import { defaults } from "../core/config";
 import {
   type EmailProviderConfig,
   LoginType,
@@ -22,9 +22,9 @@ import {
   saveUserSettingsStatement,
   type TemplateKey,
   type UserSettings,
-} from "../db/user-settings";
-import { envOf } from "../http/context";
-import { invalidArgument } from "../http/errors";
+} from "../d1/user-settings";
+import { envOf } from "./context";
+import { invalidArgument } from "../core/errors";
 import { defineService } from "./registry";
 
 const MINUTE = 60_000;

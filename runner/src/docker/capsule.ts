@@ -55,6 +55,8 @@ interface Instance {
   ready: boolean;
   message: string;
   livenessFailures: number;
+  /** When the runner may start it again itself, if it stopped and Docker does not restart it (ms). */
+  nextStartAt: number;
   /** Since when it receives no new connections (ms), or null while it serves. */
   drainingSince: number | null;
   logs: LogFollower;
@@ -62,6 +64,12 @@ interface Instance {
 
 export class CapsuleController {
   private desired: DesiredRollout | null = null;
+  /**
+   * Whether edgeplane has said anything about the capsule since the runner started. Until it
+   * has, adopted containers are watched and reported but never changed: they may be exactly
+   * what the next `desired` asks for.
+   */
+  private claimed = false;
   private readonly instances = new Map<string, Instance>();
   /** Balancers by container port. */
   private readonly balancers = new Map<number, Balancer>();
@@ -88,7 +96,7 @@ export class CapsuleController {
 
   /** Whether the capsule has nothing left on the host and nothing desired. */
   get idle(): boolean {
-    return this.desired === null && this.instances.size === 0;
+    return this.claimed && this.desired === null && this.instances.size === 0;
   }
 
   /** The rollout the capsule should run, if any (its command cron jobs run in its configuration). */
@@ -108,6 +116,7 @@ export class CapsuleController {
     const ports = await this.openBalancers(desired.config);
     if (this.desired?.rolloutId !== desired.rolloutId) this.autoscaler = createAutoscaler(desired.config);
     this.desired = desired;
+    this.claimed = true;
     await this.pass();
     const names = [...this.instances.values()].filter((i) => i.rolloutId === desired.rolloutId).map((i) => containerName(this.ctx.environmentId, this.ref, i.instanceId));
     return {
@@ -123,12 +132,14 @@ export class CapsuleController {
   /** Removes the rollout's containers (all of the capsule's, when it is the desired one). */
   async stop(rolloutId: number): Promise<void> {
     if (this.desired?.rolloutId === rolloutId) this.desired = null;
+    this.claimed = true;
     await this.pass((i) => i.rolloutId === rolloutId);
   }
 
   /** Removes everything of the capsule. */
   async remove(): Promise<void> {
     this.desired = null;
+    this.claimed = true;
     await this.pass(() => true);
   }
 
@@ -201,8 +212,14 @@ export class CapsuleController {
 
   private async reconcile(removeAlso?: (i: Instance) => boolean): Promise<void> {
     await this.observe();
+    if (!this.claimed) {
+      await this.probeAll();
+      this.sendReport();
+      return;
+    }
     const desired = this.desired;
     const removals: Instance[] = [];
+    await this.startStopped();
     if (!desired) {
       removals.push(...this.instances.values());
     } else {
@@ -272,6 +289,7 @@ export class CapsuleController {
           ready: false,
           message: "",
           livenessFailures: 0,
+          nextStartAt: 0,
           drainingSince: null,
           logs: new LogFollower(this.ctx.docker, c.Id, (lines) => this.ctx.reporter.log(this.ref, instanceId, lines)),
         };
@@ -287,6 +305,26 @@ export class CapsuleController {
       i.ip = info.NetworkSettings.Networks[this.ctx.network]?.IPAddress || null;
       if (!i.running) i.ready = false;
       if (i.running && (!wasRunning || startedBefore !== i.startedAt)) i.logs.nudge();
+    }
+  }
+
+  /**
+   * Starts replicas that stopped without Docker restarting them (`docker kill` or `stop` by
+   * someone, a daemon restart): the rollout still wants them running. Counted as restarts,
+   * with a backoff of their own.
+   */
+  private async startStopped(): Promise<void> {
+    const now = Date.now();
+    for (const i of this.instances.values()) {
+      if (i.running || i.restarting || i.drainingSince !== null || now < i.nextStartAt) continue;
+      i.ownRestarts++;
+      i.nextStartAt = now + Math.min(30_000, 1000 * 2 ** Math.min(i.ownRestarts, 5));
+      log("info", `${this.name()}: ${i.instanceId} stopped (exit code ${i.exitCode}) and Docker does not restart it; starting it`);
+      await this.ctx.docker
+        .getContainer(i.containerId)
+        .start()
+        .catch((e) => log("warn", `${this.name()}: starting ${i.instanceId}: ${reason(e)}`));
+      i.logs.nudge();
     }
   }
 

@@ -1,0 +1,21 @@
+/**
+ * All the Worker may know of the Durable Objects (.dependency-cruiser.cjs enforces it): the
+ * classes' types, for namespaces and stubs; the names objects are addressed by; and the types
+ * their RPC methods take and return. Everything else under durable-objects/ is the objects' own.
+ */
+export type { AutomationCall, AutomationMethod, AutomationResult } from "./automations";
+export type { EnvironmentDO } from "./environment";
+export type { RolloutDO } from "./rollout";
+export type { InstanceRow } from "./runner-reports";
+export type { Phase as SkaffoldPhase } from "./skaffold-state";
+
+/** Which rollout an object is: it is named `rolloutName(...)` of these. */
+export interface RolloutIdentity {
+  projectId: string;
+  capsuleId: string;
+  rolloutId: number;
+  environmentId: string;
+}
+
+/** The object's name for a rollout: ids are unique per project and capsule across environments. */
+export const rolloutName = (projectId: string, capsuleId: string, rolloutId: number | bigint) => `${projectId}/${capsuleId}/${rolloutId}`;
