@@ -33,18 +33,24 @@ async function devEnvironment(spec: Gitpod.EnvironmentCreateParams["spec"]) {
   const { environment } = await gitpod.environments.create({ spec });
   const environmentId = environment!.id!;
   const credentials = await grantRunner(token, environmentId);
-  const runner = spawnRunner([
+  const args = [
     "--url", workerUrl(),
     "--environment", environmentId,
     "--client-id", credentials.clientId,
     "--client-secret", credentials.clientSecret,
     "--dev-image", testImageName(),
     "--logs-listen", "127.0.0.1:0",
-  ]);
-  const state = new EnvironmentState(gitpod, environmentId);
-  started.push({ runner, environmentId, state });
-  await runner.waitForLog(/connected to environment/);
-  return { gitpod, environmentId, runner, state };
+  ];
+  const entry = { runner: spawnRunner(args), environmentId, state: new EnvironmentState(gitpod, environmentId) };
+  started.push(entry);
+  await entry.runner.waitForLog(/connected to environment/);
+  /** Kills the runner (as a crash) and starts another with the same options. */
+  const restart = async () => {
+    await entry.runner.stop("SIGKILL");
+    entry.runner = spawnRunner(args);
+    await entry.runner.waitForLog(/connected to environment/);
+  };
+  return { gitpod, environmentId, state: entry.state, restart };
 }
 
 const machineOf = async (environmentId: string) =>
@@ -53,8 +59,8 @@ const volumesOf = async (environmentId: string) =>
   (await docker.listVolumes({ filters: { label: [`dev.edgeplane.dev-environment=${environmentId}`] } })).Volumes ?? [];
 
 describe.skipIf(!haveDocker())("developer environments on Docker, through @gitpod/sdk", () => {
-  it("runs: a port URL, a service answering on it, a task; Stop stops the machine, Delete removes it and its volume", async () => {
-    const { gitpod, environmentId, state } = await devEnvironment({ desiredPhase: "ENVIRONMENT_PHASE_RUNNING", ports: [{ port: 8080, name: "web" }] });
+  it("runs: a port URL, a service answering on it, adopted by a restarted runner, a task; Stop stops the machine, Delete removes it and its volume", async () => {
+    const { gitpod, environmentId, state, restart } = await devEnvironment({ desiredPhase: "ENVIRONMENT_PHASE_RUNNING", ports: [{ port: 8080, name: "web" }] });
     await state.waitUntilRunning();
     const url = await state.waitForPortUrl(8080);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
@@ -75,6 +81,15 @@ describe.skipIf(!haveDocker())("developer environments on Docker, through @gitpo
       200,
     );
     expect(running?.status?.logUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/logs\//);
+    expect(await (await fetch(url!)).text()).toBe("served-from-the-machine\n");
+
+    // A runner that crashes and comes back adopts the machine and the service: nothing restarts.
+    const startedAt = (await docker.getContainer((await machineOf(environmentId))[0]!.Id).inspect()).State.StartedAt;
+    await restart();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await docker.getContainer((await machineOf(environmentId))[0]!.Id).inspect()).State.StartedAt).toBe(startedAt);
+    expect((await gitpod.environments.retrieve({ environmentId })).environment?.status?.phase).toBe("ENVIRONMENT_PHASE_RUNNING");
+    expect((await automations.services.retrieve({ id: service!.id! })).service?.status?.phase).toBe("SERVICE_PHASE_RUNNING");
     expect(await (await fetch(url!)).text()).toBe("served-from-the-machine\n");
 
     // The SDK's runCommand: a task, its execution, and its output read from the runner's log URL.

@@ -131,7 +131,8 @@ export class Automations {
     const process = adopted ?? MachineProcess.start(machine.container, key, msg.commands.start, { env: envOf(msg.env), workingDir: machine.workingDir });
     run.process = process;
     run.logUrl = this.deps.publishLog(`services/${msg.serviceId}/${encodeURIComponent(msg.session)}`, process.output);
-    this.reportService(msg.serviceId, run, "starting");
+    // An adopted process was reported running by the runner before: it is not starting again.
+    if (!adopted) this.reportService(msg.serviceId, run, "starting");
     void process.exited.then((code) => {
       if (this.services.get(msg.serviceId) !== run) return;
       if (run.stopping) return;
