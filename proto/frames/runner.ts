@@ -182,7 +182,8 @@ export const ServerMessageSchema = z.discriminatedUnion("type", [
    * The Skaffold control API was called (Execute, AutoBuild/AutoSync/AutoDeploy): `intent`
    * asks the dev loop for one pass of those phases (proto.Intent; with `devloop` a whole
    * iteration and the other flags are ignored), absent when only a trigger changed; `auto`
-   * holds the auto triggers now in force. As in Skaffold, intents are not queued.
+   * holds the auto triggers now in force. An intent sent while no runner is connected waits
+   * and comes with the one after the next `hello`.
    */
   z.object({
     type: z.literal("skaffold-intent"),

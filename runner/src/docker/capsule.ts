@@ -112,6 +112,10 @@ export class CapsuleController {
   async apply(desired: DesiredRollout): Promise<Applied> {
     const image = desired.config.imageId;
     if (!image) throw new ApplyFailed("the rollout has no image");
+    // What a Docker host cannot do fails the rollout, rather than run something other than asked.
+    const sources = desired.config.containerSettings?.environmentSources ?? [];
+    if (sources.length > 0) throw new ApplyFailed(`environment sources (${sources.map((x) => x.name).join(", ")}) name ConfigMaps or Secrets, which a Docker host does not have`);
+    if (desired.config.containerSettings?.resources?.gpuLimits?.count) throw new ApplyFailed("GPU limits are not supported by the Docker runner");
     await ensureImage(this.ctx.docker, image, desired.registries);
     const ports = await this.openBalancers(desired.config);
     if (this.desired?.rolloutId !== desired.rolloutId) this.autoscaler = createAutoscaler(desired.config);
