@@ -224,6 +224,69 @@ describe.skipIf(!haveDocker())("capsules on Docker", () => {
     expect(settled(await rollout(e, c, id))).toBe(true);
   });
 
+  it("applies the container settings: command, environment, read-only config files, CPU and memory limits; samples metrics", async () => {
+    const e = await environment("settings");
+    await e.start();
+    const c = await newCapsule(e);
+    const id = await deploy(e, c, [
+      image(testImageName()),
+      replicas(1),
+      { field: { case: "setConfigFile", value: { path: "/etc/app/app.conf", content: new TextEncoder().encode("mode=fast\n") } } },
+      {
+        field: {
+          case: "containerSettings",
+          value: { command: "sleep", args: ["3600"], environmentVariables: { FOO: "bar" }, resources: { limits: { cpuMillis: 500, memoryBytes: 64n * 1024n * 1024n } } },
+        },
+      },
+    ]);
+    await until(e, c, id, settled, "healthy");
+    const container = (await containersOf(e, c)).get(`${c}-1-0`)!;
+    const info = await docker.getContainer(container.Id).inspect();
+    expect(info.HostConfig).toMatchObject({ NanoCpus: 500_000_000, Memory: 64 * 1024 * 1024 });
+    expect(info.Config.Entrypoint).toEqual(["sleep"]);
+    expect(info.Config.Cmd).toEqual(["3600"]);
+    const run = await execute(e, { capsuleId: c, instanceId: `${c}-1-0`, command: "sh", arguments: ["-c", 'cat /etc/app/app.conf; echo "$FOO"; echo x > /etc/app/app.conf'] });
+    expect(run.stdout).toBe("mode=fast\nbar\n");
+    expect(run.stderr).toMatch(/Read-only file system/);
+    expect(run.exitCode).not.toBe(0);
+    const metrics = await eventually(
+      () => e.capsules().capsuleMetrics({ projectId: e.projectId, capsuleId: c, environmentId: e.environmentId }),
+      (m) => m.instanceMetrics.length > 0,
+      "a metrics sample",
+      15_000,
+      250,
+    );
+    expect(metrics.instanceMetrics[0]).toMatchObject({ instanceId: `${c}-1-0` });
+    expect(metrics.instanceMetrics[0]!.mainContainer!.memoryBytes).toBeGreaterThan(0n);
+  });
+
+  it("scales out on CPU from its own samples", async () => {
+    const e = await environment("scale");
+    await e.start();
+    const c = await newCapsule(e);
+    await deploy(e, c, [
+      image(testImageName()),
+      replicas(1),
+      { field: { case: "containerSettings", value: { command: "sh", args: ["-c", "while :; do :; done"], resources: { limits: { cpuMillis: 100 } } } } },
+      { field: { case: "horizontalScale", value: { minReplicas: 1, maxReplicas: 2, cpuTarget: { averageUtilizationPercentage: 20 } } } },
+    ]);
+    const listed = await eventually(() => instances(e, c), (l) => l.length === 2, "a second replica", 30_000, 250);
+    expect(listed.map((i) => i.instanceId)).toEqual([`${c}-1-0`, `${c}-1-1`]);
+  });
+
+  it("removes, on reconnect, a capsule stopped while the runner was away", async () => {
+    const e = await environment("synced");
+    const runner = await e.start();
+    const c = await newCapsule(e);
+    const id = await deploy(e, c, [image(testImageName()), replicas(1), command("sleep", "3600")]);
+    await until(e, c, id, settled, "healthy");
+    await runner.stop("SIGKILL");
+    await e.capsules().stopRollout({ projectId: e.projectId, capsuleId: c, rolloutId: id });
+    expect((await containersOf(e, c)).size).toBe(1);
+    await e.start();
+    await eventually(() => containersOf(e, c), (m) => m.size === 0, "the stopped capsule's container removed", 15_000, 200);
+  });
+
   it("fails a rollout whose image cannot be pulled, with the registry's reason", async () => {
     const e = await environment("pull");
     await e.start();

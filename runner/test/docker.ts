@@ -25,12 +25,16 @@ export async function dockerAnswers(): Promise<boolean> {
   }
 }
 
+/** What the test image serves by default. */
+export const INDEX = "hello from edgeplane\n";
+
 /** Builds the test image once per content (tagged by its hash) and returns its name. */
 export async function testImage(): Promise<string> {
   const binary = readFileSync(BUSYBOX);
   const applets = execFileSync(BUSYBOX, ["--list"], { encoding: "utf8" }).split("\n").filter((a) => a && a !== "busybox");
-  const dockerfile = "FROM scratch\nCOPY rootfs/ /\nCMD [\"sh\"]\n";
-  const tag = createHash("sha256").update(binary).update(dockerfile).update(applets.join(",")).digest("hex").slice(0, 12);
+  // By default it serves /www over HTTP on port 80, like a web server image would.
+  const dockerfile = 'FROM scratch\nCOPY rootfs/ /\nCMD ["httpd", "-f", "-p", "80", "-h", "/www"]\n';
+  const tag = createHash("sha256").update(binary).update(dockerfile).update(INDEX).update(applets.join(",")).digest("hex").slice(0, 12);
   const name = `edgeplane-test-busybox:${tag}`;
   try {
     await docker.getImage(name).inspect();
@@ -42,7 +46,8 @@ export async function testImage(): Promise<string> {
   p.entry({ name: "Dockerfile" }, dockerfile);
   p.entry({ name: "rootfs/bin/busybox", mode: 0o755 }, binary);
   for (const a of applets) p.entry({ name: `rootfs/bin/${a}`, type: "symlink", linkname: "busybox" });
-  for (const dir of ["rootfs/tmp", "rootfs/etc", "rootfs/www"]) p.entry({ name: dir, type: "directory", mode: 0o1777 });
+  for (const dir of ["rootfs/tmp", "rootfs/etc"]) p.entry({ name: dir, type: "directory", mode: 0o1777 });
+  p.entry({ name: "rootfs/www/index.html" }, INDEX);
   p.finalize();
   const stream = await docker.buildImage(Readable.from(await buffer(p)), { t: name, pull: false, rm: true, forcerm: true });
   await new Promise<void>((resolve, reject) =>

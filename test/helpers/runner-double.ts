@@ -55,8 +55,8 @@ export interface Behavior {
   applyDelayMs: number;
   /** The base URL reported (in `applied`) for every port of the capsule's interfaces; none when null. */
   endpoint: string | null;
-  /** The exit code `job-run` commands end with. */
-  jobExitCode: number;
+  /** The exit code `job-run` commands end with; null: they run until cancelled, with no answer. */
+  jobExitCode: number | null;
   /** Automations: a started service reports starting, then running ("ok") or failed ("fail"); "never" stays silent. */
   services: "ok" | "fail" | "never";
   /** Automations: a task step reports running, then succeeded or failed after `stepDelayMs`; "slow" runs until stopped or `finishStep`. */
@@ -312,7 +312,7 @@ export class TestRunner {
         this.execExit(msg.sessionId);
         return;
       case "job-run":
-        this.trySend({ type: "job-result", executionId: msg.executionId, exitCode: this.behavior.jobExitCode, message: `ran ${msg.command}` });
+        if (this.behavior.jobExitCode !== null) this.trySend({ type: "job-result", executionId: msg.executionId, exitCode: this.behavior.jobExitCode, message: `ran ${msg.command}` });
         return;
       case "service-desired":
         this.onServiceDesired(msg);
