@@ -22,6 +22,9 @@ export default defineConfig(async () => {
                   MAILJET_API_URL: "http://mailjet.test",
                   // Cron job retries in milliseconds rather than seconds, so tests see them happen.
                   JOB_RETRY_BACKOFF_MS: "25",
+                  // Sockets silent for 3 s are taken as gone, so tests see a vanished peer noticed;
+                  // test clients ping every 500 ms (test/helpers/keep-alive.ts).
+                  SOCKET_SILENCE_MS: "3000",
                 },
                 outboundService: (request: Request) => outbound(request, smtp.received),
               },

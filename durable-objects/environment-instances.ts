@@ -1,5 +1,5 @@
 /** The capsules' instances, logs and metrics, as the runner reports them, and RestartInstance. */
-import { notFound } from "../workers/core/errors";
+import { bounded, notFound } from "../workers/core/errors";
 import { capsuleKey, type EnvironmentHost, noRunner } from "./environment-host";
 import type { CapsuleRollouts } from "./environment-rollouts";
 import { attempt, type Outcome } from "../workers/core/outcome";
@@ -37,7 +37,7 @@ export class CapsuleInstances {
   restart(projectId: string, capsuleId: string, instanceId: string): Promise<Outcome<void>> {
     return attempt(() => {
       const i = this.host.open().reports.instance(projectId, capsuleId, instanceId);
-      if (!i || i.deleted_at !== null) throw notFound(`instance ${instanceId} of capsule ${capsuleId}`);
+      if (!i || i.deleted_at !== null) throw notFound(`instance ${bounded(instanceId)} of capsule ${bounded(capsuleId)}`);
       if (!this.host.toRunner({ type: "restart-instance", projectId, capsuleId, instanceId })) throw noRunner(this.host, "restart an instance");
     });
   }

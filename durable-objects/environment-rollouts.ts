@@ -6,7 +6,7 @@
 import { fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/capsule/rollout_pb";
 import { DeployRequestSchema } from "../proto/gen/api/v1/capsule/service_pb";
-import { aborted, failedPrecondition, notFound } from "../workers/core/errors";
+import { aborted, bounded, failedPrecondition, notFound } from "../workers/core/errors";
 import { insertImage } from "../workers/d1/images";
 import { parseReference } from "../workers/core/image-reference";
 import { applyChanges } from "../workers/core/rollouts/changes";
@@ -154,7 +154,7 @@ export class CapsuleRollouts {
       ...this.jobs.scheduleStatements(environmentId, projectId, capsuleId, plan),
     ]);
     const rolloutId = counter!.results[0]!.last_id;
-    if (deployment!.meta.changes === 0) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
+    if (deployment!.meta.changes === 0) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
 
     const configBytes = toBinary(RolloutConfigSchema, config);
     const { sql } = this.host.open();

@@ -12,6 +12,7 @@ import type { CapsuleRollouts } from "./environment-rollouts";
 import type { EnvironmentSkaffold } from "./environment-skaffold";
 import { applyingBy } from "./rollout";
 import { parseRunnerFrame, RUNNER_PROTOCOL_VERSION, type ServerMessage } from "../proto/frames/runner";
+import type { Watched } from "./socket-liveness";
 import { badTicket, type Tickets } from "./tickets";
 
 /** The runner of the environment, as last seen. Times are ms since the epoch. */
@@ -23,7 +24,7 @@ export interface RunnerInfo {
   disconnectedAt: number | null;
 }
 
-interface RunnerAttachment {
+interface RunnerAttachment extends Watched {
   subject: string;
   /** Set by the runner's `hello`. */
   name?: string;
@@ -121,7 +122,7 @@ export class RunnerConnection {
     if (old.length > 0) this.to.exec.closeAll("the runner was replaced");
     const { 0: client, 1: server } = new WebSocketPair();
     ctx.acceptWebSocket(server, [RUNNER]);
-    server.serializeAttachment({ subject: ticket.subject } satisfies RunnerAttachment);
+    server.serializeAttachment({ subject: ticket.subject, acceptedAt: Date.now() } satisfies RunnerAttachment);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -205,10 +206,28 @@ export class RunnerConnection {
     const a = ws.deserializeAttachment() as RunnerAttachment | null;
     // A superseded connection's successor is in charge (or about to say hello); only the last one leaving matters.
     if (!a?.name || this.host.ctx.getWebSockets(RUNNER).some((other) => other !== ws && other.readyState === WebSocket.OPEN)) return;
+    await this.lost();
+  }
+
+  /**
+   * Records that the runner left when the record still says it is connected but no runner
+   * socket is open: sockets the runtime dropped without any close event (an eviction that
+   * closed them) leave nothing else behind.
+   */
+  async reconcile(): Promise<void> {
+    if (!this.active()) await this.lost();
+  }
+
+  /** The runner is gone: recorded once, however many ways it was noticed (a close, the sweep, both). */
+  private async lost(): Promise<void> {
     const at = Date.now();
-    this.host.open().sql.exec("UPDATE runner SET disconnected_at = ?", at);
-    this.host.stream.publish("runner.disconnected", { name: a.name });
+    const row = this.host
+      .open()
+      .sql.exec<{ name: string }>("UPDATE runner SET disconnected_at = ? WHERE disconnected_at IS NULL AND connected_at IS NOT NULL RETURNING name", at)
+      .toArray()[0];
+    if (!row) return;
+    this.host.stream.publish("runner.disconnected", { name: row.name });
     this.to.exec.closeAll("the runner disconnected");
-    await this.to.rollouts.runnerNews(`runner ${a.name} disconnected at ${new Date(at).toISOString()}; waiting for it to reconnect`);
+    await this.to.rollouts.runnerNews(`runner ${row.name} disconnected at ${new Date(at).toISOString()}; waiting for it to reconnect`);
   }
 }

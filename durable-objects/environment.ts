@@ -19,6 +19,7 @@ import type { RolloutSummary } from "./rollout";
 import { RunnerReports, type StoredLogLine, type StoredSample } from "./runner-reports";
 import type { ServerMessage } from "../proto/frames/runner";
 import type { SkaffoldLogRow } from "./skaffold-session";
+import { answerClose, SOCKET_SWEEP, SocketLiveness } from "./socket-liveness";
 import { requireUpgrade, Tickets } from "./tickets";
 import { Timers } from "./timers";
 
@@ -45,6 +46,7 @@ export class EnvironmentDO extends DurableObject<Env> {
   private jobStore?: CronJobs;
   private timerStore?: Timers;
   private readonly stream: EventStream;
+  private readonly liveness: SocketLiveness;
   /** Per capsule, the tail of the work queued on it: deploys, aborts and runner reports run one at a time. */
   private readonly queues = new Map<string, Promise<unknown>>();
 
@@ -61,6 +63,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     super(ctx, env);
     const tickets = new Tickets(ctx.storage);
     this.stream = new EventStream(ctx, () => this.open().log, tickets);
+    this.liveness = new SocketLiveness(ctx, env);
     const host: EnvironmentHost = {
       ctx,
       env,
@@ -204,6 +207,8 @@ export class EnvironmentDO extends DurableObject<Env> {
   async destroy(): Promise<void> {
     await this.rollouts.stopLive();
     this.runnerLink.sendAll({ type: "error", code: "not_found", message: "the environment was deleted" });
+    // The deletion's own events (dev-environment.deleted) are still pending: subscribers get them before the close.
+    this.stream.flush();
     for (const ws of this.ctx.getWebSockets()) ws.close(1001, "environment deleted");
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
@@ -216,7 +221,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     this.dev.reset();
   }
 
-  /** Runs the timers that are due: rollouts to hand over again, job attempts and deadlines. */
+  /** Runs the timers that are due: rollouts to hand over again, job attempts and deadlines, the sweep of silent sockets. */
   async alarm(): Promise<void> {
     if (!this.identity()) return;
     const { timers } = this.open();
@@ -224,6 +229,10 @@ export class EnvironmentDO extends DurableObject<Env> {
       if (t.kind === START_ROLLOUT) await this.rollouts.retryStart(t.key);
       else if (t.kind === JOB_ATTEMPT) await this.jobs.attempt(t.key);
       else if (t.kind === JOB_DEADLINE) await this.jobs.deadlineReached(t.key);
+      else if (t.kind === SOCKET_SWEEP) {
+        await this.liveness.sweep(timers, (ws) => this.onSocketGone(ws));
+        await this.runnerLink.reconcile();
+      }
     }
     await timers.rearm();
   }
@@ -390,9 +399,9 @@ export class EnvironmentDO extends DurableObject<Env> {
     const notUpgrade = requireUpgrade(request);
     if (notUpgrade) return notUpgrade;
     const path = new URL(request.url).pathname;
-    if (path.endsWith("/runner")) return this.runnerLink.accept(request);
-    if (path.endsWith("/exec")) return this.exec.accept(request);
-    return this.stream.subscribe(request);
+    const res = path.endsWith("/runner") ? this.runnerLink.accept(request) : path.endsWith("/exec") ? this.exec.accept(request) : this.stream.subscribe(request);
+    if (res.status === 101) await this.liveness.watch(this.open().timers);
+    return res;
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -413,7 +422,7 @@ export class EnvironmentDO extends DurableObject<Env> {
   }
 
   async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    ws.close(code === 1005 ? 1000 : code, "closing");
+    answerClose(ws, code);
     await this.onSocketGone(ws);
   }
 

@@ -145,7 +145,10 @@ export class RunnerReports {
     this.sql.exec("UPDATE instances SET deleted_at = ?, ready = 0 WHERE project_id = ? AND capsule_id = ? AND deleted_at IS NULL", now, projectId, capsuleId);
   }
 
-  /** Appends log lines and trims the oldest beyond the environment's budget. Returns the last seq. */
+  /**
+   * Appends log lines, each cut to `logLineBytes`, and trims the oldest beyond the environment's
+   * budget of lines and of bytes. Returns the last seq.
+   */
   appendLogs(projectId: string, capsuleId: string, instanceId: string, lines: LogLine[], now = Date.now()): number {
     let last = 0;
     for (const l of lines) {
@@ -157,11 +160,18 @@ export class RunnerReports {
           instanceId,
           parseTime(l.time, now),
           l.stream === "stderr" ? "stderr" : "stdout",
-          String(l.text),
+          cutLine(String(l.text)),
         )
         .one().seq;
     }
-    this.sql.exec("DELETE FROM logs WHERE seq <= ?", last - defaults.runnerReports.logLines);
+    const { logLines, logBytes } = defaults.runnerReports;
+    this.sql.exec("DELETE FROM logs WHERE seq <= ?", last - logLines);
+    // The newest lines that fit in the byte budget stay; everything older goes.
+    this.sql.exec(
+      `DELETE FROM logs WHERE seq <= (SELECT MAX(seq) FROM (
+         SELECT seq, SUM(length(CAST(text AS BLOB))) OVER (ORDER BY seq DESC) AS newer FROM logs) WHERE newer > ?)`,
+      logBytes,
+    );
     return last;
   }
 
@@ -238,4 +248,19 @@ export class RunnerReports {
       .exec<{ name: string; value: number; time: number }>("SELECT name, value, time FROM custom_metrics WHERE project_id = ? AND capsule_id = ? ORDER BY name", projectId, capsuleId)
       .toArray();
   }
+}
+
+/**
+ * A log line as stored: whole when it fits in `logLineBytes` of UTF-8, else its first bytes
+ * (never half a character) and a note of how long it was.
+ */
+function cutLine(text: string): string {
+  const max = defaults.runnerReports.logLineBytes;
+  // One UTF-16 code unit is at most 3 bytes of UTF-8: text this short always fits.
+  if (text.length * 3 <= max) return text;
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.length <= max) return text;
+  const note = ` …[cut: the line had ${bytes.length} bytes]`;
+  const kept = new TextDecoder().decode(bytes.subarray(0, max - new TextEncoder().encode(note).length)).replace(/\uFFFD$/, "");
+  return kept + note;
 }

@@ -176,6 +176,8 @@ export const ServerMessageSchema = z.discriminatedUnion("type", [
     args: z.array(z.string()),
     timeoutMs: z.number().optional(),
   }),
+  /** The execution ended on the server (its deadline, or its rollout was replaced or stopped): stop the attempt and remove what it left; no `job-result` is expected. */
+  z.object({ type: z.literal("job-cancel"), executionId: id }),
   /**
    * The Skaffold control API was called (Execute, AutoBuild/AutoSync/AutoDeploy): `intent`
    * asks the dev loop for one pass of those phases (proto.Intent; with `devloop` a whole

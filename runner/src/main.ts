@@ -4,7 +4,9 @@
  * stderr and a non-zero exit.
  */
 import { Connection } from "./connection";
+import { DevWorkloads } from "./docker/dev-workloads";
 import { DockerDriver } from "./docker/driver";
+import { LABEL } from "./docker/labels";
 import { Refused, Session } from "./edgeplane";
 import { Agent } from "./agent";
 import { log, reason } from "./log";
@@ -37,13 +39,29 @@ async function run(o: RunnerOptions): Promise<number> {
     name: o.name,
     version: VERSION,
     onMessage: (m) => agent.onMessage(m),
-    onConnected: () => agent.onConnected(),
+    onConnected: () => {
+      agent.onConnected();
+      workloads.onConnected();
+    },
   });
+  const workloads = new DevWorkloads({
+    docker: driver.docker,
+    send: (msg) => connection?.send(msg) ?? false,
+    ownerLabels: { [LABEL.managed]: "true", [LABEL.environment]: o.environment },
+    template: (projectId, capsuleId) => driver.template({ projectId, capsuleId }),
+    devImage: o.devImage,
+    portBindAddress: o.listenHost,
+    portPublicHost: o.publicHost,
+    logs: { ...o.logsListen, publicUrl: o.logsUrl },
+  });
+  for (const type of DevWorkloads.types) agent.extra.set(type, (m) => workloads.handle(m));
   await driver.start(agent);
+  log("info", `automation logs served at ${await workloads.start()}`);
   const stop = () => connection.close();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   const why = await connection.run();
+  await workloads.stop();
   await driver.close();
   if (why === "stopped") {
     log("info", "stopped; the containers keep running and are adopted when the runner starts again");

@@ -21,8 +21,15 @@ export interface RunnerOptions {
   orphanGraceMs: number;
   /** How often metrics are sampled and sent. */
   metricsIntervalMs: number;
-  /** The host address interfaces listen on. */
+  /** The host address interfaces listen on (and a developer environment's ports are published on). */
   listenHost: string;
+  /** The image of a developer environment's machine when its spec names none. */
+  devImage: string;
+  /** The host name in a developer environment's port URLs. */
+  publicHost: string;
+  /** Where the automations' log server listens, and the base URL clients reach it at. */
+  logsListen: { host: string; port: number };
+  logsUrl?: string;
 }
 
 /** A refusal to start: the message is the whole story, printed as one line. */
@@ -44,10 +51,16 @@ const url = (value: string): URL => {
   throw new InvalidArgumentError("expected an http:// or https:// URL, e.g. http://localhost:8787");
 };
 
+const hostPort = (value: string): { host: string; port: number } => {
+  const m = /^(.+):(\d{1,5})$/.exec(value.trim());
+  if (!m || Number(m[2]) > 65535) throw new InvalidArgumentError("expected host:port, e.g. 127.0.0.1:8870");
+  return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port: Number(m[2]) };
+};
+
 /** The command line definition; `--help` prints it. */
 export function program(): Command {
   return new Command("edgeplane-runner")
-    .description("Runs what edgeplane deploys to one environment on a Docker host: capsules, their interfaces, logs, metrics and Execute.")
+    .description("Runs what edgeplane deploys to one environment on a Docker host: capsules, their interfaces, logs, metrics and Execute, command cron jobs, and a developer environment's machine with its automations.")
     .addOption(new Option("--url <url>", "edgeplane's base URL").env("EDGEPLANE_URL").argParser(url).makeOptionMandatory())
     .addOption(new Option("--environment <id>", "the environment this runner serves").env("EDGEPLANE_ENVIRONMENT").makeOptionMandatory())
     .addOption(new Option("--client-id <id>", "the runner's service account client id").env("EDGEPLANE_CLIENT_ID").makeOptionMandatory())
@@ -65,6 +78,14 @@ export function program(): Command {
     )
     .addOption(new Option("--metrics-interval <duration>", "how often container stats are sampled").env("EDGEPLANE_METRICS_INTERVAL").argParser(duration).default(15_000, "15s"))
     .addOption(new Option("--listen-host <address>", "the host address interfaces listen on").env("EDGEPLANE_LISTEN_HOST").default("127.0.0.1"))
+    .addOption(
+      new Option("--dev-image <image>", "the image of a developer environment's machine when its spec names none").env("EDGEPLANE_DEV_IMAGE").default("mcr.microsoft.com/devcontainers/base:ubuntu"),
+    )
+    .addOption(new Option("--public-host <host>", "the host name in a developer environment's port URLs (default: --listen-host)").env("EDGEPLANE_PUBLIC_HOST"))
+    .addOption(
+      new Option("--logs-listen <host:port>", "where the automations' log server listens (port 0: any free port)").env("EDGEPLANE_LOGS_LISTEN").argParser(hostPort).default({ host: "127.0.0.1", port: 0 }, "127.0.0.1:0"),
+    )
+    .addOption(new Option("--logs-url <url>", "the base URL clients reach the log server at (default: http://<--logs-listen>)").env("EDGEPLANE_LOGS_URL").argParser((v) => url(v).href))
     .helpOption("-h, --help", "show this help")
     .showHelpAfterError(false)
     .exitOverride()
@@ -100,6 +121,10 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     orphanGrace: number;
     metricsInterval: number;
     listenHost: string;
+    devImage: string;
+    publicHost?: string;
+    logsListen: { host: string; port: number };
+    logsUrl?: string;
   }>();
   if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(o.environment)) throw new UsageError(`--environment ${JSON.stringify(o.environment)} is not an environment id`);
   return {
@@ -114,5 +139,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     orphanGraceMs: o.orphanGrace,
     metricsIntervalMs: Math.max(500, o.metricsInterval),
     listenHost: o.listenHost,
+    devImage: o.devImage,
+    publicHost: o.publicHost || o.listenHost,
+    logsListen: o.logsListen,
+    logsUrl: o.logsUrl,
   };
 }

@@ -70,6 +70,19 @@ export function spawnRunner(args: string[], env: Record<string, string> = {}): R
   return new RunnerProcess(child);
 }
 
+/** A new service account holding `runner:connect` on `environmentId` only, as an operator makes one; its credentials. */
+export async function grantRunner(token: string, environmentId: string): Promise<RunnerCredentials> {
+  const roleId = `runner-${environmentId}`.slice(0, 63);
+  const roles = client(RoleService, token);
+  await roles.create({ roleId, permissions: [{ action: "runner:connect", scope: { environment: environmentId, project: "*", resource: "*" } }] });
+  const accounts = client(ServiceAccountService, token);
+  const { clientId, clientSecret } = await accounts.create({ name: roleId });
+  const account = (await accounts.list({})).serviceAccounts.find((s) => s.name === roleId);
+  if (!account) throw new Error(`service account ${roleId} was created but is not listed`);
+  await roles.assign({ roleId, entityId: { kind: { case: "serviceAccountId", value: account.serviceAccountId } } });
+  return { clientId, clientSecret };
+}
+
 let counter = 0;
 
 /** An environment served by a real runner, and clients to drive it as the admin. */
@@ -91,15 +104,7 @@ export class RunnerEnvironment {
     const projectId = `p-${suffix}`;
     await client(ProjectService, token).create({ projectId });
     await client(EnvironmentService, token).create({ environmentId, initializers: [{ field: { case: "addProject", value: projectId } }] });
-    const roleId = `runner-${environmentId}`;
-    const roles = client(RoleService, token);
-    await roles.create({ roleId, permissions: [{ action: "runner:connect", scope: { environment: environmentId, project: "*", resource: "*" } }] });
-    const accounts = client(ServiceAccountService, token);
-    const { clientId, clientSecret } = await accounts.create({ name: roleId });
-    const account = (await accounts.list({})).serviceAccounts.find((s) => s.name === roleId);
-    if (!account) throw new Error(`service account ${roleId} was created but is not listed`);
-    await roles.assign({ roleId, entityId: { kind: { case: "serviceAccountId", value: account.serviceAccountId } } });
-    return new RunnerEnvironment(environmentId, projectId, { clientId, clientSecret }, token);
+    return new RunnerEnvironment(environmentId, projectId, await grantRunner(token, environmentId), token);
   }
 
   /** The options an operator would pass, plus the tests' short intervals. */

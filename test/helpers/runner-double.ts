@@ -24,6 +24,9 @@ import { Service as AuthService } from "../../proto/gen/api/v1/authentication/se
 import { Service as RoleService } from "../../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../../proto/gen/api/v1/service_account/service_pb";
 
+/** How often the double sends `ping`. */
+const PING_EVERY_MS = 500;
+
 /** A text WebSocket, whichever runtime opened it. */
 export interface RunnerSocket {
   send(text: string): void;
@@ -52,8 +55,8 @@ export interface Behavior {
   applyDelayMs: number;
   /** The base URL reported (in `applied`) for every port of the capsule's interfaces; none when null. */
   endpoint: string | null;
-  /** The exit code `job-run` commands end with. */
-  jobExitCode: number;
+  /** The exit code `job-run` commands end with; null: they run until cancelled, with no answer. */
+  jobExitCode: number | null;
   /** Automations: a started service reports starting, then running ("ok") or failed ("fail"); "never" stays silent. */
   services: "ok" | "fail" | "never";
   /** Automations: a task step reports running, then succeeded or failed after `stepDelayMs`; "slow" runs until stopped or `finishStep`. */
@@ -150,8 +153,13 @@ export class TestRunner {
     behavior: Partial<Behavior>,
   ) {
     this.behavior = { ...defaultBehavior, ...behavior };
+    // The keep-alive every runner sends (docs/runner-protocol.md); tests run with a silence
+    // deadline of seconds, so the double pings often.
+    const pinging = setInterval(() => this.trySendText("ping"), PING_EVERY_MS);
+    this.stopPinging = () => clearInterval(pinging);
     this.closed = new Promise((resolve) => {
       ws.onClose((code, reason) => {
+        clearInterval(pinging);
         this.closeInfo = { code, reason };
         for (const w of this.waiters) w.reject(new Error(`${this.describe()}: socket closed (${code} ${reason}) before a matching message arrived; received: ${this.types()}`));
         this.waiters.clear();
@@ -159,6 +167,7 @@ export class TestRunner {
       });
     });
     ws.onMessage((text) => {
+      if (text === "pong") return;
       const frame = parseServerFrame(text);
       // A frame the schema refuses is a server bug: fail whoever waits, loudly.
       if (!frame.ok) {
@@ -169,6 +178,17 @@ export class TestRunner {
       }
       this.onMessage(frame.message);
     });
+  }
+
+  /** Stops the keep-alive: the runner falls silent, as one that vanished would. */
+  readonly stopPinging: () => void;
+
+  private trySendText(text: string): void {
+    try {
+      this.ws.send(text);
+    } catch {
+      // Closed: the close listener stops the pings.
+    }
   }
 
   /** Gets a ticket, opens the socket and says hello; resolves once the server's `welcome` arrived. */
@@ -292,7 +312,7 @@ export class TestRunner {
         this.execExit(msg.sessionId);
         return;
       case "job-run":
-        this.trySend({ type: "job-result", executionId: msg.executionId, exitCode: this.behavior.jobExitCode, message: `ran ${msg.command}` });
+        if (this.behavior.jobExitCode !== null) this.trySend({ type: "job-result", executionId: msg.executionId, exitCode: this.behavior.jobExitCode, message: `ran ${msg.command}` });
         return;
       case "service-desired":
         this.onServiceDesired(msg);

@@ -9,12 +9,12 @@
 import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { WatchEventsRequestSchema, WatchEventsResponseSchema } from "../../proto/gen/gitpod/v1/event_pb";
 import { authenticate, bearerToken } from "../auth/principal";
-import { defaults } from "../core/config";
 import type { Env } from "../env";
 import { openWatch } from "../services/gitpod-event";
-import { invalidArgument, resourceExhausted, unauthenticated } from "../core/errors";
+import { invalidArgument, unauthenticated } from "../core/errors";
 import { errorResponse } from "./streams";
 import { unbuffered } from "./unbuffered";
+import { readText } from "./bodies";
 
 const WATCH = "/gitpod.v1.EventService/WatchEvents";
 
@@ -28,9 +28,7 @@ export async function serveJsonLines(request: Request, rpcPath: string, env: Env
     const token = bearerToken(request.headers);
     if (!token) throw unauthenticated(`${WATCH.slice(1)} needs an access token: log in and send \`Authorization: Bearer <token>\``);
     const principal = await authenticate(env, token);
-    // Decoded by hand: workerd warns when text() reads a body whose type is not text/* or JSON.
-    const text = new TextDecoder().decode(await request.arrayBuffer());
-    if (text.length > defaults.maxRequestBytes) throw resourceExhausted(`the request body is larger than ${defaults.maxRequestBytes} bytes`);
+    const text = await readText(request);
     let req: ReturnType<typeof fromJsonString<typeof WatchEventsRequestSchema>>;
     try {
       req = fromJsonString(WatchEventsRequestSchema, text.trim() || "{}");

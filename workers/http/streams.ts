@@ -21,7 +21,8 @@ import { allows, authenticate, bearerToken, type Principal, type Scope } from ".
 import { capsuleKey } from "../d1/capsules";
 import { requireExisting } from "../d1/exists";
 import type { Env } from "../env";
-import { invalidArgument, notFound, permissionDenied, toConnectError, unauthenticated } from "../core/errors";
+import { bounded, invalidArgument, notFound, permissionDenied, toConnectError, unauthenticated } from "../core/errors";
+import { readJsonObject } from "./bodies";
 
 export const streams = new Hono<{ Bindings: Env }>();
 
@@ -103,13 +104,7 @@ environmentSocket("runner", "runner:connect", (id) => ({ environment: id, resour
 streams.post("/environments/:id/exec/tickets", async (c) => {
   try {
     const id = c.req.param("id");
-    let body: Record<string, unknown>;
-    try {
-      body = await c.req.json();
-    } catch {
-      throw invalidArgument("body", "must be JSON: an api.v1.capsule.ExecuteRequest.Start with projectId");
-    }
-    const { projectId, ...startJson } = body;
+    const { projectId, ...startJson } = await readJsonObject(c.req.raw, "an api.v1.capsule.ExecuteRequest.Start with projectId");
     let start: ReturnType<typeof fromJson<typeof ExecuteRequest_StartSchema>>;
     try {
       start = fromJson(ExecuteRequest_StartSchema, startJson as never);
@@ -149,7 +144,7 @@ async function rolloutOf(c: Context<{ Bindings: Env }>) {
   const { projectId, capsuleId } = capsuleKey({ projectId: c.req.param("project")!, capsuleId: c.req.param("capsule")! });
   const stub = c.env.ROLLOUTS.getByName(rolloutName(projectId, capsuleId, rolloutId));
   const rollout = await stub.get();
-  if (!rollout) throw notFound(`rollout ${rolloutId} of capsule ${capsuleId} in project ${projectId}`);
+  if (!rollout) throw notFound(`rollout ${bounded(rolloutId)} of capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
   return { stub, identity: rollout.identity };
 }
 

@@ -51,7 +51,7 @@ import type { Env } from "../env";
 import { checkUuid, uuidv7 } from "../core/gitpod-ids";
 import { gitpodPage, pageToken } from "../core/gitpod-pages";
 import { afterResponse, envOf, principalOf } from "./context";
-import { invalidArgument, notFound, permissionDenied } from "../core/errors";
+import { bounded, invalidArgument, notFound, permissionDenied } from "../core/errors";
 import { defineService } from "./registry";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");
@@ -118,7 +118,7 @@ async function write(ctx: HandlerContext, environmentId: string, call: Automatio
   }
   if (!result) {
     afterResponse(ctx, unindex(env, fresh.map((f) => f.id)));
-    throw notFound(`environment ${environmentId}`);
+    throw notFound(`environment ${bounded(environmentId)}`);
   }
   const created = new Set(result.created);
   await unindex(env, [...fresh.filter((f) => !created.has(f.id)).map((f) => f.id), ...result.deleted]);
@@ -129,7 +129,7 @@ async function write(ctx: HandlerContext, environmentId: string, call: Automatio
 async function locate(ctx: HandlerContext, kind: Kind, rawId: string, action: Action): Promise<{ id: string; environmentId: string }> {
   const id = checkUuid("id", rawId);
   const row = await envOf(ctx).DB.prepare("SELECT environment_id FROM automation_index WHERE id = ? AND kind = ?").bind(id, kind).first<{ environment_id: string }>();
-  if (!row) throw notFound(`${KIND_NAMES[kind]} ${id}`);
+  if (!row) throw notFound(`${KIND_NAMES[kind]} ${bounded(id)}`);
   requireAction(ctx, action, row.environment_id);
   return { id, environmentId: row.environment_id };
 }
@@ -147,7 +147,7 @@ async function onItem<D extends DescMessage>(
   const call = { method, request: toBinary(schema, { ...req, id }) };
   if (action === "environment:view") {
     const result = await run(ctx, environmentId, call);
-    if (!result) throw notFound(`${KIND_NAMES[kind]} ${id}`);
+    if (!result) throw notFound(`${KIND_NAMES[kind]} ${bounded(id)}`);
     return result;
   }
   return write(ctx, environmentId, call);

@@ -9,15 +9,14 @@
  * (open connections finish, up to `drainMs`) and is removed. A new rollout that never gets
  * ready leaves the old one serving.
  */
-import { buffer } from "node:stream/consumers";
 import type Docker from "dockerode";
-import { pack } from "tar-stream";
 import type { Interface, InterfaceProbe } from "../../../proto/gen/api/v1/capsule/change_pb";
 import type { RolloutConfig } from "../../../proto/gen/api/v1/capsule/rollout_pb";
 import type { ReportedInstance } from "../../../proto/frames/runner";
 import { type Applied, ApplyFailed, type CapsuleRef, type DesiredRollout, type Reporter } from "../driver";
 import { log, reason } from "../log";
 import { type Autoscaler, createAutoscaler } from "./autoscale";
+import { containerSpec, putConfigFiles } from "./container-spec";
 import { ensureImage } from "./image";
 import { containerName, filterFor, LABEL } from "./labels";
 import { LogFollower } from "./logs";
@@ -39,8 +38,6 @@ export interface DriverContext {
 
 /** Liveness failures in a row after which a replica is restarted (as Kubernetes' default failureThreshold). */
 const LIVENESS_FAILURES = 3;
-/** Docker's default masked read-only paths, kept when config files are added to the list. */
-const DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 interface Instance {
   containerId: string;
@@ -100,6 +97,11 @@ export class CapsuleController {
   /** Whether the capsule has nothing left on the host and nothing desired. */
   get idle(): boolean {
     return this.claimed && this.desired === null && this.instances.size === 0;
+  }
+
+  /** The rollout the capsule should run, if any (its command cron jobs run in its configuration). */
+  get desiredRollout(): DesiredRollout | null {
+    return this.desired;
   }
 
   get rolloutId(): number | null {
@@ -333,18 +335,12 @@ export class CapsuleController {
   private async create(desired: DesiredRollout, slot: number): Promise<void> {
     const { config, rolloutId } = desired;
     const instanceId = `${this.ref.capsuleId}-${rolloutId}-${slot}`;
-    const settings = config.containerSettings;
-    const files = config.configFiles.filter((f) => f.path.startsWith("/"));
-    const limits = settings?.resources?.limits;
-    const requests = settings?.resources?.requests;
+    const spec = containerSpec(config, this.ctx.network);
     const ports = Object.fromEntries([...this.balancers].map(([port, b]) => [String(port), b.port]));
     const name = containerName(this.ctx.environmentId, this.ref, instanceId);
     const container = await this.ctx.docker.createContainer({
+      ...spec.options,
       name,
-      Image: config.imageId,
-      // As Kubernetes: `command` replaces the image's entrypoint, `args` its command.
-      ...(settings?.command ? { Entrypoint: [settings.command], Cmd: settings.args } : settings?.args.length ? { Cmd: settings.args } : {}),
-      Env: Object.entries(settings?.environmentVariables ?? {}).map(([k, v]) => `${k}=${v}`),
       Hostname: instanceId.slice(0, 63),
       Labels: {
         [LABEL.managed]: "true",
@@ -357,17 +353,12 @@ export class CapsuleController {
         [LABEL.ports]: JSON.stringify(ports),
       },
       HostConfig: {
+        ...spec.options.HostConfig,
         // Docker restarts a crashed replica with its own backoff (doubling from 100 ms), counted in RestartCount.
         RestartPolicy: { Name: "always" },
-        NetworkMode: this.ctx.network,
-        ...(limits?.cpuMillis ? { NanoCpus: limits.cpuMillis * 1_000_000 } : {}),
-        ...(limits?.memoryBytes ? { Memory: Number(limits.memoryBytes) } : {}),
-        ...(requests?.cpuMillis ? { CpuShares: Math.max(2, Math.round((requests.cpuMillis * 1024) / 1000)) } : {}),
-        ...(requests?.memoryBytes ? { MemoryReservation: Number(requests.memoryBytes) } : {}),
-        ...(files.length > 0 ? { ReadonlyPaths: [...DEFAULT_READONLY_PATHS, ...files.map((f) => f.path)] } : {}),
       },
     });
-    if (files.length > 0) await container.putArchive(await tarOf(files), { path: "/" });
+    await putConfigFiles(container, spec.files);
     await container.start();
     log("info", `${this.name()}: started ${instanceId} (${name}) of rollout ${rolloutId}`);
   }
@@ -498,12 +489,4 @@ export class CapsuleController {
     this.lastReport = text;
     this.ctx.reporter.instances(this.ref, report);
   }
-}
-
-/** A tar of the config files, read-only for everyone (they are also mounted read-only). */
-function tarOf(files: { path: string; content: Uint8Array }[]): Promise<Buffer> {
-  const p = pack();
-  for (const f of files) p.entry({ name: f.path.replace(/^\/+/, ""), mode: 0o444 }, Buffer.from(f.content));
-  p.finalize();
-  return buffer(p);
 }

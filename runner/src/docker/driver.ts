@@ -9,6 +9,8 @@ import type { MetricSample, ReportedInstance } from "../../../proto/frames/runne
 import type { Applied, CapsuleRef, DesiredRollout, Driver, ExecOutput, ExecRequest, ExecSession, Reporter } from "../driver";
 import { log, reason } from "../log";
 import { CapsuleController, type DriverContext } from "./capsule";
+import { containerSpec } from "./container-spec";
+import type { CapsuleTemplate } from "./jobs";
 import { startExec } from "./exec";
 import { filterFor, LABEL, networkName } from "./labels";
 import { cpuMillisUsed, memoryUsed } from "./stats";
@@ -120,6 +122,13 @@ export class DockerDriver implements Driver {
     const containerId = this.capsules.get(keyOf(request.ref))?.containerOf(request.instanceId);
     if (!containerId) throw new Error(`instance ${request.instanceId} of ${keyOf(request.ref)} is not running here`);
     return startExec(this.docker.getContainer(containerId), request, out);
+  }
+
+  /** The container spec of the capsule's desired rollout, for its command cron jobs. */
+  template(ref: CapsuleRef): CapsuleTemplate | undefined {
+    const desired = this.capsules.get(keyOf(ref))?.desiredRollout;
+    if (!desired || !this.ctx) return undefined;
+    return { rolloutId: desired.rolloutId, spec: containerSpec(desired.config, this.ctx.network) };
   }
 
   current(): { ref: CapsuleRef; instances: ReportedInstance[] }[] {
