@@ -35,7 +35,8 @@ export class ExecSessions {
     const session = ticket.payload as ExecSession;
     const sessionId = crypto.randomUUID();
     if (!this.host.toRunner({ type: "exec-start", sessionId, ...session })) {
-      return socketError(400, "failed_precondition", "the runner disconnected: no command can be executed until it reconnects");
+      // 412, not Connect's 400: the request was fine, the environment's state is what refuses it (docs/execute.md).
+      return socketError(412, "failed_precondition", "the runner disconnected: no command can be executed until it reconnects");
     }
     const { 0: client, 1: server } = new WebSocketPair();
     this.host.ctx.acceptWebSocket(server, [EXEC, execTag(sessionId)]);

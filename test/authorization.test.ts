@@ -8,7 +8,9 @@ import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
 import { Service as CapsuleService } from "../proto/gen/api/v1/capsule/service_pb";
+import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/service_pb";
 import { Service as GroupService } from "../proto/gen/api/v1/group/service_pb";
+import { Service as ProjectService } from "../proto/gen/api/v1/project/service_pb";
 import { Service as RoleService } from "../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_account/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
@@ -170,6 +172,56 @@ describe("scopes", () => {
     expect(await codeOf(capsules.deploy({ projectId: "shop", environmentId: "staging", capsuleId: "web" }))).toBe(Code.PermissionDenied);
   });
 
+  it("RPCs naming a rollout are authorized in the rollout's own environment", async () => {
+    const admin = await fileAdmin();
+    await client(ProjectService, admin.accessToken).create({ projectId: "fleet" });
+    for (const environmentId of ["fleet-dev", "fleet-prod"]) {
+      await client(EnvironmentService, admin.accessToken).create({ environmentId, initializers: [{ field: { case: "addProject", value: "fleet" } }] });
+    }
+    const admins = client(CapsuleService, admin.accessToken);
+    await admins.create({ projectId: "fleet", name: "web" });
+    const { rolloutId } = await admins.deploy({
+      projectId: "fleet",
+      capsuleId: "web",
+      environmentId: "fleet-prod",
+      changes: [{ field: { case: "addImage", value: { image: "nginx:1.27" } } }],
+    });
+    /** A user holding what an operator of one environment needs there. */
+    const operatorOf = async (environmentId: string) => {
+      const roleId = `${environmentId}-operator`;
+      const scope = { project: "*", environment: environmentId, resource: "capsule/*" };
+      await client(RoleService, admin.accessToken).create({
+        roleId,
+        permissions: ["capsule:view", "capsule:abortrollout", "capsule:stoprollout"].map((action) => ({ action, scope })),
+      });
+      const u = await register(freshEmail(environmentId));
+      await client(RoleService, admin.accessToken).assign({ roleId, entityId: user(u.userId) });
+      return client(CapsuleService, u.token!.accessToken);
+    };
+    const dev = await operatorOf("fleet-dev");
+    const prod = await operatorOf("fleet-prod");
+    const named = { projectId: "fleet", capsuleId: "web", rolloutId };
+
+    // Naming its own environment does not take a caller into another environment's rollout.
+    expect(await codeOf(dev.listEvents({ ...named, environmentId: "fleet-dev" }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(dev.listEvents(named))).toBe(Code.PermissionDenied);
+    expect(await codeOf(dev.getRollout(named))).toBe(Code.PermissionDenied);
+    expect(await codeOf(dev.abortRollout(named))).toBe(Code.PermissionDenied);
+    expect(await codeOf(dev.stopRollout(named))).toBe(Code.PermissionDenied);
+
+    // An operator of the rollout's environment reaches it, though GetRollout, Abort and Stop name none.
+    expect((await prod.getRollout(named)).rollout?.rolloutId).toBe(rolloutId);
+    expect((await prod.listEvents({ ...named, environmentId: "fleet-prod" })).events.length).toBeGreaterThan(0);
+    expect((await prod.listEvents({ ...named, environmentId: "fleet-dev" })).events.length).toBeGreaterThan(0);
+    await prod.abortRollout(named);
+    // Past the check: an aborted rollout has nothing left to stop.
+    expect(await codeOf(prod.stopRollout(named))).toBe(Code.FailedPrecondition);
+    // A rollout never started keeps the scope the request names: no environment means all of
+    // them, beyond this operator; its own environment gets the handler's not_found.
+    expect(await codeOf(prod.getRollout({ ...named, rolloutId: 99n }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(prod.listEvents({ ...named, rolloutId: 99n, environmentId: "fleet-prod" }))).toBe(Code.NotFound);
+  });
+
   it("a resource-scoped grant covers that resource only", async () => {
     const admin = await fileAdmin();
     await client(RoleService, admin.accessToken).create({
@@ -181,5 +233,113 @@ describe("scopes", () => {
     const capsules = client(CapsuleService, u.token!.accessToken);
     expect(await codeOf(capsules.get({ projectId: "shop", capsuleId: "web" }))).toBe(Code.NotFound);
     expect(await codeOf(capsules.get({ projectId: "shop", capsuleId: "db" }))).toBe(Code.PermissionDenied);
+  });
+});
+
+/**
+ * Every streaming RPC, called by a role scoped to one project and one environment: allowed
+ * (through to the handler, which may answer not_found) where the request names its own
+ * project and environment, refused elsewhere. Calls are raw Connect streams, as any Connect
+ * client sends them: one enveloped JSON message, the answer's end-of-stream carries the error.
+ */
+describe("streaming RPCs with scoped roles", () => {
+  const OWN_ENV = "f3d8a0e2-4b5c-4d6e-8f90-0a1b2c3d4e5f";
+  const OTHER_ENV = "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9";
+  let scopedToken: string;
+
+  beforeAll(async () => {
+    const admin = await fileAdmin();
+    // Capsules of project shop in one environment, and that environment itself (which names no project).
+    const shop = { project: "shop", environment: OWN_ENV, resource: "*" };
+    await client(RoleService, admin.accessToken).create({
+      roleId: "shop-in-one-environment",
+      permissions: [
+        { action: "capsule:view", scope: shop },
+        { action: "capsule:execute", scope: shop },
+        { action: "environment:view", scope: { project: "*", environment: OWN_ENV, resource: "*" } },
+      ],
+    });
+    const u = await register(freshEmail("scoped"));
+    await client(RoleService, admin.accessToken).assign({ roleId: "shop-in-one-environment", entityId: user(u.userId) });
+    scopedToken = u.token!.accessToken;
+  });
+
+  /** The Connect error code a streaming call ends with ("" when it ends well). */
+  async function streamCode(path: string, message: object): Promise<string> {
+    const json = new TextEncoder().encode(JSON.stringify(message));
+    const body = new Uint8Array(5 + json.length);
+    new DataView(body.buffer).setUint32(1, json.length);
+    body.set(json, 5);
+    const res = await workerFetch(`http://edgeplane.test${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", authorization: `Bearer ${scopedToken}` },
+      body,
+    });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    for (let at = 0; at + 5 <= bytes.length; ) {
+      const len = new DataView(bytes.buffer, bytes.byteOffset + at + 1, 4).getUint32(0);
+      if (bytes[at]! & 2) return (JSON.parse(new TextDecoder().decode(bytes.subarray(at + 5, at + 5 + len))) as { error?: { code: string } }).error?.code ?? "";
+      at += 5 + len;
+    }
+    throw new Error(`${path}: no end of stream in the answer (${res.status})`);
+  }
+
+  const skaffold = (environmentId: string, method: string) => `/environments/${environmentId}/skaffold/proto.SkaffoldService/${method}`;
+  const logs = (projectId: string, environmentId: string) => ({ projectId, environmentId, capsuleId: "web", follow: true });
+
+  /** Each streaming RPC: its own scope, and requests beyond it. */
+  const cases: Record<string, { path: (env: string) => string; own: object; elsewhere: { env: string; message: object }[] }> = {
+    "api.v1.capsule.Service/Logs": {
+      path: () => "/api.v1.capsule.Service/Logs",
+      own: logs("shop", OWN_ENV),
+      elsewhere: [
+        { env: OWN_ENV, message: logs("other", OWN_ENV) },
+        { env: OWN_ENV, message: logs("shop", OTHER_ENV) },
+        { env: OWN_ENV, message: { projectId: "shop", capsuleId: "web" } },
+      ],
+    },
+    "gitpod.v1.EventService/WatchEvents": {
+      path: () => "/gitpod.v1.EventService/WatchEvents",
+      own: { environmentId: OWN_ENV },
+      elsewhere: [{ env: OWN_ENV, message: { environmentId: OTHER_ENV } }],
+    },
+    "proto.SkaffoldService/Events": {
+      path: (env) => skaffold(env, "Events"),
+      own: {},
+      elsewhere: [{ env: OTHER_ENV, message: {} }],
+    },
+    "proto.SkaffoldService/EventLog": {
+      path: (env) => skaffold(env, "EventLog"),
+      own: {},
+      elsewhere: [{ env: OTHER_ENV, message: {} }],
+    },
+  };
+
+  it("checks every streaming RPC", () => {
+    const streaming = services.flatMap((s) => s.service.methods.filter((m) => m.methodKind !== "unary").map((m) => `${s.service.typeName}/${m.name}`));
+    // Execute is served over a WebSocket: its own test below.
+    expect(streaming.filter((p) => p !== "api.v1.capsule.Service/Execute").sort()).toEqual(Object.keys(cases).sort());
+  });
+
+  for (const [rpc, c] of Object.entries(cases)) {
+    it(`${rpc}: allowed in its own project and environment, refused elsewhere`, async () => {
+      // Through the check to the handler, which finds no such capsule or environment.
+      expect(await streamCode(c.path(OWN_ENV), c.own)).toBe("not_found");
+      for (const e of c.elsewhere) expect(await streamCode(c.path(e.env), e.message), JSON.stringify(e)).toBe("permission_denied");
+    });
+  }
+
+  it("api.v1.capsule.Service/Execute: the RPC points any holder of capsule:execute at its WebSocket, whose ticket is scoped", async () => {
+    const start = { projectId: "shop", start: { capsuleId: "web", instanceId: "web-1-0", command: "sh" } };
+    expect(await streamCode("/api.v1.capsule.Service/Execute", start)).toBe("unimplemented");
+    const ticket = (environmentId: string, projectId: string) =>
+      workerFetch(`http://edgeplane.test/environments/${environmentId}/exec/tickets`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${scopedToken}` },
+        body: JSON.stringify({ ...start.start, projectId }),
+      }).then(async (r) => ((await r.json()) as { code: string }).code);
+    expect(await ticket(OWN_ENV, "shop")).toBe("not_found");
+    expect(await ticket(OTHER_ENV, "shop")).toBe("permission_denied");
+    expect(await ticket(OWN_ENV, "other")).toBe("permission_denied");
   });
 });

@@ -1,11 +1,13 @@
 import { Code } from "@connectrpc/connect";
 import { env, runInDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { Service as CapsuleService } from "../proto/gen/api/v1/capsule/service_pb";
 import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/service_pb";
+import { Service as ProjectService } from "../proto/gen/api/v1/project/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
 import type { EnvironmentDO } from "../durable-objects/environment";
 import { errorOf } from "./helpers/errors";
-import { client } from "./helpers/client";
+import { baseUrl, client, workerFetch } from "./helpers/client";
 import { fileAdmin, freshEmail, register } from "./helpers/identity";
 
 let admin: Awaited<ReturnType<typeof fileAdmin>>;
@@ -57,7 +59,8 @@ describe("environment.Service Create", () => {
       namespaceTemplate: "{{ .Project.Name }}",
       default: false,
       ephemeral: false,
-      global: false,
+      // The specification's environments have no projects: every project may deploy to it.
+      global: true,
       activeProjects: [],
       operatorVersion: "",
     });
@@ -355,5 +358,77 @@ describe("ephemeral environments", () => {
   it("are refused to viewers", async () => {
     const viewer = await userWithRole("viewer");
     expect((await errorOf(environments(viewer).create({ environmentId: "viewer-eph", ephemeral: true }))).code).toBe(Code.PermissionDenied);
+  });
+});
+
+describe("environment activation: the specification's API and Rig v1.9's", () => {
+  /** An RPC as a client of the specification sends it: JSON with only the specification's fields. */
+  const rpc = async (path: string, body: object) => {
+    const res = await workerFetch(`${baseUrl}/${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${admin.accessToken}` },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const nginx = [{ field: { case: "addImage" as const, value: { image: "nginx:1.27" } } }];
+  const deployTo = (environmentId: string, projectId: string) =>
+    client(CapsuleService, admin.accessToken).deploy({ projectId, environmentId, capsuleId: "web", changes: nginx });
+
+  beforeAll(async () => {
+    for (const projectId of ["act-shop", "act-blog"]) {
+      await client(ProjectService, admin.accessToken).create({ projectId });
+      await client(CapsuleService, admin.accessToken).create({ projectId, name: "web" });
+    }
+  });
+
+  it("deploys to an environment created without projects, in JSON", async () => {
+    expect(await rpc("api.v1.project.Service/Create", { projectId: "act-json" })).toMatchObject({ status: 200 });
+    expect(await rpc("api.v1.environment.Service/Create", { environmentId: "act-json-prod", clusterId: "local" })).toEqual({ status: 200, body: {} });
+    expect(await rpc("api.v1.capsule.Service/Create", { projectId: "act-json", name: "web" })).toEqual({ status: 200, body: { capsuleId: "web" } });
+    const deployed = await rpc("api.v1.capsule.Service/Deploy", {
+      projectId: "act-json",
+      environmentId: "act-json-prod",
+      capsuleId: "web",
+      changes: [{ addImage: { image: "nginx:1.27" } }, { replicas: 2 }],
+    });
+    expect(deployed).toMatchObject({ status: 200, body: { rolloutId: "1" } });
+  });
+
+  it("deploys to an environment created without projects, in binary protobuf", async () => {
+    const binary = <S extends Parameters<typeof client>[0]>(service: S) => client(service, admin.accessToken, "connect-binary");
+    await binary(ProjectService).create({ projectId: "act-bin" });
+    // The specification's one Update field: making it the default leaves it global.
+    await binary(EnvironmentService).create({ environmentId: "act-bin-prod", clusterId: "local", initializers: [{ field: { case: "default", value: true } }] });
+    await binary(CapsuleService).create({ projectId: "act-bin", name: "web" });
+    const { rolloutId } = await binary(CapsuleService).deploy({ projectId: "act-bin", environmentId: "act-bin-prod", capsuleId: "web", changes: nginx });
+    expect(rolloutId).toBe(1n);
+    expect((await listAll()).find((e) => e.environmentId === "act-bin-prod")).toMatchObject({ global: true, activeProjects: [], default: true });
+    await environments().update({ environmentId: "act-bin-prod", updates: [{ field: { case: "default", value: false } }] });
+  });
+
+  it("is scoped by the first of Rig v1.9's fields a client sends, and not before", async () => {
+    const notActive = (p: Promise<unknown>) => errorOf(p).then((e) => [e.code, e.rawMessage.includes("not active")]);
+
+    // Created with add_project: active in that project only.
+    await environments().create({ environmentId: "act-one", initializers: [{ field: { case: "addProject", value: "act-shop" } }] });
+    expect((await deployTo("act-one", "act-shop")).rolloutId).toBeGreaterThan(0n);
+    expect(await notActive(deployTo("act-one", "act-blog"))).toEqual([Code.FailedPrecondition, true]);
+
+    // Created bare, then add_project: from then on only the projects added.
+    await environments().create({ environmentId: "act-later" });
+    expect((await listAll()).find((e) => e.environmentId === "act-later")).toMatchObject({ global: true, activeProjects: [] });
+    await environments().update({ environmentId: "act-later", updates: [{ field: { case: "addProject", value: "act-blog" } }] });
+    expect((await listAll()).find((e) => e.environmentId === "act-later")).toMatchObject({ global: false, activeProjects: ["act-blog"] });
+    expect(await notActive(deployTo("act-later", "act-shop"))).toEqual([Code.FailedPrecondition, true]);
+    expect((await deployTo("act-later", "act-blog")).rolloutId).toBeGreaterThan(0n);
+
+    // set_global false: active nowhere until a project is added; set_global true: everywhere, and add_project keeps it so.
+    await environments().create({ environmentId: "act-none", initializers: [{ field: { case: "setGlobal", value: false } }] });
+    expect(await notActive(deployTo("act-none", "act-shop"))).toEqual([Code.FailedPrecondition, true]);
+    await environments().create({ environmentId: "act-all", initializers: [{ field: { case: "setGlobal", value: true } }] });
+    await environments().update({ environmentId: "act-all", updates: [{ field: { case: "addProject", value: "act-shop" } }] });
+    expect((await listAll()).find((e) => e.environmentId === "act-all")).toMatchObject({ global: true, activeProjects: ["act-shop"] });
+    expect((await deployTo("act-all", "act-blog")).rolloutId).toBeGreaterThan(0n);
   });
 });

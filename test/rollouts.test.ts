@@ -145,7 +145,7 @@ describe("Deploy without a runner", () => {
     expect(await codeOf(deploy("nope", [image()]))).toBe(Code.NotFound);
     const c = await capsule();
     expect(await codeOf(deploy(c, [image()], { environmentId: "nowhere" }))).toBe(Code.NotFound);
-    await client(EnvironmentService, admin.accessToken).create({ environmentId: "elsewhere" });
+    await client(EnvironmentService, admin.accessToken).create({ environmentId: "elsewhere", initializers: [{ field: { case: "setGlobal", value: false } }] });
     expect(await codeOf(deploy(c, [image()], { environmentId: "elsewhere" }))).toBe(Code.FailedPrecondition);
     expect(await codeOf(capsules().getRollout({ projectId: "roll", capsuleId: c, rolloutId: 99n }))).toBe(Code.NotFound);
     expect(await codeOf(capsules().abortRollout({ projectId: "roll", capsuleId: c, rolloutId: 99n }))).toBe(Code.NotFound);

@@ -622,6 +622,23 @@ describe("Execute", () => {
     expect(res.body).toMatchObject({ code: "failed_precondition" });
     expect(res.body.message).toMatch(/no runner is connected/);
   });
+
+  it("refuses the socket with 412 failed_precondition when the runner left after the ticket was issued", async () => {
+    const { environmentId, runner } = await withRunner("exec-left");
+    const c = await capsule();
+    await deploy(environmentId, c, [image(), replicas(1)]);
+    await until(c, 1n, settled, "settled");
+    const body = { projectId: PROJECT, capsuleId: c, instanceId: `${c}-1-0`, command: "sh", arguments: [] };
+    const url = await ticketUrl(`/environments/${environmentId}/exec/tickets`, body);
+
+    runner.disconnect();
+    await runner.closed;
+    // Once a new ticket is refused, the environment knows the runner is gone.
+    await eventually(async () => (await post(`/environments/${environmentId}/exec/tickets`, admin.accessToken, body)).status, (s) => s !== 200, "runner gone");
+    const res = await exports.default.fetch(`${baseUrl}${url}`, { headers: { upgrade: "websocket" } });
+    expect(res.status).toBe(412);
+    expect(await res.json()).toMatchObject({ code: "failed_precondition", message: expect.stringMatching(/runner disconnected/) });
+  });
 });
 
 describe("event streams of a deploy", () => {

@@ -21,3 +21,6 @@ export const scoped =
       environment: m.environmentId || undefined,
     };
   };
+
+/** The scope of a request about one capsule (`capsuleId`, in its project and environment). */
+export const capsuleScope = scoped<{ capsuleId?: string }>("capsule", "capsuleId");

@@ -215,6 +215,12 @@ export const environments = sqliteTable("environments", {
   ephemeral: integer("ephemeral", { mode: "boolean" }).notNull().default(false),
   /** Active in every project; otherwise only in those of environment_projects. */
   global: integer("global", { mode: "boolean" }).notNull().default(false),
+  /**
+   * Global only because no client has scoped it: created without any project initializer, as
+   * clients of the specification's API (which has no projects on environments) create them.
+   * The first add_project then scopes it to that project, as Rig v1.9's clients expect.
+   */
+  globalByDefault: integer("global_by_default", { mode: "boolean" }).notNull().default(false),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });

@@ -18,6 +18,7 @@ import type { Rule } from "../services/registry";
 import { kEnv, kExecution, kRequest } from "../services/context";
 import { authorize, mapErrors } from "./interceptors";
 import { isJsonLines, serveJsonLines } from "./jsonl";
+import { unbuffered } from "./unbuffered";
 
 function buildHandlers(): Map<string, UniversalHandler> {
   const rules = new Map<string, Rule>();
@@ -62,7 +63,8 @@ export async function serveConnect(
   // Gitpod's SDK retries a 409 unless told not to. Ours are already_exists and aborted (a lost
   // compare-and-swap): sending the same request again cannot succeed, so it must not be replayed.
   if (res.status === 409) res.header?.set("x-should-retry", "false");
-  return universalServerResponseToFetch(handler.method.methodKind === "unary" ? await binaryParseErrorsAreBadInput(res) : res);
+  if (handler.method.methodKind === "unary") return universalServerResponseToFetch(await binaryParseErrorsAreBadInput(res));
+  return universalServerResponseToFetch({ ...res, header: unbuffered(new Headers(res.header)) });
 }
 
 /**

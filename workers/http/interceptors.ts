@@ -1,4 +1,6 @@
-import type { Interceptor } from "@connectrpc/connect";
+import { create, type Message } from "@bufbuild/protobuf";
+import type { Interceptor, StreamRequest, UnaryRequest } from "@connectrpc/connect";
+import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import { allows, authenticate, bearerToken } from "../auth/principal";
 import type { Rule } from "../services/registry";
 import { kEnv, kPrincipal } from "../services/context";
@@ -29,13 +31,29 @@ export function authorize(rules: ReadonlyMap<string, Rule>): Interceptor {
     if (!token) throw unauthenticated(`${path} needs an access token: log in and send \`Authorization: Bearer <token>\``);
     const principal = await authenticate(env, token);
     req.contextValues.set(kPrincipal, principal);
-    if ("action" in rule) {
-      const scope =
-        rule.scope === "any" ? undefined : rule.scope ? rule.scope(req.stream ? {} : req.message, new URL(req.url)) : {};
-      if (!allows(principal, rule.action, scope)) {
-        throw permissionDenied(`${rule.action} is not granted to this ${principal.subjectType.replace("_", " ")}`);
-      }
+    if (!("action" in rule)) return next(req);
+    const { message, forward } = await requestMessage(req);
+    const scope = rule.scope === "any" ? undefined : rule.scope ? await rule.scope(message, new URL(req.url), env) : {};
+    if (!allows(principal, rule.action, scope)) {
+      throw permissionDenied(`${rule.action} is not granted to this ${principal.subjectType.replace("_", " ")}`);
     }
-    return next(req);
+    return next(forward);
   };
+}
+
+/**
+ * The request message a rule's scope is evaluated on, and the request to hand on. A
+ * server-streaming call has exactly one request message, which the protocol delivers as a
+ * stream: it is read here and handed on unchanged, so scoped grants apply to streams as they
+ * do to unary calls. Client and bidirectional streams are scoped by their (empty) default
+ * message, since waiting for their first message could hold the call open indefinitely;
+ * their handlers check what later messages name.
+ */
+async function requestMessage(req: UnaryRequest | StreamRequest): Promise<{ message: Message; forward: UnaryRequest | StreamRequest }> {
+  if (!req.stream) return { message: req.message, forward: req };
+  if (req.method.methodKind !== "server_streaming") return { message: create(req.method.input), forward: req };
+  const messages: Message[] = [];
+  // Bounded by the router's readMaxBytes; more than one message is the protocol error the handler reports.
+  for await (const m of req.message) messages.push(m);
+  return { message: messages[0] ?? create(req.method.input), forward: { ...req, message: createAsyncIterable(messages) } };
 }

@@ -14,6 +14,7 @@ import type { Env } from "../env";
 import { openWatch } from "../services/gitpod-event";
 import { invalidArgument, resourceExhausted, unauthenticated } from "../core/errors";
 import { errorResponse } from "./streams";
+import { unbuffered } from "./unbuffered";
 
 const WATCH = "/gitpod.v1.EventService/WatchEvents";
 
@@ -78,5 +79,5 @@ export function ndjsonResponse<T>(
       await iterator.return?.();
     },
   });
-  return new Response(body, { headers: { "content-type": init.contentType } });
+  return new Response(body, { headers: unbuffered(new Headers({ "content-type": init.contentType })) });
 }

@@ -13,7 +13,8 @@ import { DeployRequestSchema, type Service } from "../../proto/gen/api/v1/capsul
 import { type EnvironmentDO, type RolloutIdentity, rolloutName } from "../../durable-objects/contract";
 import { type Outcome, unwrap } from "../core/outcome";
 import type { DeployAction } from "../core/actions";
-import { allows } from "../auth/principal";
+import { allows, type Scope } from "../auth/principal";
+import { capsuleScope } from "../auth/scopes";
 import { capsuleKey } from "../d1/capsules";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
@@ -42,6 +43,19 @@ async function requireRollout(env: Env, req: { projectId: string; capsuleId: str
   const rollout = await stub.get();
   if (!rollout) throw notFound(`rollout ${req.rolloutId} of capsule ${capsuleId} in project ${projectId}`);
   return { stub, rollout };
+}
+
+/**
+ * The access scope of a request that names a rollout: the capsule, in the rollout's own
+ * environment, whatever the request says (GetRollout, AbortRollout and StopRollout name no
+ * environment; ListEvents may name another one than the rollout's). A request naming no
+ * rollout, or one never started, keeps the scope it names; its handler answers for it.
+ */
+export async function rolloutScope(m: { projectId: string; capsuleId: string; rolloutId: bigint; environmentId?: string }, _url: URL, env: Env): Promise<Scope> {
+  const scope = capsuleScope(m);
+  if (!m.projectId || !m.capsuleId || m.rolloutId === 0n) return scope;
+  const rollout = await env.ROLLOUTS.getByName(rolloutName(m.projectId, m.capsuleId, m.rolloutId)).get();
+  return rollout ? { ...scope, environment: rollout.identity.environmentId } : scope;
 }
 
 /** Asks the environment a rollout belongs to (requests name only the rollout) to act on it, as the caller. */

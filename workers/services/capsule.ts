@@ -1,7 +1,7 @@
 /** api.v1.capsule.Service: capsules, deploys and rollouts, instances, logs, cron jobs. */
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/capsule/service_pb";
-import { scoped } from "../auth/scopes";
+import { capsuleScope, scoped } from "../auth/scopes";
 import { type CapsuleRow, capsuleKey, projectOf, requireCapsule } from "../d1/capsules";
 import { envOf, principalOf } from "./context";
 import { alreadyExists, failedPrecondition, notFound } from "../core/errors";
@@ -9,11 +9,10 @@ import { checkDnsLabel } from "../core/names";
 import { pageOf } from "../core/pagination";
 import { instanceHandlers } from "./capsule-instances";
 import { jobHandlers } from "./capsule-jobs";
-import { rolloutHandlers } from "./capsule-rollouts";
+import { rolloutHandlers, rolloutScope } from "./capsule-rollouts";
 import { defineService } from "./registry";
 import { authorOf } from "./user-messages";
 
-const capsule = scoped<{ capsuleId?: string; projectId?: string; environmentId?: string }>("capsule", "capsuleId");
 const anyCapsule = scoped("capsule");
 
 const capsuleMessage = (r: CapsuleRow) => ({
@@ -26,27 +25,29 @@ export const capsules = defineService(
   Service,
   {
     create: { action: "capsule:create", scope: anyCapsule },
-    get: { action: "capsule:view", scope: capsule },
-    delete: { action: "capsule:delete", scope: capsule },
-    logs: { action: "capsule:view", scope: capsule },
-    update: { action: "capsule:edit", scope: capsule },
+    get: { action: "capsule:view", scope: capsuleScope },
+    delete: { action: "capsule:delete", scope: capsuleScope },
+    logs: { action: "capsule:view", scope: capsuleScope },
+    update: { action: "capsule:edit", scope: capsuleScope },
     list: { action: "capsule:view", scope: anyCapsule },
     // Each kind of change also needs its deploy sub-action, checked by the handler.
-    deploy: { action: "capsule:deploy", scope: capsule },
-    listInstances: { action: "capsule:view", scope: capsule },
-    restartInstance: { action: "capsule:restartinstance", scope: capsule },
-    getRollout: { action: "capsule:view", scope: capsule },
-    listRollouts: { action: "capsule:view", scope: capsule },
-    abortRollout: { action: "capsule:abortrollout", scope: capsule },
-    stopRollout: { action: "capsule:stoprollout", scope: capsule },
-    listEvents: { action: "capsule:view", scope: capsule },
-    capsuleMetrics: { action: "capsule:view", scope: capsule },
-    getInstanceStatus: { action: "capsule:view", scope: capsule },
-    listInstanceStatuses: { action: "capsule:view", scope: capsule },
-    // Bidi: its scope is in the first message, checked by the handler.
-    execute: { action: "capsule:execute" },
-    getCustomInstanceMetrics: { action: "capsule:view", scope: capsule },
-    getJobExecutions: { action: "capsule:view", scope: capsule },
+    deploy: { action: "capsule:deploy", scope: capsuleScope },
+    listInstances: { action: "capsule:view", scope: capsuleScope },
+    restartInstance: { action: "capsule:restartinstance", scope: capsuleScope },
+    listRollouts: { action: "capsule:view", scope: capsuleScope },
+    // These name a rollout: authorized in the environment it runs in.
+    getRollout: { action: "capsule:view", scope: rolloutScope },
+    abortRollout: { action: "capsule:abortrollout", scope: rolloutScope },
+    stopRollout: { action: "capsule:stoprollout", scope: rolloutScope },
+    listEvents: { action: "capsule:view", scope: rolloutScope },
+    capsuleMetrics: { action: "capsule:view", scope: capsuleScope },
+    getInstanceStatus: { action: "capsule:view", scope: capsuleScope },
+    listInstanceStatuses: { action: "capsule:view", scope: capsuleScope },
+    // Served over a WebSocket (its ticket route checks the scope); this handler only answers
+    // unimplemented, pointing there, so a grant of the action anywhere may be told so.
+    execute: { action: "capsule:execute", scope: "any" },
+    getCustomInstanceMetrics: { action: "capsule:view", scope: capsuleScope },
+    getJobExecutions: { action: "capsule:view", scope: capsuleScope },
   },
   {
     ...rolloutHandlers,

@@ -69,6 +69,8 @@ function checkNamespaceTemplate(template: string, environmentId: string): void {
 export interface EnvironmentState {
   isDefault: boolean;
   global: boolean;
+  /** Global because no client scoped it yet (see `globalByDefault` in db/schema.ts). */
+  globalByDefault: boolean;
   /** Projects the environment is explicitly active in (environment_projects). */
   projects: Set<string>;
   added: Set<string>;
@@ -86,9 +88,12 @@ function applyUpdates(s: EnvironmentState, updates: Update[], field: string, env
         break;
       case "setGlobal":
         s.global = f.value;
+        s.globalByDefault = false;
         break;
       case "addProject":
         if (!f.value) throw invalidArgument(at("add_project"), "is required");
+        // Scoping an environment nobody scoped yet: from now on only the projects added.
+        if (s.globalByDefault) s.global = s.globalByDefault = false;
         s.projects.add(f.value);
         s.added.add(f.value);
         s.removed.delete(f.value);
@@ -128,7 +133,13 @@ async function requireProjects(env: Env, ids: Iterable<string>): Promise<void> {
 function writeStatements(env: Env, id: string, s: EnvironmentState, now: number): D1PreparedStatement[] {
   const exists = "EXISTS (SELECT 1 FROM environments WHERE id = ?1)";
   return [
-    env.DB.prepare("UPDATE environments SET is_default = ?2, global = ?3, updated_at = ?4 WHERE id = ?1").bind(id, s.isDefault ? 1 : 0, s.global ? 1 : 0, now),
+    env.DB.prepare("UPDATE environments SET is_default = ?2, global = ?3, global_by_default = ?4, updated_at = ?5 WHERE id = ?1").bind(
+      id,
+      s.isDefault ? 1 : 0,
+      s.global ? 1 : 0,
+      s.globalByDefault ? 1 : 0,
+      now,
+    ),
     // At most one default environment: setting one clears the others in the same batch.
     ...(s.isDefault
       ? [env.DB.prepare(`UPDATE environments SET is_default = 0, updated_at = ?2 WHERE is_default = 1 AND id != ?1 AND ${exists}`).bind(id, now)]
@@ -229,7 +240,9 @@ export const environments = defineService(
       }
       const template = req.namespaceTemplate || defaultNamespaceTemplate;
       checkNamespaceTemplate(template, id);
-      const s: EnvironmentState = { isDefault: false, global: false, projects: new Set(), added: new Set(), removed: new Set() };
+      // The specification's environments have no projects: every project may deploy to one
+      // until Rig v1.9's add_project, remove_project or set_global scopes it.
+      const s: EnvironmentState = { isDefault: false, global: true, globalByDefault: true, projects: new Set(), added: new Set(), removed: new Set() };
       applyUpdates(s, req.initializers, "initializers", id);
       // The default environment is what requests without one land in: not a developer's to move.
       if (s.isDefault && !full) throw permissionDenied("environment:edit is needed to make an environment the default");
@@ -242,14 +255,15 @@ export const environments = defineService(
       const env = envOf(ctx);
       const id = req.environmentId;
       const [row, projects] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare("SELECT is_default, global FROM environments WHERE id = ?").bind(id),
+        env.DB.prepare("SELECT is_default, global, global_by_default FROM environments WHERE id = ?").bind(id),
         env.DB.prepare("SELECT project_id FROM environment_projects WHERE environment_id = ?").bind(id),
       ]);
-      const current = row!.results[0] as { is_default: number; global: number } | undefined;
+      const current = row!.results[0] as { is_default: number; global: number; global_by_default: number } | undefined;
       if (!current) throw notFound(`environment ${id}`);
       const s: EnvironmentState = {
         isDefault: current.is_default === 1,
         global: current.global === 1,
+        globalByDefault: current.global_by_default === 1,
         projects: new Set(projects!.results.map((r) => r.project_id as string)),
         added: new Set(),
         removed: new Set(),

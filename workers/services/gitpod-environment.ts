@@ -86,7 +86,15 @@ async function createDev(ctx: HandlerContext, input: CreateInput) {
 
   const id = uuidv7();
   const project = input.projectId ? new Set([input.projectId]) : new Set<string>();
-  const state: EnvironmentState = { isDefault: false, global: !input.projectId, projects: project, added: new Set(project), removed: new Set() };
+  // Without a project it is global as a Rig environment created without one is (environment.ts).
+  const state: EnvironmentState = {
+    isDefault: false,
+    global: !input.projectId,
+    globalByDefault: !input.projectId,
+    projects: project,
+    added: new Set(project),
+    removed: new Set(),
+  };
   const createdAt = await insertEnvironment(env, { id, clusterId: cluster.id, namespaceTemplate: defaultNamespaceTemplate, ephemeral: true, state });
   const first = spec.content?.initializer?.specs[0]?.spec;
   const metadata = create(EnvironmentMetadataSchema, {

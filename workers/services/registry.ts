@@ -8,14 +8,13 @@ import type { DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Action } from "../core/actions";
 import type { Scope } from "../auth/principal";
+import type { Env } from "../env";
 
 /**
- * What a rule's scope function reads: the request message of a unary RPC; of a streaming
- * one, nothing yet (its messages arrive after the check), so every field may be missing.
+ * What a rule's scope function reads: the RPC's request message (of a client or bidirectional
+ * stream, its default message: http/interceptors.ts).
  */
-export type RequestOf<M extends DescMethod> = M["methodKind"] extends "unary"
-  ? MessageShape<M["input"]>
-  : Partial<MessageShape<M["input"]>>;
+export type RequestOf<M extends DescMethod> = MessageShape<M["input"]>;
 
 export type Rule<Req extends object = object> =
   /** Callable without a token (login, register, refresh, verification, auth config). */
@@ -23,13 +22,15 @@ export type Rule<Req extends object = object> =
   /** Any logged-in user or service account, acting on itself. */
   | { authenticated: true }
   /**
-   * Needs the action, in the scope the request names: in its message (unary requests) or its
-   * URL (e.g. the environment of a Skaffold call). Without a scope function the action must
-   * be granted for everything; `"any"` accepts a grant anywhere, for lists that show only
-   * what the caller may see and handlers that check each item. Streaming requests that name
-   * their scope only in a later message are checked by their handler as well.
+   * Needs the action, in the scope the request names: in its message (unary and
+   * server-streaming requests) or its URL (e.g. the environment of a Skaffold call). Without
+   * a scope function the action must be granted for everything; `"any"` accepts a grant
+   * anywhere, for lists that show only what the caller may see and handlers that check each
+   * item. Client and bidirectional streams are scoped by their empty message; their
+   * handlers check what later messages name. A scope may be looked up (with `env`) where
+   * the request names a thing whose scope it does not carry, e.g. a rollout's environment.
    */
-  | { action: Action; scope?: ((message: Req, url: URL) => Scope) | "any" };
+  | { action: Action; scope?: ((message: Req, url: URL, env: Env) => Scope | Promise<Scope>) | "any" };
 
 export interface ServiceEntry {
   service: DescService;

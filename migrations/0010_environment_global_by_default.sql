@@ -1,0 +1,1 @@
+ALTER TABLE `environments` ADD `global_by_default` integer DEFAULT false NOT NULL;
