@@ -15,7 +15,7 @@ import { type Outcome, unwrap } from "../core/outcome";
 import type { DeployAction } from "../core/actions";
 import { allows, type Scope } from "../auth/principal";
 import { capsuleScope } from "../auth/scopes";
-import { capsuleKey } from "../d1/capsules";
+import { namedCapsule } from "../d1/capsules";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
 import { failedPrecondition, invalidArgument, notFound, permissionDenied } from "../core/errors";
@@ -37,7 +37,7 @@ export async function environmentOf(env: Env, req: { environmentId: string }): P
 
 /** A rollout's object; not_found unless it was started. */
 async function requireRollout(env: Env, req: { projectId: string; capsuleId: string; rolloutId: bigint }) {
-  const { projectId, capsuleId } = capsuleKey(req);
+  const { projectId, capsuleId } = namedCapsule(req);
   if (req.rolloutId === 0n) throw invalidArgument("rollout_id", "is required");
   const stub = env.ROLLOUTS.getByName(rolloutName(projectId, capsuleId, req.rolloutId));
   const rollout = await stub.get();
@@ -113,7 +113,7 @@ export const rolloutHandlers: Pick<
 > = {
   async deploy(req, ctx) {
     const env = envOf(ctx);
-    const { projectId, capsuleId } = capsuleKey(req);
+    const { projectId, capsuleId } = namedCapsule(req);
     const environmentId = await environmentOf(env, req);
     checkDeployActions(ctx, req, environmentId);
     const target = await deployTarget(env, projectId, capsuleId, environmentId);
@@ -135,7 +135,7 @@ export const rolloutHandlers: Pick<
 
   async listRollouts(req, ctx) {
     const env = envOf(ctx);
-    const { projectId, capsuleId } = capsuleKey(req);
+    const { projectId, capsuleId } = namedCapsule(req);
     const environmentId = await environmentOf(env, req);
     const page = pageOf(req.pagination);
     // Newest first, as Rig lists them; `descending` reverses it.
@@ -156,7 +156,7 @@ export const rolloutHandlers: Pick<
 
   async listEvents(req, ctx) {
     const env = envOf(ctx);
-    const { projectId, capsuleId } = capsuleKey(req);
+    const { projectId, capsuleId } = namedCapsule(req);
     let rolloutId = req.rolloutId;
     if (rolloutId === 0n) {
       // No rollout named: the capsule's current one in the environment.
