@@ -11,10 +11,13 @@ import type { Scope } from "../auth/principal";
 import type { Env } from "../env";
 
 /**
- * What a rule's scope function reads: the RPC's request message (of a client or bidirectional
- * stream, its default message: http/interceptors.ts).
+ * What a rule's scope function reads: the request message of a unary or server-streaming
+ * RPC; of a client or bidirectional stream, nothing yet (its messages arrive after the
+ * check), so every field may be missing.
  */
-export type RequestOf<M extends DescMethod> = MessageShape<M["input"]>;
+export type RequestOf<M extends DescMethod> = M["methodKind"] extends "unary" | "server_streaming"
+  ? MessageShape<M["input"]>
+  : Partial<MessageShape<M["input"]>>;
 
 export type Rule<Req extends object = object> =
   /** Callable without a token (login, register, refresh, verification, auth config). */
