@@ -12,7 +12,8 @@ import { JOB_ATTEMPT, JOB_DEADLINE, JobExecutions } from "./environment-jobs";
 import { CapsuleRollouts, type DeployedCapsule, type DeployInput, type DeployResult, START_ROLLOUT } from "./environment-rollouts";
 import { RUNNER, RunnerConnection, type RunnerInfo } from "./environment-runner";
 import { EnvironmentSkaffold } from "./environment-skaffold";
-import { EventLog, type Json, type LoggedEvent } from "./event-log";
+import type { Author } from "./contract";
+import { EventLog, type LoggedEvent } from "./event-log";
 import { EventStream } from "./event-stream";
 import type { Outcome } from "../workers/core/outcome";
 import type { RolloutSummary } from "./rollout";
@@ -241,12 +242,12 @@ export class EnvironmentDO extends DurableObject<Env> {
   }
 
   /** AbortRollout of a rollout of this environment. */
-  async abortRollout(projectId: string, capsuleId: string, rolloutId: number, createdBy: Json): Promise<Outcome<void>> {
+  async abortRollout(projectId: string, capsuleId: string, rolloutId: number, createdBy: Author): Promise<Outcome<void>> {
     return this.rollouts.abort(projectId, capsuleId, rolloutId, createdBy);
   }
 
   /** StopRollout: the runner removes the rollout's resources, and the capsule no longer runs it. */
-  async stopRollout(projectId: string, capsuleId: string, rolloutId: number, createdBy: Json): Promise<Outcome<void>> {
+  async stopRollout(projectId: string, capsuleId: string, rolloutId: number, createdBy: Author): Promise<Outcome<void>> {
     return this.rollouts.stop(projectId, capsuleId, rolloutId, createdBy);
   }
 

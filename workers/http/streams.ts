@@ -9,7 +9,7 @@
  *   POST /environments/<id>/runner/tickets, GET /environments/<id>/runner   (docs/runner-protocol.md)
  *   POST /environments/<id>/exec/tickets, GET /environments/<id>/exec   (docs/execute.md)
  */
-import { fromJson } from "@bufbuild/protobuf";
+import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { type Context, Hono } from "hono";
 import { ExecuteRequest_StartSchema } from "../../proto/gen/api/v1/capsule/service_pb";
 import { unwrap } from "../core/outcome";
@@ -73,16 +73,18 @@ environmentSocket("runner", "runner:connect", (id) => ({ environment: id, resour
 /** The body is an api.v1.capsule.ExecuteRequest.Start in protobuf JSON, plus projectId. */
 streams.post("/environments/:id/exec/tickets", async (c) => {
   const id = c.req.param("id");
-  let body: Record<string, unknown>;
+  const shape = "must be JSON: an api.v1.capsule.ExecuteRequest.Start with projectId";
+  let body: JsonValue;
   try {
-    body = await c.req.json();
+    body = await c.req.json<JsonValue>();
   } catch {
-    throw invalidArgument("body", "must be JSON: an api.v1.capsule.ExecuteRequest.Start with projectId");
+    throw invalidArgument("body", shape);
   }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalidArgument("body", shape);
   const { projectId, ...startJson } = body;
   let start: ReturnType<typeof fromJson<typeof ExecuteRequest_StartSchema>>;
   try {
-    start = fromJson(ExecuteRequest_StartSchema, startJson as never);
+    start = fromJson(ExecuteRequest_StartSchema, startJson);
   } catch (err) {
     throw invalidArgument("body", err instanceof Error ? err.message : String(err));
   }

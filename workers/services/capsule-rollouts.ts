@@ -10,7 +10,7 @@ import { RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
 import { StatusSchema } from "../../proto/gen/api/v1/capsule/rollout/status_pb";
 import type { AuthorSchema } from "../../proto/gen/model/author_pb";
 import { DeployRequestSchema, type Service } from "../../proto/gen/api/v1/capsule/service_pb";
-import { type EnvironmentDO, type RolloutIdentity, rolloutName } from "../../durable-objects/contract";
+import { type Author, type EnvironmentDO, type RolloutIdentity, rolloutName } from "../../durable-objects/contract";
 import { type Outcome, unwrap } from "../core/outcome";
 import type { DeployAction } from "../core/actions";
 import { allows, type Scope } from "../auth/principal";
@@ -62,11 +62,11 @@ export async function rolloutScope(m: { projectId: string; capsuleId: string; ro
 async function inRolloutEnvironment(
   ctx: HandlerContext,
   req: { projectId: string; capsuleId: string; rolloutId: bigint },
-  act: (object: DurableObjectStub<EnvironmentDO>, id: RolloutIdentity, by: never) => Promise<Outcome<void>>,
+  act: (object: DurableObjectStub<EnvironmentDO>, id: RolloutIdentity, by: Author) => Promise<Outcome<void>>,
 ): Promise<void> {
   const env = envOf(ctx);
   const { rollout } = await requireRollout(env, req);
-  unwrap(await act(env.ENVIRONMENTS.getByName(rollout.identity.environmentId), rollout.identity, authorOf(principalOf(ctx)) as never));
+  unwrap(await act(env.ENVIRONMENTS.getByName(rollout.identity.environmentId), rollout.identity, authorOf(principalOf(ctx))));
 }
 
 const rolloutMessage = (r: { config: Uint8Array; status: Uint8Array; identity: { rolloutId: number } }) => ({
@@ -120,7 +120,7 @@ export const rolloutHandlers: Pick<
     const result = unwrap(
       await env.ENVIRONMENTS.getByName(environmentId).deploy({
         request: toBinary(DeployRequestSchema, create(DeployRequestSchema, { ...req, environmentId })),
-        createdBy: authorOf(principalOf(ctx)) as never,
+        createdBy: authorOf(principalOf(ctx)),
         imageIds: target.imageIds,
         namespace: target.namespace,
       }),
