@@ -160,7 +160,7 @@ export class RunnerConnection {
         this.host.stream.publish("runner.connected", { name, version: String(msg.runner?.version ?? "") });
         for (const c of rollouts.deployed()) rollouts.sendDesired(c.projectId, c.capsuleId);
         automations.resend();
-        skaffold.resendAutoTriggers();
+        skaffold.onRunnerHello();
         await dev.onRunnerHello();
         // The complete desired set: the runner removes whatever it runs that is not in it.
         ws.send(JSON.stringify({ type: "synced", capsules: rollouts.deployed().map((c) => ({ ...c, rolloutId: rollouts.capsuleState(c.projectId, c.capsuleId).desired_rollout_id! })) } satisfies ServerMessage));

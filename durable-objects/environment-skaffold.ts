@@ -62,24 +62,40 @@ export class EnvironmentSkaffold {
     });
   }
 
-  /** Execute: records a proto.Intent (binary) in the State and hands it to the runner, if one is connected. */
-  execute(intent: Uint8Array): Promise<Outcome<void>> {
+  /**
+   * Execute (a proto.Intent, binary). State changes only once a runner has the intent; with
+   * none connected the intent waits for one, and State says so (skaffold-session.ts `pend`).
+   */
+  execute(bytes: Uint8Array): Promise<Outcome<void>> {
     return attempt(() => {
-      const { intent: asked, auto } = this.session().execute(intent);
-      if (asked) this.host.toRunner({ type: "skaffold-intent", intent: asked, auto });
+      const session = this.session();
+      const intent = session.intentOf(bytes);
+      if (!intent) return;
+      if (this.host.toRunner({ type: "skaffold-intent", intent, auto: session.autoTriggers() })) session.delivered(intent);
+      else session.pend(intent, `no runner is connected to environment ${this.host.requireIdentity().environmentId}; it is sent when one connects`);
     });
   }
 
-  /** AutoBuild, AutoSync, AutoDeploy: already_exists when `enabled` is the trigger's value already. */
+  /**
+   * AutoBuild, AutoSync, AutoDeploy: already_exists when `enabled` is the trigger's value
+   * already. A trigger turned on resets its phase only if a runner is there to run it.
+   */
   autoTrigger(phase: "build" | "sync" | "deploy", enabled: boolean): Promise<Outcome<void>> {
     return attempt(() => {
-      this.host.toRunner({ type: "skaffold-intent", auto: this.session().setAutoTrigger(phase, enabled) });
+      const session = this.session();
+      if (this.host.toRunner({ type: "skaffold-intent", auto: session.setAutoTrigger(phase, enabled) }) && enabled) session.triggered(phase);
     });
   }
 
-  /** After hello. Level-triggered like the rest: the runner learns the auto triggers it may have missed. */
-  resendAutoTriggers(): void {
-    this.host.toRunner({ type: "skaffold-intent", auto: this.session().autoTriggers() });
+  /**
+   * After hello. Level-triggered like the rest: the runner learns the auto triggers it may
+   * have missed, and gets the intent that waited for it.
+   */
+  onRunnerHello(): void {
+    const session = this.session();
+    const intent = session.pending();
+    const sent = this.host.toRunner({ type: "skaffold-intent", auto: session.autoTriggers(), ...(intent && { intent }) });
+    if (sent && intent) session.delivered(intent);
   }
 
   /** A rollout here moved: its Skaffold deploy and status-check events. They never fail the rollout's own work. */

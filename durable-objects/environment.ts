@@ -374,7 +374,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     return this.skaffold.handle(event);
   }
 
-  /** Execute: records a proto.Intent (binary) in the State and hands it to the runner, if one is connected. */
+  /** Execute: hands a proto.Intent (binary) to the runner, or keeps it until one connects. */
   async skaffoldExecute(intent: Uint8Array): Promise<Outcome<void>> {
     return this.skaffold.execute(intent);
   }

@@ -135,8 +135,8 @@ export type ServerMessage =
    * The Skaffold control API was called (Execute, AutoBuild/AutoSync/AutoDeploy): `intent`
    * asks the dev loop for one pass of those phases (proto.Intent; with `devloop` a whole
    * iteration and the other flags are ignored), absent when only a trigger changed; `auto`
-   * holds the auto triggers now in force. As in Skaffold, intents are not queued: one sent
-   * while no runner is connected is not delivered later (the State still shows its effect).
+   * holds the auto triggers now in force. An intent sent while no runner is connected waits
+   * and comes with the one after the next `hello`.
    */
   | {
       type: "skaffold-intent";

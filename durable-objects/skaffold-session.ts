@@ -6,12 +6,22 @@
  * The State is stored, not re-folded from the log: Execute and the auto triggers change it
  * without logging an event (as in Skaffold), so the log alone cannot rebuild it. Each change
  * writes the state and its log entry in one transaction, so the two never disagree, and
- * GetState is one row read however long the log grows.
+ * GetState is one row read however long the log grows. An intent no runner has taken yet is
+ * kept too, and waits for one.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type Event, EventSchema, type Intent, IntentSchema, LogEntrySchema, type State, StateSchema } from "../proto/gen/skaffold/v1/skaffold_pb";
+import {
+  type Event,
+  EventSchema,
+  type Intent,
+  IntentSchema,
+  LogEntrySchema,
+  MetadataSchema,
+  type State,
+  StateSchema,
+} from "../proto/gen/skaffold/v1/skaffold_pb";
 import { invalidArgument } from "../workers/core/errors";
 import type { RolloutSummary } from "./rollout";
 import {
@@ -22,6 +32,7 @@ import {
   initialState,
   type Phase,
   problemOf,
+  resetOnTrigger,
   type RolloutPhase,
   rolloutEvents,
   setAutoTrigger,
@@ -32,6 +43,15 @@ import {
  * dev loop reacts to file changes until a client turns a phase to manual.
  */
 const DEFAULT_AUTO = { build: true, sync: true, deploy: true };
+
+/** The phases an Execute asks the dev loop for (proto.Intent's flags). */
+export type IntentFlags = Pick<Intent, "build" | "sync" | "deploy" | "devloop">;
+
+/**
+ * Where State says that an intent waits for a runner: `metadata.additional` is Skaffold's
+ * free-form map, and State has no other place for a message.
+ */
+export const PENDING_INTENT = "pendingIntent";
 
 /** One log entry: its sequence number and the proto.LogEntry, binary. */
 export interface SkaffoldLogRow {
@@ -50,6 +70,7 @@ export class SkaffoldSession {
       project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, rollout_id INTEGER NOT NULL, phase TEXT NOT NULL,
       PRIMARY KEY (project_id, capsule_id, rollout_id)
     )`);
+    this.sql.exec("CREATE TABLE IF NOT EXISTS skaffold_pending_intent (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), intent BLOB NOT NULL)");
   }
 
   /** GetState: proto.State, binary. */
@@ -98,21 +119,56 @@ export class SkaffoldSession {
       .map((r) => ({ seq: r.seq, entry: new Uint8Array(r.entry) }));
   }
 
-  /**
-   * Execute (a proto.Intent, binary): makes the state changes Skaffold makes before its dev
-   * loop runs the intent, and returns the intent for the runner (none when it asks for nothing).
-   */
-  execute(bytes: Uint8Array): { intent?: Pick<Intent, "build" | "sync" | "deploy" | "devloop">; auto: AutoTriggers } {
-    const intent = fromBinary(IntentSchema, bytes);
-    this.storage.transactionSync(() => this.save(applyIntent(this.state(), intent)));
-    const { build, sync, deploy, devloop } = intent;
-    const asked = build || sync || deploy || devloop;
-    return { intent: asked ? { build, sync, deploy, devloop } : undefined, auto: this.autoTriggers() };
+  /** What an Execute (a proto.Intent, binary) asks for; undefined for nothing (a no-op, as in Skaffold). */
+  intentOf(bytes: Uint8Array): IntentFlags | undefined {
+    const { build, sync, deploy, devloop } = fromBinary(IntentSchema, bytes);
+    return build || sync || deploy || devloop ? { build, sync, deploy, devloop } : undefined;
   }
 
   /**
-   * AutoBuild, AutoSync, AutoDeploy: sets the phase's auto trigger. A value that changes
-   * nothing is refused with already_exists, as Skaffold does (HTTP 409 on its gateway).
+   * A runner took `intent`: State changes as Skaffold's Execute changes it before its dev loop
+   * runs the intent, and no intent waits any more.
+   */
+  delivered(intent: IntentFlags): void {
+    this.storage.transactionSync(() => {
+      const state = applyIntent(this.state(), create(IntentSchema, intent));
+      if (state.metadata) delete state.metadata.additional[PENDING_INTENT];
+      this.save(state);
+      this.sql.exec("DELETE FROM skaffold_pending_intent");
+    });
+  }
+
+  /**
+   * No runner took `intent`: it waits, together with any intent already waiting, and State
+   * says so (`why`) under `metadata.additional.pendingIntent`. Nothing else in State changes,
+   * since nothing has happened yet.
+   */
+  pend(intent: IntentFlags, why: string): void {
+    this.storage.transactionSync(() => {
+      const before = this.pending();
+      const merged = Object.fromEntries((["build", "sync", "deploy", "devloop"] as const).map((k) => [k, intent[k] || !!before?.[k]])) as IntentFlags;
+      this.sql.exec(
+        "INSERT INTO skaffold_pending_intent (singleton, intent) VALUES (1, ?1) ON CONFLICT DO UPDATE SET intent = ?1",
+        toBinary(IntentSchema, create(IntentSchema, merged)),
+      );
+      const state = this.state();
+      state.metadata ??= create(MetadataSchema);
+      const phases = (Object.keys(merged) as (keyof IntentFlags)[]).filter((k) => merged[k]);
+      state.metadata.additional[PENDING_INTENT] = `${phases.join(", ")} asked for and waiting: ${why}`;
+      this.save(state);
+    });
+  }
+
+  /** The intent waiting for a runner, if any. */
+  pending(): IntentFlags | undefined {
+    const row = this.sql.exec<{ intent: ArrayBuffer }>("SELECT intent FROM skaffold_pending_intent").toArray()[0];
+    return row ? this.intentOf(new Uint8Array(row.intent)) : undefined;
+  }
+
+  /**
+   * AutoBuild, AutoSync, AutoDeploy: sets the phase's auto trigger, and nothing else (see
+   * `triggered`). A value that changes nothing is refused with already_exists, as Skaffold
+   * does (HTTP 409 on its gateway).
    */
   setAutoTrigger(phase: Phase, enabled: boolean): AutoTriggers {
     this.storage.transactionSync(() => {
@@ -122,6 +178,11 @@ export class SkaffoldSession {
       this.save(setAutoTrigger(state, phase, enabled));
     });
     return this.autoTriggers();
+  }
+
+  /** A runner learnt that `phase`'s trigger was turned on, so the phase runs: State resets it as Skaffold does. */
+  triggered(phase: Phase): void {
+    this.storage.transactionSync(() => this.save(resetOnTrigger(this.state(), phase)));
   }
 
   /** The auto triggers as State holds them. */

@@ -3,7 +3,19 @@ import { describe, expect, it } from "vitest";
 import { StatusCode } from "../proto/gen/skaffold/enums/enums_pb";
 import { EventSchema, IntentSchema, type State } from "../proto/gen/skaffold/v1/skaffold_pb";
 import type { RolloutSummary } from "./rollout";
-import { applyIntent, fold, initialState, problemOf, resetOnBuild, resetOnDeploy, type RolloutPhase, rolloutEvents, setAutoTrigger, Status } from "./skaffold-state";
+import {
+  applyIntent,
+  fold,
+  initialState,
+  problemOf,
+  resetOnBuild,
+  resetOnDeploy,
+  resetOnTrigger,
+  type RolloutPhase,
+  rolloutEvents,
+  setAutoTrigger,
+  Status,
+} from "./skaffold-state";
 
 type EventInit = MessageInitShape<typeof EventSchema>["eventType"];
 
@@ -215,17 +227,18 @@ describe("resets, intents and auto triggers", () => {
     expect(applyIntent(busy(), undefined)).toEqual(busy());
   });
 
-  it("enabling a trigger resets its phase (build: everything, deploy: the deploy part, sync: nothing); disabling resets nothing", () => {
+  it("setting a trigger changes only the trigger; a trigger turned on resets its phase (build: everything, deploy: the deploy part, sync: nothing)", () => {
     const manual = setAutoTrigger(setAutoTrigger(setAutoTrigger(busy(), "build", false), "sync", false), "deploy", false);
     expect([manual.buildState!.autoTrigger, manual.fileSyncState!.autoTrigger, manual.deployState!.autoTrigger]).toEqual([false, false, false]);
     expect(manual.deployState!.status).toBe("Complete");
-    const build = setAutoTrigger(manual, "build", true);
+    expect(setAutoTrigger(manual, "build", true).buildState).toMatchObject({ autoTrigger: true, artifacts: { web: "Complete" } });
+    const build = resetOnTrigger(setAutoTrigger(manual, "build", true), "build");
     expect(build.buildState).toMatchObject({ autoTrigger: true, artifacts: { web: "Not Started" } });
     expect(build.testState!.status).toBe("Not Started");
-    const deploy = setAutoTrigger(manual, "deploy", true);
+    const deploy = resetOnTrigger(setAutoTrigger(manual, "deploy", true), "deploy");
     expect(deploy.deployState).toMatchObject({ autoTrigger: true, status: "Not Started" });
     expect(deploy.buildState!.artifacts).toEqual({ web: "Complete" });
-    const sync = setAutoTrigger(manual, "sync", true);
+    const sync = resetOnTrigger(setAutoTrigger(manual, "sync", true), "sync");
     expect(sync.fileSyncState).toMatchObject({ autoTrigger: true, status: "Succeeded" });
   });
 });

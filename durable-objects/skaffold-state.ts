@@ -221,18 +221,23 @@ export function autoTrigger(s: State, phase: Phase): boolean {
   return !!(phase === "build" ? s.buildState?.autoTrigger : phase === "sync" ? s.fileSyncState?.autoTrigger : s.deployState?.autoTrigger);
 }
 
-/**
- * Sets the auto trigger of `phase`. Enabling also resets the phase's state as Skaffold's
- * `executeAutoTrigger` does: build resets everything, deploy the deploy part, sync nothing.
- */
+/** Sets the auto trigger of `phase`; nothing else changes. */
 export function setAutoTrigger(s: State, phase: Phase, enabled: boolean): State {
-  let state = clone(StateSchema, s);
+  const state = clone(StateSchema, s);
   if (phase === "build") state.buildState!.autoTrigger = enabled;
   if (phase === "sync") state.fileSyncState!.autoTrigger = enabled;
   if (phase === "deploy") state.deployState!.autoTrigger = enabled;
-  if (enabled && phase === "build") state = resetOnBuild(state);
-  if (enabled && phase === "deploy") state = resetOnDeploy(state);
   return state;
+}
+
+/**
+ * What Skaffold's `executeAutoTrigger` does to State when a trigger is turned on, since the
+ * phase then runs at once: build resets everything, deploy the deploy part, sync nothing.
+ */
+export function resetOnTrigger(s: State, phase: Phase): State {
+  if (phase === "build") return resetOnBuild(s);
+  if (phase === "deploy") return resetOnDeploy(s);
+  return s;
 }
 
 type EventInit = MessageInitShape<typeof EventSchema>;

@@ -340,12 +340,43 @@ describe("Execute and the auto triggers", () => {
     runner.disconnect();
   });
 
-  it("records an intent with no runner connected", async () => {
-    const api = skaffold(await environment());
+  it("changes nothing in State for an intent no runner took but says it waits, and hands it over when one connects", async () => {
+    const id = await environment();
+    const api = skaffold(id);
+    await api.handle(build("web", "Complete"));
     await api.handle(deployEvent("Complete"));
-    await api.execute({ intent: { devloop: true } });
-    expect((await api.getState({})).deployState!.status).toBe("Not Started");
+    const before = await api.getState({});
+
+    await api.execute({ intent: { build: true } });
+    await api.execute({ intent: { deploy: true } });
+    const waiting = await api.getState({});
+    expect(waiting.buildState).toEqual(before.buildState);
+    expect(waiting.deployState).toEqual(before.deployState);
+    expect(waiting.metadata!.additional).toEqual({
+      pendingIntent: `build, deploy asked for and waiting: no runner is connected to environment ${id}; it is sent when one connects`,
+    });
+    // An empty intent is a no-op, as in Skaffold.
     await api.execute({});
+
+    const runner = await TestRunner.connect({ environmentId: id, token: await runnerToken(id) });
+    expect(await runner.waitFor((m) => m.type === "skaffold-intent")).toEqual({
+      type: "skaffold-intent",
+      intent: { build: true, sync: false, deploy: true, devloop: false },
+      auto: { build: true, sync: true, deploy: true },
+    });
+    const taken = await api.getState({});
+    expect(taken.buildState!.artifacts).toEqual({ web: "Not Started" });
+    expect(taken.deployState!.status).toBe("Not Started");
+    expect(taken.metadata!.additional).toEqual({});
+    runner.disconnect();
+  });
+
+  it("turning a trigger on with no runner connected records the trigger and resets nothing", async () => {
+    const api = skaffold(await environment());
+    await api.autoBuild({ state: { val: { case: "enabled", value: false } } });
+    await api.handle(build("web", "Complete"));
+    await api.autoBuild({ state: { val: { case: "enabled", value: true } } });
+    expect((await api.getState({})).buildState).toMatchObject({ autoTrigger: true, artifacts: { web: "Complete" } });
   });
 });
 
@@ -443,8 +474,10 @@ describe("the HTTP/JSON gateway", () => {
     await skaffold(id).handle(build("web", "Complete"));
     res = await gateway(id, "execute", { method: "POST", body: JSON.stringify({ build: true }) });
     expect([res.status, await res.json()]).toEqual([200, {}]);
+    // No runner is connected: no build started, and State says the intent waits.
     const state = (await (await gateway(id, "state")).json()) as GatewayJson;
-    expect(state.buildState).toEqual({ artifacts: { web: "Not Started" }, autoTrigger: false, statusCode: "OK" });
+    expect(state.buildState).toEqual({ artifacts: { web: "Complete" }, autoTrigger: false, statusCode: "OK" });
+    expect(state.metadata.additional.pendingIntent).toMatch(/^build asked for and waiting: no runner is connected/);
     expect(state.deployState.autoTrigger).toBe(false);
     // An empty intent is a no-op, as in Skaffold.
     expect((await gateway(id, "execute", { method: "POST" })).status).toBe(200);

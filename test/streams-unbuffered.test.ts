@@ -4,7 +4,8 @@
  * send), and its first event must arrive while the stream is still open, then a live one.
  * The pool calls the Worker in-process, where nothing compresses; what keeps Cloudflare's
  * edge and `wrangler dev` from compressing (and so buffering) is the pair of headers checked
- * here (workers/http/unbuffered.ts).
+ * here (workers/http/unbuffered.ts). test/e2e/streams.test.ts reads the same streams through
+ * `wrangler dev`, which does compress.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
@@ -18,9 +19,8 @@ import { LogEntrySchema, SkaffoldService } from "../proto/gen/skaffold/v1/skaffo
 import { baseUrl, client, workerFetch } from "./helpers/client";
 import { fileAdmin } from "./helpers/identity";
 import { runnerToken, TestRunner } from "./helpers/runner";
-import { eventually, within } from "./helpers/wait";
-
-const ACCEPT_COMPRESSED = { "accept-encoding": "gzip, deflate, br" };
+import { envelope, expectUnbuffered, openStream } from "./helpers/stream-reader";
+import { eventually } from "./helpers/wait";
 
 let admin: Awaited<ReturnType<typeof fileAdmin>>;
 let counter = 0;
@@ -37,57 +37,8 @@ async function environment(): Promise<string> {
   return environmentId;
 }
 
-/**
- * Opens a streamed answer as a compression-accepting client does and reads it as it comes:
- * `until(text)` waits for `text` in what arrived so far, failing if the stream ends first.
- */
-async function open(path: string, init: { method?: string; contentType?: string; body?: BodyInit }) {
-  const res = await workerFetch(`${baseUrl}${path}`, {
-    method: init.method ?? "POST",
-    headers: {
-      ...ACCEPT_COMPRESSED,
-      authorization: `Bearer ${admin.accessToken}`,
-      ...(init.contentType ? { "content-type": init.contentType } : {}),
-    },
-    body: init.body,
-  });
-  expect(res.status, `${path}: ${res.status}`).toBe(200);
-  const reader = res.body!.getReader();
-  const chunks: Uint8Array[] = [];
-  const text = () => new TextDecoder().decode(concat(chunks));
-  return {
-    res,
-    bytes: () => concat(chunks),
-    async until(wanted: string): Promise<void> {
-      while (!text().includes(wanted)) {
-        const { value, done } = await within(reader.read(), `${path}: "${wanted}" while the stream is open`);
-        if (done) throw new Error(`${path}: the stream ended before "${wanted}" arrived; got ${text().slice(0, 300)}`);
-        chunks.push(value);
-      }
-    },
-    close: () => reader.cancel(),
-  };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  chunks.reduce((at, c) => (out.set(c, at), at + c.length), 0);
-  return out;
-}
-
-/** What stops a compressing proxy from buffering the stream. */
-function expectUnbuffered(res: Response) {
-  expect(res.headers.get("content-encoding")).toBe("identity");
-  expect(res.headers.get("cache-control")).toBe("no-transform");
-}
-
-/** One stream envelope (flags, length, message), as Connect and gRPC-Web frame them. */
-function envelope(message: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + message.length);
-  new DataView(out.buffer).setUint32(1, message.length);
-  out.set(message, 5);
-  return out;
-}
+/** A streamed answer of the Worker, read as a compression-accepting client reads it. */
+const open = (path: string, init: Parameters<typeof openStream>[3]) => openStream(workerFetch, `${baseUrl}${path}`, admin.accessToken, init);
 
 /** Logs a Skaffold build event in the environment. */
 const buildEvent = (environmentId: string, artifact: string) =>

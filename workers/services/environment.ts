@@ -69,7 +69,7 @@ function checkNamespaceTemplate(template: string, environmentId: string): void {
 export interface EnvironmentState {
   isDefault: boolean;
   global: boolean;
-  /** Global because no client scoped it yet (see `globalByDefault` in db/schema.ts). */
+  /** Global because no client scoped it yet (see `globalByDefault` in d1/schema.ts). */
   globalByDefault: boolean;
   /** Projects the environment is explicitly active in (environment_projects). */
   projects: Set<string>;
