@@ -65,7 +65,7 @@ import {
 import type { Subject } from "../proto/gen/gitpod/v1/identity_pb";
 import { checkUuid, uuidv7 } from "../workers/core/gitpod-ids";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../workers/core/errors";
-import type { Json } from "./event-log";
+import type { Json } from "./lib/event-log";
 import type { RunnerMessage, ServerMessage, ServiceRunPhase, StepRunPhase } from "./runner-protocol";
 import { findCycle, planGroups } from "./task-plan";
 

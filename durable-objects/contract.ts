@@ -5,7 +5,7 @@
  */
 export type { AutomationCall, AutomationMethod, AutomationResult } from "./automations";
 export type { EnvironmentDO } from "./environment";
-export type { RolloutDO } from "./rollout";
+export type { RolloutDO } from "./rollout/rollout";
 export type { InstanceRow } from "./runner-reports";
 export type { Phase as SkaffoldPhase } from "./skaffold-state";
 

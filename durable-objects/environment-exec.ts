@@ -1,10 +1,10 @@
 /** Execute sessions: a client's WebSocket relayed to and from a command the runner runs in an instance. */
 import { notFound } from "../workers/core/errors";
 import { type EnvironmentHost, noRunner } from "./environment-host";
-import type { Json } from "./event-log";
+import type { Json } from "./lib/event-log";
 import { attempt, type Outcome } from "../workers/core/outcome";
 import type { ServerMessage } from "./runner-protocol";
-import { badTicket, socketError, type Tickets } from "./tickets";
+import { badTicket, socketError, type Tickets } from "./lib/tickets";
 
 /** The session an Execute ticket opens, as the Worker authorized it: what `exec-start` tells the runner. */
 export type ExecSession = Omit<Extract<ServerMessage, { type: "exec-start" }>, "type" | "sessionId">;

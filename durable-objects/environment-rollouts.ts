@@ -19,7 +19,7 @@ import type { JobExecutions } from "./environment-jobs";
 import type { EnvironmentSkaffold } from "./environment-skaffold";
 import { attempt, type Outcome, unwrap } from "../workers/core/outcome";
 import { type Author, rolloutName } from "./contract";
-import type { RolloutSummary } from "./rollout";
+import type { RolloutSummary } from "./rollout/rollout";
 import type { RunnerMessage } from "./runner-protocol";
 
 /** A capsule deployed in the environment, as the object holds it. */

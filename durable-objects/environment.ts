@@ -13,15 +13,15 @@ import { CapsuleRollouts, type DeployedCapsule, type DeployInput, type DeployRes
 import { RUNNER, RunnerConnection, type RunnerInfo } from "./environment-runner";
 import { EnvironmentSkaffold } from "./environment-skaffold";
 import type { Author } from "./contract";
-import { EventLog, type LoggedEvent } from "./event-log";
-import { EventStream } from "./event-stream";
+import { EventLog, type LoggedEvent } from "./lib/event-log";
+import { EventStream } from "./lib/event-stream";
 import type { Outcome } from "../workers/core/outcome";
-import type { RolloutSummary } from "./rollout";
+import type { RolloutSummary } from "./rollout/rollout";
 import { RunnerReports, type StoredLogLine, type StoredSample } from "./runner-reports";
 import type { ServerMessage } from "./runner-protocol";
 import type { SkaffoldLogRow } from "./skaffold-session";
-import { requireUpgrade, Tickets } from "./tickets";
-import { Timers } from "./timers";
+import { requireUpgrade, Tickets } from "./lib/tickets";
+import { Timers } from "./lib/timers";
 
 export type { EnvironmentIdentity } from "./environment-host";
 export type { DeployedCapsule, DeployInput, DeployResult } from "./environment-rollouts";

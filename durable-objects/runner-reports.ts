@@ -4,7 +4,7 @@
  * are bounded ring buffers, so a chatty runner cannot grow the object without limit.
  */
 import { defaults } from "../workers/core/config";
-import type { InstanceCounts } from "./rollout-status";
+import type { InstanceCounts } from "./rollout/status";
 import type { LogLine, MetricSample, ReportedInstance } from "./runner-protocol";
 
 /** An instance as the environment stores it. Times are ms since the epoch. */

@@ -1,17 +1,17 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { Author, RolloutIdentity } from "./contract";
+import type { Author, RolloutIdentity } from "../contract";
 import { DurableObject } from "cloudflare:workers";
-import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/capsule/rollout_pb";
-import { Result, State, type Status, StatusSchema } from "../proto/gen/api/v1/capsule/rollout/status_pb";
-import { defaults } from "../workers/core/config";
-import type { Env } from "../workers/env";
-import { failedPrecondition, notFound } from "../workers/core/errors";
-import { EventLog } from "./event-log";
-import { EventStream } from "./event-stream";
-import { attempt, type Outcome } from "../workers/core/outcome";
-import * as machine from "./rollout-status";
-import type { AppliedResource } from "./runner-protocol";
-import { Tickets } from "./tickets";
+import { type RolloutConfig, RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
+import { Result, State, type Status, StatusSchema } from "../../proto/gen/api/v1/capsule/rollout/status_pb";
+import { defaults } from "../../workers/core/config";
+import type { Env } from "../../workers/env";
+import { failedPrecondition, notFound } from "../../workers/core/errors";
+import { EventLog } from "../lib/event-log";
+import { EventStream } from "../lib/event-stream";
+import { attempt, type Outcome } from "../../workers/core/outcome";
+import * as machine from "./status";
+import type { AppliedResource } from "../runner-protocol";
+import { Tickets } from "../lib/tickets";
 
 
 /** Where a rollout stands, as its environment needs to know it. */
