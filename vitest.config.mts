@@ -22,6 +22,9 @@ export default defineConfig(async () => {
                   MAILJET_API_URL: "http://mailjet.test",
                   // Cron job retries in milliseconds rather than seconds, so tests see them happen.
                   JOB_RETRY_BACKOFF_MS: "25",
+                  // Sockets silent for 3 s are taken as gone, so tests see a vanished peer noticed;
+                  // test clients ping every 500 ms (test/helpers/keep-alive.ts).
+                  SOCKET_SILENCE_MS: "3000",
                 },
                 outboundService: (request: Request) => outbound(request, smtp.received),
               },
@@ -43,7 +46,7 @@ export default defineConfig(async () => {
             name: "e2e",
             environment: "node",
             include: ["test/e2e/**/*.test.ts", "runner/**/*.test.ts", "cli/**/*.test.ts", "dashboard/**/*.test.ts"],
-            globalSetup: ["./test/e2e/global-setup.ts"],
+            globalSetup: ["./test/e2e/global-setup.ts", "./runner/test/global-setup.ts"],
             testTimeout: 120_000,
             hookTimeout: 180_000,
           },

@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { Miniflare, supportedCompatibilityDate } from "bench-miniflare";
 import { benchDeploy, deployBenchWorkers } from "./deploy.mjs";
+import { benchRunner } from "./runner.mjs";
 import { benchStreams, streamBenchWorkers } from "./streams.mjs";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -111,6 +112,8 @@ const runs = [
 // Deploy latency first: after the stream benchmarks workerd is still closing thousands of sockets.
 const deploy = await benchDeploy(mf, rpc, admin);
 runs.push(...(await benchStreams(mf, rpc, admin)), ...deploy.results);
+const runner = await benchRunner(base, rpc, admin);
+runs.push(...runner.results);
 await mf.dispose();
 
 // Stream results carry their own baseline (a bare Durable Object); the rest compare to the bare route.
@@ -125,5 +128,6 @@ console.log(
     `${d.bare.medianMs} ms (p90 ${d.bare.p90Ms}) = ${d.ratio.toFixed(2)}x; target ≤ ${d.target}x: ${d.met ? "met" : "NOT met"} ` +
     `(the Deploy answer itself: median ${d.deploy.answerMedianMs} ms)`,
 );
+for (const line of runner.lines) console.log(line);
 writeFileSync("bench/results.json", JSON.stringify(results, null, 2) + "\n");
 console.log("written to bench/results.json");

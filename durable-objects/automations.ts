@@ -64,9 +64,9 @@ import {
 } from "../proto/gen/gitpod/v1/environment_automation_pb";
 import type { Subject } from "../proto/gen/gitpod/v1/identity_pb";
 import { checkUuid, uuidv7 } from "../workers/core/gitpod-ids";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../workers/core/errors";
+import { alreadyExists, bounded, failedPrecondition, invalidArgument, notFound, permissionDenied, quote } from "../workers/core/errors";
 import type { Json } from "./lib/event-log";
-import type { RunnerMessage, ServerMessage, ServiceRunPhase, StepRunPhase } from "./runner-protocol";
+import type { RunnerMessage, ServerMessage, ServiceRunPhase, StepRunPhase } from "../proto/frames/runner";
 import { findCycle, planGroups } from "./task-plan";
 
 // ---- Calls ---------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ export const WAITING = "waiting for a runner";
 const REFERENCE = /^[a-zA-Z0-9_-]{1,128}$/;
 
 function checkReference(field: string, v: string): void {
-  if (!REFERENCE.test(v)) throw invalidArgument(field, v ? `"${v}" must be 1-128 letters, digits, '_' or '-'` : "is required");
+  if (!REFERENCE.test(v)) throw invalidArgument(field, v ? `${quote(v)} must be 1-128 letters, digits, '_' or '-'` : "is required");
 }
 
 function checkRunsOn(field: string, r: RunsOn | undefined): void {
@@ -200,7 +200,7 @@ function fileTriggers(field: string, names: string[], forTask: boolean): Automat
     const known = TRIGGERS.find((t) => t === name);
     if (!known || (known === "beforeSnapshot" && !forTask)) {
       const allowed = TRIGGERS.filter((t) => forTask || t !== "beforeSnapshot").join(", ");
-      throw invalidArgument(`${field}[${i}]`, `"${name}" is not a trigger: use one of ${allowed}`);
+      throw invalidArgument(`${field}[${i}]`, `${quote(name)} is not a trigger: use one of ${allowed}`);
     }
     return create(AutomationTriggerSchema, { trigger: { case: known, value: true } });
   });
@@ -318,7 +318,7 @@ export class Automations {
 
   private requireService(id: string): Service {
     const s = this.service(id);
-    if (!s) throw notFound(`service ${id}`);
+    if (!s) throw notFound(`service ${bounded(id)}`);
     return s;
   }
 
@@ -344,7 +344,7 @@ export class Automations {
 
   private requireTask(id: string): Task {
     const t = this.task(id);
-    if (!t) throw notFound(`task ${id}`);
+    if (!t) throw notFound(`task ${bounded(id)}`);
     return t;
   }
 
@@ -465,7 +465,7 @@ export class Automations {
       case "getTaskExecution": {
         const id = fromBinary(GetTaskExecutionRequestSchema, r).id;
         const taskExecution = this.execution(id);
-        if (!taskExecution) throw notFound(`task execution ${id}`);
+        if (!taskExecution) throw notFound(`task execution ${bounded(id)}`);
         return ok(GetTaskExecutionResponseSchema, create(GetTaskExecutionResponseSchema, { taskExecution }));
       }
       case "stopTaskExecution":
@@ -513,8 +513,8 @@ export class Automations {
       const dependsOn = f.dependsOn.map((d, j) => {
         const task = taskIds.get(d);
         const service = serviceIds.get(d);
-        if (task && service) throw invalidArgument(`${field}[${j}]`, `"${d}" names both a task and a service: rename one of them`);
-        if (!task && !service) throw invalidArgument(`${field}[${j}]`, `"${d}" is not a task or service of this file or environment`);
+        if (task && service) throw invalidArgument(`${field}[${j}]`, `${quote(d)} names both a task and a service: rename one of them`);
+        if (!task && !service) throw invalidArgument(`${field}[${j}]`, `${quote(d)} is not a task or service of this file or environment`);
         return (task ?? service)!;
       });
       wantedTasks[i]!.dependsOn = dependsOn;
@@ -599,7 +599,7 @@ export class Automations {
       throw invalidArgument("spec.desired_phase", `${servicePhaseName(desired) ?? desired} cannot be asked for at creation: use SERVICE_PHASE_RUNNING or SERVICE_PHASE_STOPPED`);
     }
     if (this.sql.exec("SELECT 1 FROM automation_services WHERE reference = ?", m.reference).toArray().length) {
-      throw alreadyExists(`service with reference ${m.reference} in environment ${op.environmentId}`);
+      throw alreadyExists(`service with reference ${bounded(m.reference)} in environment ${bounded(op.environmentId)}`);
     }
     const s = this.newService(id, op, creator);
     Object.assign(s.metadata!, { reference: m.reference, name: m.name, description: m.description, triggeredBy: m.triggeredBy, role: m.role });
@@ -792,7 +792,7 @@ export class Automations {
     checkEnv("spec.env", req.spec.env);
     const dependsOn = this.checkDependencies("depends_on", req.dependsOn);
     if (this.sql.exec("SELECT 1 FROM automation_tasks WHERE reference = ?", m.reference).toArray().length) {
-      throw alreadyExists(`task with reference ${m.reference} in environment ${op.environmentId}`);
+      throw alreadyExists(`task with reference ${bounded(m.reference)} in environment ${bounded(op.environmentId)}`);
     }
     const t = create(TaskSchema, {
       id,
@@ -926,7 +926,7 @@ export class Automations {
   /** StopTaskExecution: running task steps are told to stop; the execution is STOPPED once none runs. */
   private stopExecution(id: string, op: Op): void {
     const x = this.execution(id);
-    if (!x) throw notFound(`task execution ${id}`);
+    if (!x) throw notFound(`task execution ${bounded(id)}`);
     if (isEnded(x.status!.phase) || x.spec!.desiredPhase === TaskExecutionPhase.STOPPED) return;
     x.spec!.desiredPhase = TaskExecutionPhase.STOPPED;
     this.saveExecution(x);
@@ -1085,7 +1085,7 @@ export class Automations {
   report(msg: Extract<RunnerMessage, { type: "service-status" | "task-step-status" }>, op: Op): void {
     if (msg.type === "service-status") {
       const phase = SERVICE_PHASES[msg.phase];
-      if (phase === undefined) throw new Error(`phase: "${msg.phase}" is not one of ${Object.keys(SERVICE_PHASES).join(", ")}`);
+      if (phase === undefined) throw new Error(`phase: ${quote(msg.phase)} is not one of ${Object.keys(SERVICE_PHASES).join(", ")}`);
       const s = this.service(String(msg.serviceId));
       // A report about an earlier session (a process that was replaced) changes nothing.
       if (!s || (msg.session && msg.session !== s.spec!.session)) return;
@@ -1093,7 +1093,7 @@ export class Automations {
       return;
     }
     const phase = STEP_PHASES[msg.phase];
-    if (phase === undefined) throw new Error(`phase: "${msg.phase}" is not one of ${Object.keys(STEP_PHASES).join(", ")}`);
+    if (phase === undefined) throw new Error(`phase: ${quote(msg.phase)} is not one of ${Object.keys(STEP_PHASES).join(", ")}`);
     const x = this.execution(String(msg.executionId));
     if (!x) return;
     const step = x.spec!.plan.flatMap((g) => g.steps).find((s) => s.id === msg.stepId);
@@ -1172,7 +1172,7 @@ function fileService(ref: string, f: AutomationsFile_Service) {
   checkRunsOn(`${at}.runs_on`, f.runsOn);
   checkReadiness(`${at}.readiness_timeout`, f.readinessTimeout);
   const role = ROLES[f.role];
-  if (role === undefined) throw invalidArgument(`${at}.role`, `"${f.role}" is not a role: use default, editor or ai-agent`);
+  if (role === undefined) throw invalidArgument(`${at}.role`, `${quote(f.role)} is not a role: use default, editor or ai-agent`);
   return {
     metadata: { reference: ref, name: f.name, description: f.description, triggeredBy: fileTriggers(`${at}.triggered_by`, f.triggeredBy, false), role },
     spec: { commands: f.commands, runsOn: f.runsOn, env: [], readinessTimeout: f.readinessTimeout } satisfies ServiceSpecPart,

@@ -33,7 +33,7 @@ import {
 import { mirrorStatement } from "../workers/d1/dev-environments";
 import { defaults } from "../workers/core/config";
 import { archiveTime, type PhaseState, type Transition } from "./dev-environment-phases";
-import type { RunnerMessage, ServerMessage } from "./runner-protocol";
+import type { RunnerMessage, ServerMessage } from "../proto/frames/runner";
 
 /** Everything the object keeps about its developer environment. */
 export interface DevEnvironmentState {

@@ -8,7 +8,7 @@ import { type AutomationCall, type AutomationCaller, type AutomationResult, Auto
 import type { DevEnvironmentState } from "./dev-environment";
 import type { EnvironmentHost } from "./environment-host";
 import { attempt, type Outcome } from "../workers/core/outcome";
-import type { RunnerMessage } from "./runner-protocol";
+import type { RunnerMessage } from "../proto/frames/runner";
 
 export class EnvironmentAutomations {
   /** Services, tasks and task executions (automations.ts), created on first use; `destroy` drops it. */

@@ -2,14 +2,14 @@
 import { EnvironmentPhase } from "../proto/gen/gitpod/v1/environment_pb";
 import { verifyEnvironmentToken } from "../workers/core/environment-tokens";
 import { installationHmacKey } from "../workers/d1/installation-keys";
-import { alreadyExists, failedPrecondition, notFound } from "../workers/core/errors";
+import { alreadyExists, bounded, failedPrecondition, notFound } from "../workers/core/errors";
 import { deleteStatements } from "../workers/d1/environments";
 import * as devEnv from "./dev-environment";
 import { onReport, onUser, phaseByName, PHASE_NAMES, phaseName } from "./dev-environment-phases";
 import type { EnvironmentAutomations } from "./environment-automations";
 import type { EnvironmentHost } from "./environment-host";
 import { attempt, type Outcome } from "../workers/core/outcome";
-import type { RunnerMessage, ServerMessage } from "./runner-protocol";
+import type { RunnerMessage, ServerMessage } from "../proto/frames/runner";
 
 export class DevEnvironment {
   /** The developer environment (dev-environment.ts), if the object holds one; `destroy` drops it. */
@@ -32,7 +32,7 @@ export class DevEnvironment {
   private requireDev(): { environmentId: string; state: devEnv.DevEnvironmentState } {
     const { environmentId } = this.host.requireIdentity();
     const state = this.dev().get();
-    if (!state) throw notFound(`environment ${environmentId}`);
+    if (!state) throw notFound(`environment ${bounded(environmentId)}`);
     return { environmentId, state };
   }
 
@@ -44,7 +44,7 @@ export class DevEnvironment {
   create(metadata: Uint8Array, spec: Uint8Array): Promise<Outcome<Uint8Array>> {
     return attempt(() => {
       const { environmentId } = this.host.requireIdentity();
-      if (this.dev().get()) throw alreadyExists(`environment ${environmentId}`);
+      if (this.dev().get()) throw alreadyExists(`environment ${bounded(environmentId)}`);
       return this.save(null, devEnv.newDevEnvironment(metadata, spec));
     });
   }

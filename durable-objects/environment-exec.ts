@@ -1,13 +1,18 @@
 /** Execute sessions: a client's WebSocket relayed to and from a command the runner runs in an instance. */
-import { notFound } from "../workers/core/errors";
+import { bounded, notFound } from "../workers/core/errors";
 import { type EnvironmentHost, noRunner } from "./environment-host";
 import type { Json } from "./lib/event-log";
 import { attempt, type Outcome } from "../workers/core/outcome";
-import type { ServerMessage } from "./runner-protocol";
+import type { ServerMessage } from "../proto/frames/runner";
+import type { Watched } from "./socket-liveness";
 import { badTicket, socketError, type Tickets } from "./lib/tickets";
 
 /** The session an Execute ticket opens, as the Worker authorized it: what `exec-start` tells the runner. */
 export type ExecSession = Omit<Extract<ServerMessage, { type: "exec-start" }>, "type" | "sessionId">;
+
+interface ExecAttachment extends Watched {
+  sessionId: string;
+}
 
 /** Hibernation tags of Execute sockets. */
 export const EXEC = "exec";
@@ -23,7 +28,7 @@ export class ExecSessions {
   issueTicket(subject: string, session: ExecSession): Promise<Outcome<{ ticket: string; expiresAt: number }>> {
     return attempt(() => {
       const i = this.host.open().reports.instance(session.projectId, session.capsuleId, session.instanceId);
-      if (!i || i.deleted_at !== null) throw notFound(`instance ${session.instanceId} of capsule ${session.capsuleId}`);
+      if (!i || i.deleted_at !== null) throw notFound(`instance ${bounded(session.instanceId)} of capsule ${bounded(session.capsuleId)}`);
       if (!this.host.runner()) throw noRunner(this.host, "execute a command");
       return this.tickets.issue(EXEC, subject, session);
     });
@@ -40,7 +45,7 @@ export class ExecSessions {
     }
     const { 0: client, 1: server } = new WebSocketPair();
     this.host.ctx.acceptWebSocket(server, [EXEC, execTag(sessionId)]);
-    server.serializeAttachment({ sessionId });
+    server.serializeAttachment({ sessionId, acceptedAt: Date.now() } satisfies ExecAttachment);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -58,7 +63,7 @@ export class ExecSessions {
 
   /** A client frame: an api.v1.capsule.ExecuteRequest in protobuf JSON (stdin or resize). */
   onMessage(ws: WebSocket, text: string): void {
-    const { sessionId } = ws.deserializeAttachment() as { sessionId: string };
+    const { sessionId } = ws.deserializeAttachment() as ExecAttachment;
     let req: { stdin?: { data?: string; closed?: boolean }; resize?: { height?: number; width?: number } };
     try {
       req = JSON.parse(text);
@@ -72,7 +77,7 @@ export class ExecSessions {
 
   /** The client left: the runner stops the command. */
   onGone(ws: WebSocket): void {
-    this.host.toRunner({ type: "exec-close", sessionId: (ws.deserializeAttachment() as { sessionId: string }).sessionId });
+    this.host.toRunner({ type: "exec-close", sessionId: (ws.deserializeAttachment() as ExecAttachment).sessionId });
   }
 
   /** Closes every session: they were relayed through a runner that is gone. */

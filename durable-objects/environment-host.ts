@@ -9,7 +9,7 @@ import type { CronJobs } from "./cron-jobs";
 import type { EventLog } from "./lib/event-log";
 import type { EventStream } from "./lib/event-stream";
 import type { RunnerReports } from "./runner-reports";
-import type { ServerMessage } from "./runner-protocol";
+import type { ServerMessage } from "../proto/frames/runner";
 import type { Timers } from "./lib/timers";
 
 /** Who an EnvironmentDO is, as recorded by `initialize`. */

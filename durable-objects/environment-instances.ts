@@ -1,9 +1,9 @@
 /** The capsules' instances, logs and metrics, as the runner reports them, and RestartInstance. */
-import { notFound } from "../workers/core/errors";
+import { bounded, notFound } from "../workers/core/errors";
 import { capsuleKey, type EnvironmentHost, noRunner } from "./environment-host";
 import type { CapsuleRollouts } from "./environment-rollouts";
 import { attempt, type Outcome } from "../workers/core/outcome";
-import type { RunnerMessage } from "./runner-protocol";
+import type { RunnerMessage } from "../proto/frames/runner";
 import type { InstanceRow, StoredLogLine, StoredSample } from "./runner-reports";
 
 export class CapsuleInstances {
@@ -37,7 +37,7 @@ export class CapsuleInstances {
   restart(projectId: string, capsuleId: string, instanceId: string): Promise<Outcome<void>> {
     return attempt(() => {
       const i = this.host.open().reports.instance(projectId, capsuleId, instanceId);
-      if (!i || i.deleted_at !== null) throw notFound(`instance ${instanceId} of capsule ${capsuleId}`);
+      if (!i || i.deleted_at !== null) throw notFound(`instance ${bounded(instanceId)} of capsule ${bounded(capsuleId)}`);
       if (!this.host.toRunner({ type: "restart-instance", projectId, capsuleId, instanceId })) throw noRunner(this.host, "restart an instance");
     });
   }
@@ -85,19 +85,19 @@ export class CapsuleInstances {
   /** `instances`: the capsule's instances now, which also count for its rollout in progress. */
   onInstances(msg: Extract<RunnerMessage, { type: "instances" }>, now: number): Promise<void> {
     return this.host.serialize(capsuleKey(msg.projectId, msg.capsuleId), async () => {
-      this.host.open().reports.setInstances(msg.projectId, msg.capsuleId, Array.isArray(msg.instances) ? msg.instances : [], now);
+      this.host.open().reports.setInstances(msg.projectId, msg.capsuleId, msg.instances, now);
       await this.rollouts.countFor(msg.projectId, msg.capsuleId);
     });
   }
 
   /** `log`: new lines, which wake the waiting Logs calls. */
   onLog(msg: Extract<RunnerMessage, { type: "log" }>, now: number): void {
-    this.host.open().reports.appendLogs(msg.projectId, msg.capsuleId, msg.instanceId, Array.isArray(msg.lines) ? msg.lines : [], now);
+    this.host.open().reports.appendLogs(msg.projectId, msg.capsuleId, msg.instanceId, msg.lines, now);
     for (const wake of this.logWaiters) wake();
   }
 
   /** `metrics`: new samples. */
   onMetrics(msg: Extract<RunnerMessage, { type: "metrics" }>, now: number): void {
-    this.host.open().reports.addMetrics(msg.projectId, msg.capsuleId, Array.isArray(msg.samples) ? msg.samples : [], now);
+    this.host.open().reports.addMetrics(msg.projectId, msg.capsuleId, msg.samples, now);
   }
 }

@@ -5,7 +5,7 @@ import { defaults } from "../workers/core/config";
 import { setNextRun } from "../workers/d1/cron-schedules";
 import type { ExecutionQuery, ExecutionRow } from "./cron-jobs";
 import type { EnvironmentHost } from "./environment-host";
-import type { RunnerMessage } from "./runner-protocol";
+import type { RunnerMessage } from "../proto/frames/runner";
 
 /** Timer kinds (timers.ts). */
 export const JOB_ATTEMPT = "job-attempt";
@@ -91,7 +91,7 @@ export class JobExecutions {
   async onResult(msg: Extract<RunnerMessage, { type: "job-result" }>): Promise<void> {
     const x = this.host.open().jobs.execution(String(msg.executionId));
     if (!x || x.state !== JobState[JobState.ONGOING]) return;
-    if (msg.exitCode === 0) await this.end(x, JobState.COMPLETED, msg.message || "exit code 0");
+    if (msg.exitCode === 0) await this.end(x, JobState.COMPLETED, `exit code 0${msg.message ? `: ${msg.message}` : ""}`);
     else await this.attemptFailed(x, `exit code ${msg.exitCode}${msg.message ? `: ${msg.message}` : ""}`);
   }
 
@@ -112,6 +112,10 @@ export class JobExecutions {
   private async end(x: ExecutionRow, state: JobState, message: string): Promise<void> {
     const { jobs, timers } = this.host.open();
     if (!jobs.finish(x.execution_id, state, message, Date.now())) return;
+    // Ended here while the runner may still run the command (deadline, rollout replaced): it stops the attempt.
+    if (state === JobState.TERMINATED && fromBinary(CronJobSchema, new Uint8Array(x.job)).jobType.case === "command") {
+      this.host.toRunner({ type: "job-cancel", executionId: x.execution_id });
+    }
     this.host.stream.publish(`job.${JobState[state].toLowerCase()}`, { ...executionEvent(x), retries: jobs.execution(x.execution_id)!.retries, message });
     await timers.cancel(JOB_ATTEMPT, x.execution_id);
     await timers.cancel(JOB_DEADLINE, x.execution_id);

@@ -6,7 +6,7 @@
 import { fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/capsule/rollout_pb";
 import { DeployRequestSchema } from "../proto/gen/api/v1/capsule/service_pb";
-import { aborted, failedPrecondition, notFound } from "../workers/core/errors";
+import { aborted, bounded, failedPrecondition, notFound } from "../workers/core/errors";
 import { insertImage } from "../workers/d1/images";
 import { parseReference } from "../workers/core/image-reference";
 import { applyChanges } from "../workers/core/rollouts/changes";
@@ -20,7 +20,8 @@ import type { EnvironmentSkaffold } from "./environment-skaffold";
 import { attempt, type Outcome, unwrap } from "../workers/core/outcome";
 import { type Author, rolloutName } from "./contract";
 import type { RolloutSummary } from "./rollout/rollout";
-import type { RunnerMessage } from "./runner-protocol";
+import type { RunnerMessage } from "../proto/frames/runner";
+import { registryAuthsFor } from "../workers/d1/registries";
 
 /** A capsule deployed in the environment, as the object holds it. */
 export interface DeployedCapsule {
@@ -149,7 +150,7 @@ export class CapsuleRollouts {
       ...scheduleStatements(env, { environmentId, projectId, capsuleId }, plan),
     ]);
     const rolloutId = counter!.results[0]!.last_id;
-    if (deployment!.meta.changes === 0) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
+    if (deployment!.meta.changes === 0) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
 
     const configBytes = toBinary(RolloutConfigSchema, config);
     const { sql } = this.host.open();
@@ -223,7 +224,7 @@ export class CapsuleRollouts {
       await this.host.open().timers.set(START_ROLLOUT, rolloutName(projectId, capsuleId, rolloutId), Date.now() + RETRY_START_MS);
       return;
     }
-    this.sendDesired(projectId, capsuleId);
+    await this.sendDesired(projectId, capsuleId);
   }
 
   /** The START_ROLLOUT timer `key` (a rollout's name) fired: hands the rollout over again if it is still unstarted. */
@@ -330,13 +331,23 @@ export class CapsuleRollouts {
   }
 
   /** Sends the capsule's desired rollout to the runner (level-triggered: the whole config). */
-  sendDesired(projectId: string, capsuleId: string): void {
+  async sendDesired(projectId: string, capsuleId: string): Promise<void> {
     const { desired_rollout_id: id } = this.capsuleState(projectId, capsuleId);
     if (id === null) return;
     const config = this.rolloutConfig(projectId, capsuleId, id);
     if (!config) return;
-    this.host.toRunner({ type: "desired", projectId, capsuleId, rolloutId: id, config: toJson(RolloutConfigSchema, config) });
+    // The runner pulls with the project settings' credentials for the image's registry, and only those.
+    const registries = await registryAuthsFor(this.host.env, config.imageId);
+    this.host.toRunner({
+      type: "desired",
+      projectId,
+      capsuleId,
+      rolloutId: id,
+      config: toJson(RolloutConfigSchema, config),
+      ...(registries.length > 0 ? { registries } : {}),
+    });
   }
+
 
   /**
    * Tells every rollout in progress what the runner is up to; with `waitingOnly`, only those

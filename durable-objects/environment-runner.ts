@@ -11,7 +11,8 @@ import type { JobExecutions } from "./environment-jobs";
 import type { CapsuleRollouts } from "./environment-rollouts";
 import type { EnvironmentSkaffold } from "./environment-skaffold";
 import { applyingBy } from "./rollout/rollout";
-import { RUNNER_PROTOCOL_VERSION, type RunnerMessage, type ServerMessage } from "./runner-protocol";
+import { parseRunnerFrame, RUNNER_PROTOCOL_VERSION, type ServerMessage } from "../proto/frames/runner";
+import type { Watched } from "./socket-liveness";
 import { badTicket, type Tickets } from "./lib/tickets";
 
 /** The runner of the environment, as last seen. Times are ms since the epoch. */
@@ -23,7 +24,7 @@ export interface RunnerInfo {
   disconnectedAt: number | null;
 }
 
-interface RunnerAttachment {
+interface RunnerAttachment extends Watched {
   subject: string;
   /** Set by the runner's `hello`. */
   name?: string;
@@ -121,19 +122,18 @@ export class RunnerConnection {
     if (old.length > 0) this.to.exec.closeAll("the runner was replaced");
     const { 0: client, 1: server } = new WebSocketPair();
     ctx.acceptWebSocket(server, [RUNNER]);
-    server.serializeAttachment({ subject: ticket.subject } satisfies RunnerAttachment);
+    server.serializeAttachment({ subject: ticket.subject, acceptedAt: Date.now() } satisfies RunnerAttachment);
     return new Response(null, { status: 101, webSocket: client });
   }
 
   async onMessage(ws: WebSocket, text: string): Promise<void> {
-    let msg: RunnerMessage;
-    try {
-      msg = JSON.parse(text) as RunnerMessage;
-      if (typeof msg?.type !== "string") throw new Error("no type");
-    } catch {
-      ws.send(JSON.stringify({ type: "error", code: "invalid_argument", message: "each frame must be one JSON message with a type" } satisfies ServerMessage));
+    // Every frame is checked against the protocol's schema: a frame that fails it is refused whole, nothing of it is stored.
+    const frame = parseRunnerFrame(text);
+    if (!frame.ok) {
+      ws.send(JSON.stringify({ type: "error", code: "invalid_argument", message: frame.reason } satisfies ServerMessage));
       return;
     }
+    const msg = frame.message;
     const attachment = ws.deserializeAttachment() as RunnerAttachment;
     if (msg.type !== "hello" && !attachment.name) {
       ws.send(JSON.stringify({ type: "error", code: "failed_precondition", message: "send hello first" } satisfies ServerMessage));
@@ -148,17 +148,17 @@ export class RunnerConnection {
           ws.close(4002, `protocol version ${msg.version} is not supported; this server speaks ${RUNNER_PROTOCOL_VERSION}`);
           return;
         }
-        const name = String(msg.runner?.name || attachment.subject);
-        ws.serializeAttachment({ ...attachment, name, version: String(msg.runner?.version ?? "") } satisfies RunnerAttachment);
+        const name = msg.runner.name || attachment.subject;
+        ws.serializeAttachment({ ...attachment, name, version: msg.runner.version } satisfies RunnerAttachment);
         sql.exec(
           "INSERT INTO runner (singleton, name, version, connected_at, disconnected_at) VALUES (1, ?1, ?2, ?3, NULL) ON CONFLICT DO UPDATE SET name = ?1, version = ?2, connected_at = ?3, disconnected_at = NULL",
           name,
-          String(msg.runner?.version ?? ""),
+          msg.runner.version,
           now,
         );
         ws.send(JSON.stringify({ type: "welcome", environmentId: this.host.requireIdentity().environmentId, version: RUNNER_PROTOCOL_VERSION } satisfies ServerMessage));
-        this.host.stream.publish("runner.connected", { name, version: String(msg.runner?.version ?? "") });
-        for (const c of rollouts.deployed()) rollouts.sendDesired(c.projectId, c.capsuleId);
+        this.host.stream.publish("runner.connected", { name, version: msg.runner.version });
+        for (const c of rollouts.deployed()) await rollouts.sendDesired(c.projectId, c.capsuleId);
         automations.resend();
         skaffold.onRunnerHello();
         await dev.onRunnerHello();
@@ -187,7 +187,7 @@ export class RunnerConnection {
         exec.toClient(msg.sessionId, { [msg.stream === "stderr" ? "stderr" : "stdout"]: { data: msg.data } });
         return;
       case "exec-exit":
-        exec.toClient(msg.sessionId, { exitCode: msg.exitCode | 0 }, true);
+        exec.toClient(msg.sessionId, { exitCode: msg.exitCode }, true);
         return;
       case "service-status":
       case "task-step-status":
@@ -199,10 +199,6 @@ export class RunnerConnection {
       case "verify-token":
         await dev.onVerifyToken(ws, msg);
         return;
-      default:
-        ws.send(
-          JSON.stringify({ type: "error", code: "invalid_argument", message: `unknown message type ${(msg as { type: string }).type}` } satisfies ServerMessage),
-        );
     }
   }
 
@@ -210,10 +206,28 @@ export class RunnerConnection {
     const a = ws.deserializeAttachment() as RunnerAttachment | null;
     // A superseded connection's successor is in charge (or about to say hello); only the last one leaving matters.
     if (!a?.name || this.host.ctx.getWebSockets(RUNNER).some((other) => other !== ws && other.readyState === WebSocket.OPEN)) return;
+    await this.lost();
+  }
+
+  /**
+   * Records that the runner left when the record still says it is connected but no runner
+   * socket is open: sockets the runtime dropped without any close event (an eviction that
+   * closed them) leave nothing else behind.
+   */
+  async reconcile(): Promise<void> {
+    if (!this.active()) await this.lost();
+  }
+
+  /** The runner is gone: recorded once, however many ways it was noticed (a close, the sweep, both). */
+  private async lost(): Promise<void> {
     const at = Date.now();
-    this.host.open().sql.exec("UPDATE runner SET disconnected_at = ?", at);
-    this.host.stream.publish("runner.disconnected", { name: a.name });
+    const row = this.host
+      .open()
+      .sql.exec<{ name: string }>("UPDATE runner SET disconnected_at = ? WHERE disconnected_at IS NULL AND connected_at IS NOT NULL RETURNING name", at)
+      .toArray()[0];
+    if (!row) return;
+    this.host.stream.publish("runner.disconnected", { name: row.name });
     this.to.exec.closeAll("the runner disconnected");
-    await this.to.rollouts.runnerNews(`runner ${a.name} disconnected at ${new Date(at).toISOString()}; waiting for it to reconnect`);
+    await this.to.rollouts.runnerNews(`runner ${row.name} disconnected at ${new Date(at).toISOString()}; waiting for it to reconnect`);
   }
 }

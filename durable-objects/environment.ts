@@ -18,8 +18,9 @@ import { EventStream } from "./lib/event-stream";
 import type { Outcome } from "../workers/core/outcome";
 import type { RolloutSummary } from "./rollout/rollout";
 import { RunnerReports, type StoredLogLine, type StoredSample } from "./runner-reports";
-import type { ServerMessage } from "./runner-protocol";
+import type { ServerMessage } from "../proto/frames/runner";
 import type { SkaffoldLogRow } from "./skaffold-session";
+import { answerClose, SOCKET_SWEEP, SocketLiveness } from "./socket-liveness";
 import { requireUpgrade, Tickets } from "./lib/tickets";
 import { Timers } from "./lib/timers";
 
@@ -46,6 +47,7 @@ export class EnvironmentDO extends DurableObject<Env> {
   private jobStore?: CronJobs;
   private timerStore?: Timers;
   private readonly stream: EventStream;
+  private readonly liveness: SocketLiveness;
   /** Per capsule, the tail of the work queued on it: deploys, aborts and runner reports run one at a time. */
   private readonly queues = new Map<string, Promise<unknown>>();
 
@@ -62,6 +64,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     super(ctx, env);
     const tickets = new Tickets(ctx.storage);
     this.stream = new EventStream(ctx, () => this.open().log, tickets);
+    this.liveness = new SocketLiveness(ctx, env);
     const host: EnvironmentHost = {
       ctx,
       env,
@@ -205,6 +208,8 @@ export class EnvironmentDO extends DurableObject<Env> {
   async destroy(): Promise<void> {
     await this.rollouts.stopLive();
     this.runnerLink.sendAll({ type: "error", code: "not_found", message: "the environment was deleted" });
+    // The deletion's own events (dev-environment.deleted) are still pending: subscribers get them before the close.
+    this.stream.flush();
     for (const ws of this.ctx.getWebSockets()) ws.close(1001, "environment deleted");
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
@@ -217,7 +222,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     this.dev.reset();
   }
 
-  /** Runs the timers that are due: rollouts to hand over again, job attempts and deadlines. */
+  /** Runs the timers that are due: rollouts to hand over again, job attempts and deadlines, the sweep of silent sockets. */
   async alarm(): Promise<void> {
     if (!this.identity()) return;
     const { timers } = this.open();
@@ -225,6 +230,10 @@ export class EnvironmentDO extends DurableObject<Env> {
       if (t.kind === START_ROLLOUT) await this.rollouts.retryStart(t.key);
       else if (t.kind === JOB_ATTEMPT) await this.jobs.attempt(t.key);
       else if (t.kind === JOB_DEADLINE) await this.jobs.deadlineReached(t.key);
+      else if (t.kind === SOCKET_SWEEP) {
+        await this.liveness.sweep(timers, (ws) => this.onSocketGone(ws));
+        await this.runnerLink.reconcile();
+      }
     }
     await timers.rearm();
   }
@@ -391,9 +400,9 @@ export class EnvironmentDO extends DurableObject<Env> {
     const notUpgrade = requireUpgrade(request);
     if (notUpgrade) return notUpgrade;
     const path = new URL(request.url).pathname;
-    if (path.endsWith("/runner")) return this.runnerLink.accept(request);
-    if (path.endsWith("/exec")) return this.exec.accept(request);
-    return this.stream.subscribe(request);
+    const res = path.endsWith("/runner") ? this.runnerLink.accept(request) : path.endsWith("/exec") ? this.exec.accept(request) : this.stream.subscribe(request);
+    if (res.status === 101) await this.liveness.watch(this.open().timers);
+    return res;
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -414,7 +423,7 @@ export class EnvironmentDO extends DurableObject<Env> {
   }
 
   async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    ws.close(code === 1005 ? 1000 : code, "closing");
+    answerClose(ws, code);
     await this.onSocketGone(ws);
   }
 

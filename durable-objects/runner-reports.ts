@@ -4,25 +4,38 @@
  * are bounded ring buffers, so a chatty runner cannot grow the object without limit.
  */
 import { defaults } from "../workers/core/config";
+import { z } from "zod";
 import type { InstanceCounts } from "./rollout/status";
-import type { LogLine, MetricSample, ReportedInstance } from "./runner-protocol";
+import type { LogLine, MetricSample, ReportedInstance } from "../proto/frames/runner";
 
-/** An instance as the environment stores it. Times are ms since the epoch. */
-export type InstanceRow = {
-  project_id: string;
-  capsule_id: string;
-  instance_id: string;
-  rollout_id: number;
-  state: string;
-  ready: number;
-  restarts: number;
-  message: string;
-  node: string;
-  created_at: number;
-  started_at: number | null;
-  updated_at: number;
-  deleted_at: number | null;
-};
+/**
+ * An instance as the environment stores it. Times are ms since the epoch. Rows are read
+ * through this schema because rows stored before frames were validated may hold anything: a
+ * row whose rollout cannot be told is skipped, other bad fields read as their defaults.
+ */
+const InstanceRowSchema = z.object({
+  project_id: z.string(),
+  capsule_id: z.string(),
+  instance_id: z.string(),
+  rollout_id: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+  state: z.string().catch("pending"),
+  ready: z.number().catch(0),
+  restarts: z.number().int().nonnegative().max(2 ** 31 - 1).catch(0),
+  message: z.string().catch(""),
+  node: z.string().catch(""),
+  created_at: z.number(),
+  started_at: z.number().nullable().catch(null),
+  updated_at: z.number(),
+  deleted_at: z.number().nullable(),
+});
+export type InstanceRow = z.infer<typeof InstanceRowSchema>;
+
+/** The stored rows that can be read as instances. */
+const readable = (rows: Record<string, SqlStorageValue>[]): InstanceRow[] =>
+  rows.flatMap((r) => {
+    const row = InstanceRowSchema.safeParse(r);
+    return row.success ? [row.data] : [];
+  });
 
 export interface StoredLogLine {
   seq: number;
@@ -104,16 +117,12 @@ export class RunnerReports {
 
   /** A capsule's instances, existing and/or deleted, by id. */
   instances(projectId: string, capsuleId: string, opts: { includeDeleted?: boolean; excludeExisting?: boolean } = {}): InstanceRow[] {
-    const rows = this.sql
-      .exec<InstanceRow>("SELECT * FROM instances WHERE project_id = ? AND capsule_id = ? ORDER BY instance_id", projectId, capsuleId)
-      .toArray();
+    const rows = readable(this.sql.exec("SELECT * FROM instances WHERE project_id = ? AND capsule_id = ? ORDER BY instance_id", projectId, capsuleId).toArray());
     return rows.filter((r) => (r.deleted_at === null ? !opts.excludeExisting : !!opts.includeDeleted));
   }
 
   instance(projectId: string, capsuleId: string, instanceId: string): InstanceRow | undefined {
-    return this.sql
-      .exec<InstanceRow>("SELECT * FROM instances WHERE project_id = ? AND capsule_id = ? AND instance_id = ?", projectId, capsuleId, instanceId)
-      .toArray()[0];
+    return readable(this.sql.exec("SELECT * FROM instances WHERE project_id = ? AND capsule_id = ? AND instance_id = ?", projectId, capsuleId, instanceId).toArray())[0];
   }
 
   /** How a capsule's existing instances stand against `rolloutId`. */
@@ -136,7 +145,10 @@ export class RunnerReports {
     this.sql.exec("UPDATE instances SET deleted_at = ?, ready = 0 WHERE project_id = ? AND capsule_id = ? AND deleted_at IS NULL", now, projectId, capsuleId);
   }
 
-  /** Appends log lines and trims the oldest beyond the environment's budget. Returns the last seq. */
+  /**
+   * Appends log lines, each cut to `logLineBytes`, and trims the oldest beyond the environment's
+   * budget of lines and of bytes. Returns the last seq.
+   */
   appendLogs(projectId: string, capsuleId: string, instanceId: string, lines: LogLine[], now = Date.now()): number {
     let last = 0;
     for (const l of lines) {
@@ -148,11 +160,18 @@ export class RunnerReports {
           instanceId,
           parseTime(l.time, now),
           l.stream === "stderr" ? "stderr" : "stdout",
-          String(l.text),
+          cutLine(String(l.text)),
         )
         .one().seq;
     }
-    this.sql.exec("DELETE FROM logs WHERE seq <= ?", last - defaults.runnerReports.logLines);
+    const { logLines, logBytes } = defaults.runnerReports;
+    this.sql.exec("DELETE FROM logs WHERE seq <= ?", last - logLines);
+    // The newest lines that fit in the byte budget stay; everything older goes.
+    this.sql.exec(
+      `DELETE FROM logs WHERE seq <= (SELECT MAX(seq) FROM (
+         SELECT seq, SUM(length(CAST(text AS BLOB))) OVER (ORDER BY seq DESC) AS newer FROM logs) WHERE newer > ?)`,
+      logBytes,
+    );
     return last;
   }
 
@@ -229,4 +248,19 @@ export class RunnerReports {
       .exec<{ name: string; value: number; time: number }>("SELECT name, value, time FROM custom_metrics WHERE project_id = ? AND capsule_id = ? ORDER BY name", projectId, capsuleId)
       .toArray();
   }
+}
+
+/**
+ * A log line as stored: whole when it fits in `logLineBytes` of UTF-8, else its first bytes
+ * (never half a character) and a note of how long it was.
+ */
+function cutLine(text: string): string {
+  const max = defaults.runnerReports.logLineBytes;
+  // One UTF-16 code unit is at most 3 bytes of UTF-8: text this short always fits.
+  if (text.length * 3 <= max) return text;
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.length <= max) return text;
+  const note = ` …[cut: the line had ${bytes.length} bytes]`;
+  const kept = new TextDecoder().decode(bytes.subarray(0, max - new TextEncoder().encode(note).length)).replace(/\uFFFD$/, "");
+  return kept + note;
 }

@@ -185,7 +185,38 @@ describe("password reset", () => {
     expect(await codeOf(client(AuthService, before.token!.accessToken).get({}))).toBe(Code.Unauthenticated);
     expect(await codeOf(login(email))).toBe(Code.Unauthenticated);
     expect((await login(email, newPassword)).userId).toBeTruthy();
-    expect(await codeOf(client(AuthService).resetPassword({ token, code, newPassword: "another-Pass-8" }))).toBe(Code.FailedPrecondition);
+    expect(await codeOf(client(AuthService).resetPassword({ token, code, newPassword: "another-Pass-8" }))).toBe(Code.PermissionDenied);
+  });
+
+  it("answers alike whether the account exists or not", async () => {
+    const email = freshEmail("reset-known");
+    await register(email);
+    const nobody = freshEmail("reset-nobody");
+    const send = (e: string) => client(AuthService).sendPasswordReset({ identifier: { identifier: { case: "email", value: e } } });
+    const known = await send(email);
+    const unknown = await send(nobody);
+    expect(unknown.token.split(".").map((p) => p.length)).toEqual(known.token.split(".").map((p) => p.length));
+    // Asked again at once: still a token each, not "a code was sent moments ago" for the real account only.
+    expect((await send(email)).token).toBeTruthy();
+    expect((await send(nobody)).token).toBeTruthy();
+
+    const refusal = async (call: Promise<unknown>) => {
+      const err = await call.then(() => null, (e: unknown) => ConnectError.from(e));
+      return { code: err?.code, message: err?.rawMessage };
+    };
+    const newPassword = "brand-New-pass-7";
+    const byToken = await refusal(client(AuthService).resetPassword({ token: known.token, code: "000000", newPassword }));
+    const byDummyToken = await refusal(client(AuthService).resetPassword({ token: unknown.token, code: "000000", newPassword }));
+    const byIdentifier = (e: string) => client(AuthService).resetPassword({ identifier: { identifier: { case: "email", value: e } }, code: "000000", newPassword });
+    expect(byToken).toEqual({ code: Code.PermissionDenied, message: "the code is wrong or no longer valid: ask for a new one" });
+    expect(byDummyToken).toEqual(byToken);
+    expect(await refusal(byIdentifier(nobody))).toEqual(byToken);
+    expect(await refusal(byIdentifier(email))).toEqual(byToken);
+    // Burnt by wrong guesses: still the same answer.
+    for (let i = 0; i < 6; i++) await refusal(byIdentifier(email));
+    expect(await refusal(byIdentifier(email))).toEqual(byToken);
+    // And nothing changed: the old password still works.
+    expect((await login(email)).userId).toBeTruthy();
   });
 });
 
@@ -208,11 +239,26 @@ describe("login", () => {
     }
   });
 
-  it("answers not_found for an unknown user and unauthenticated for a wrong password", async () => {
-    expect(await codeOf(login(freshEmail("nobody")))).toBe(Code.NotFound);
+  it("answers an unknown user exactly as a wrong password, at a similar cost", async () => {
     const email = freshEmail();
     await register(email);
-    expect(await codeOf(login(email, "wrong-Password-1"))).toBe(Code.Unauthenticated);
+    const refusal = async (call: Promise<unknown>) => {
+      const started = performance.now();
+      const err = await call.then(() => null, (e: unknown) => ConnectError.from(e));
+      return { code: err?.code, message: err?.rawMessage, ms: performance.now() - started };
+    };
+    const unknown = await refusal(login(freshEmail("nobody"), "wrong-Password-1"));
+    const wrong = await refusal(login(email, "wrong-Password-1"));
+    expect(unknown).toMatchObject({ code: Code.Unauthenticated, message: "the identifier or the password is wrong" });
+    expect({ code: wrong.code, message: wrong.message }).toEqual({ code: unknown.code, message: unknown.message });
+    // Both hash the password (bcrypt, a few tens of ms): the unknown one is not the quick one.
+    const costs = { unknown: [] as number[], wrong: [] as number[] };
+    for (let i = 0; i < 3; i++) {
+      costs.unknown.push((await refusal(login(freshEmail("nobody"), "wrong-Password-1"))).ms);
+      costs.wrong.push((await refusal(login(email, `wrong-Password-${i + 2}`))).ms);
+    }
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[1]!;
+    expect(median(costs.unknown)).toBeGreaterThan(median(costs.wrong) * 0.4);
   });
 
   it("refuses a login mechanism that is switched off", async () => {
@@ -339,7 +385,7 @@ describe("tokens", () => {
     const { token } = await register(email);
     await client(AuthService, token!.accessToken).delete({});
     expect(await codeOf(getWith(token!.accessToken))).toBe(Code.Unauthenticated);
-    expect(await codeOf(login(email))).toBe(Code.NotFound);
+    expect(await codeOf(login(email))).toBe(Code.Unauthenticated);
   });
 
   it("refuses to delete the last administrator", async () => {

@@ -138,6 +138,16 @@ describe("cron jobs", () => {
     expect((await executions(c)).total).toBe(1n);
   });
 
+  it("cancels a command job the runner still runs when its execution is terminated", async () => {
+    const c = await deployed([commandJob("forever")]);
+    runner.behavior.jobExitCode = null;
+    await trigger(Math.ceil((Date.now() + 1) / (5 * MINUTE)) * 5 * MINUTE);
+    const run = await runner.waitFor((m) => m.type === "job-run" && m.capsuleId === c);
+    await capsules().deploy({ projectId: "jobs", capsuleId: c, environmentId: ENV, force: true, changes: [{ field: { case: "replicas", value: 2 } }] });
+    expect((await executions(c)).jobExecutions[0]).toMatchObject({ state: JobState.TERMINATED });
+    expect(await runner.waitFor((m) => m.type === "job-cancel")).toEqual({ type: "job-cancel", executionId: run.type === "job-run" ? run.executionId : "" });
+  });
+
   it("terminates an ongoing execution when a new rollout replaces the one it belongs to", async () => {
     const c = await deployed([urlJob("long", "/slow/d")]);
     await trigger();

@@ -5,6 +5,7 @@ import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/s
 import { Service as RoleService } from "../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_account/service_pb";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
+import { EnvironmentService as DevEnvironmentService } from "../proto/gen/gitpod/v1/environment_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
 import type { EnvironmentDO } from "../durable-objects/environment";
 import { client } from "./helpers/client";
@@ -135,5 +136,17 @@ describe("environment event stream over WebSocket", () => {
     ws.accept();
     await client(EnvironmentService, admin.accessToken).delete({ environmentId: "short-lived" });
     expect(await closed).toBe(1001);
+  });
+
+  it("sends a developer environment's last events before closing its subscribers", async () => {
+    const { environment } = await client(DevEnvironmentService, admin.accessToken).createEnvironment({ spec: {} });
+    const id = environment!.id;
+    const s = await subscribeTo(id, admin.accessToken);
+    await s.count(1);
+    const closed = new Promise<number>((resolve) => s.ws.addEventListener("close", (e) => resolve(e.code)));
+    // With no runner there is no machine to stop: force deletes at once, in the same turn as its events.
+    await client(DevEnvironmentService, admin.accessToken).deleteEnvironment({ environmentId: id, force: true });
+    expect(await closed).toBe(1001);
+    expect(s.events().map((e) => e.type)).toContain("dev-environment.deleted");
   });
 });

@@ -7,7 +7,7 @@
 import { Gitpod } from "@gitpod/sdk";
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { ServerMessage } from "../durable-objects/runner-protocol";
+import type { ServerMessage } from "../proto/frames/runner";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
 import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/service_pb";
 import { Service as RoleService } from "../proto/gen/api/v1/role/service_pb";

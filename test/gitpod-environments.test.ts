@@ -239,7 +239,7 @@ describe("illegal transitions", () => {
     await within(waitForEnvironmentRunning(gitpod, id), "running");
     const before = (await get(id)).status!.statusVersion;
     const refused = async (report: object, code: string, text: RegExp) => {
-      runner.send({ type: "environment-status", ...report } as never);
+      runner.sendRaw({ type: "environment-status", ...report });
       const err = await runner.waitFor((m) => m.type === "error" && text.test(m.message));
       expect(err).toMatchObject({ code });
     };

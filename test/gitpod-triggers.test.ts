@@ -9,10 +9,11 @@ import { waitForEnvironmentRunning } from "@gitpod/sdk/lib/environment";
 import type { TaskExecution } from "@gitpod/sdk/resources/shared";
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { ServerMessage } from "../durable-objects/runner-protocol";
+import type { ServerMessage } from "../proto/frames/runner";
 import { baseUrl, workerFetch } from "./helpers/client";
 import { fileAdmin } from "./helpers/identity";
 import { type Behavior, runnerToken, TestRunner } from "./helpers/runner";
+import { isPong, keepAlive } from "./helpers/keep-alive";
 import { eventually, sleep, within } from "./helpers/wait";
 
 let admin: Awaited<ReturnType<typeof fileAdmin>>;
@@ -78,9 +79,10 @@ async function subscribe(environmentId: string) {
   const ws = res.webSocket!;
   const frames: unknown[] = [];
   ws.addEventListener("message", (m) => {
-    frames.push(JSON.parse(m.data as string));
+    if (!isPong(m.data)) frames.push(JSON.parse(m.data as string));
   });
   ws.accept();
+  keepAlive(ws);
   const events = () => frames.flat() as { type: string; data: Record<string, unknown> }[];
   return { ws, events };
 }

@@ -191,3 +191,117 @@ describe("role.Service", () => {
     expect(await admins()).toBe(1);
   });
 });
+
+describe("Delete racing Assign and AddMember", () => {
+  /** Rows that name a role or group that does not exist. */
+  const orphans = () =>
+    env.DB.prepare(
+      `SELECT (SELECT COUNT(*) FROM role_assignments WHERE role_id NOT IN (SELECT id FROM roles)) AS assignments,
+              (SELECT COUNT(*) FROM role_assignments WHERE subject_type = 'group' AND subject_id NOT IN (SELECT id FROM groups)) AS groupAssignments,
+              (SELECT COUNT(*) FROM group_members WHERE group_id NOT IN (SELECT id FROM groups)) AS members`,
+    ).first();
+
+  it("never leaves an assignment of a deleted role, and a role created again has no old holders", async () => {
+    const holder = await newUser();
+    for (let round = 0; round < 20; round++) {
+      await rolesApi().create({ roleId: "racing", permissions: [{ action: "capsule:view" }] });
+      await Promise.allSettled([rolesApi().assign({ roleId: "racing", entityId: user(holder.id) }), rolesApi().delete({ roleId: "racing" })]);
+      // Whichever won, what is left is consistent: the role is gone, and so is every assignment of it.
+      expect(await orphans(), `round ${round}`).toEqual({ assignments: 0, groupAssignments: 0, members: 0 });
+      const again = await rolesApi().create({ roleId: "racing", permissions: [] }).catch(() => null);
+      if (again) {
+        const held = await env.DB.prepare("SELECT COUNT(*) AS n FROM role_assignments WHERE role_id = 'racing'").first<{ n: number }>();
+        expect(held!.n, `round ${round}: the re-created role has holders`).toBe(0);
+        await rolesApi().delete({ roleId: "racing" });
+      } else {
+        // The assignment won and the delete lost? Delete always wins eventually: clean up for the next round.
+        await rolesApi().delete({ roleId: "racing" });
+      }
+    }
+  });
+
+  it("never leaves a membership or role assignment of a deleted group, and a group created again is empty", async () => {
+    const member = await newUser();
+    await rolesApi().create({ roleId: "grouped", permissions: [{ action: "capsule:view" }] });
+    for (let round = 0; round < 20; round++) {
+      await groupsApi().create({ initializers: [{ field: { case: "groupId", value: "racing-group" } }] });
+      await Promise.allSettled([
+        groupsApi().addMember({ groupId: "racing-group", memberIds: [user(member.id)] }),
+        rolesApi().assign({ roleId: "grouped", entityId: { kind: { case: "groupId", value: "racing-group" } } }),
+        groupsApi().delete({ groupId: "racing-group" }),
+      ]);
+      expect(await orphans(), `round ${round}`).toEqual({ assignments: 0, groupAssignments: 0, members: 0 });
+      const { group } = await groupsApi().create({ initializers: [{ field: { case: "groupId", value: "racing-group" } }] });
+      expect(group!.numMembers, `round ${round}: the re-created group has members`).toBe(0n);
+      const roles = await env.DB.prepare("SELECT COUNT(*) AS n FROM role_assignments WHERE subject_type = 'group' AND subject_id = 'racing-group'").first<{ n: number }>();
+      expect(roles!.n, `round ${round}: the re-created group holds roles`).toBe(0);
+      await groupsApi().delete({ groupId: "racing-group" });
+    }
+  });
+});
+
+describe("no privilege escalation", () => {
+  /** A new user holding `roleId` (permissions are read on every request, so its token has them at once). */
+  async function holding(roleId: string) {
+    const u = await newUser();
+    await rolesApi().assign({ roleId, entityId: user(u.id) });
+    return u;
+  }
+  const assignments = (id: string) => env.DB.prepare("SELECT role_id FROM role_assignments WHERE subject_id = ? ORDER BY role_id").bind(id).all<{ role_id: string }>();
+
+  it("refuses the owner assigning itself admin, and any role beyond what the granter holds", async () => {
+    const owner = await holding("owner");
+    const roles = client(RoleService, owner.token);
+    const err = await roles.assign({ roleId: "admin", entityId: user(owner.id) }).then(() => null, (e: unknown) => ConnectError.from(e));
+    expect(err?.code).toBe(Code.PermissionDenied);
+    expect(err?.rawMessage).toMatch(/^role admin grants \* .*which this user does not hold/);
+    expect((await assignments(owner.id)).results.map((r) => r.role_id)).toEqual(["owner"]);
+    // Roles within its own permissions it may hand out.
+    const other = await newUser();
+    await roles.assign({ roleId: "developer", entityId: user(other.id) });
+    expect((await assignments(other.id)).results.map((r) => r.role_id)).toEqual(["developer"]);
+  });
+
+  it("refuses a role created or edited to hold more than its author holds", async () => {
+    await rolesApi().create({
+      roleId: "role-maker",
+      permissions: ["role:edit", "role:view", "capsule:view", "capsule:deploy"].map((action) => ({ action })),
+    });
+    const maker = await holding("role-maker");
+    const roles = client(RoleService, maker.token);
+    expect(await codeOf(roles.create({ roleId: "too-much", permissions: [{ action: "*" }] }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(roles.create({ roleId: "too-much", permissions: [{ action: "user:edit" }] }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(rolesApi().get({ roleId: "too-much" }))).toBe(Code.NotFound);
+    await roles.create({ roleId: "within", permissions: [{ action: "capsule:view", scope: { project: "shop" } }] });
+    expect(await codeOf(roles.update({ roleId: "within", updates: [{ update: { case: "addPermission", value: { action: "settings:edit" } } }] }))).toBe(
+      Code.PermissionDenied,
+    );
+    await roles.update({ roleId: "within", updates: [{ update: { case: "addPermission", value: { action: "capsule:deploy" } } }] });
+    expect((await rolesApi().get({ roleId: "within" })).role!.permissions.map((p) => p.action)).toEqual(["capsule:view", "capsule:deploy"]);
+  });
+
+  it("refuses adding a member to a group whose roles reach beyond the granter, and a scoped granter beyond its scope", async () => {
+    const owner = await holding("owner");
+    await groupsApi().create({ initializers: [{ field: { case: "groupId", value: "admin-holders" } }] });
+    await rolesApi().assign({ roleId: "admin", entityId: { kind: { case: "groupId", value: "admin-holders" } } });
+    const groups = client(GroupService, owner.token);
+    expect(await codeOf(groups.addMember({ groupId: "admin-holders", memberIds: [user(owner.id)] }))).toBe(Code.PermissionDenied);
+    expect((await groupsApi().get({ groupId: "admin-holders" })).group!.numMembers).toBe(0n);
+    await groupsApi().create({ initializers: [{ field: { case: "groupId", value: "viewer-holders" } }] });
+    await rolesApi().assign({ roleId: "viewer", entityId: { kind: { case: "groupId", value: "viewer-holders" } } });
+    await groups.addMember({ groupId: "viewer-holders", memberIds: [user(owner.id)] });
+
+    // Scoped: role:assign and capsule:view on project shop only.
+    await rolesApi().create({
+      roleId: "shop-lead",
+      permissions: [{ action: "role:assign" }, { action: "capsule:view", scope: { project: "shop" } }],
+    });
+    await rolesApi().create({ roleId: "shop-viewer", permissions: [{ action: "capsule:view", scope: { project: "shop" } }] });
+    await rolesApi().create({ roleId: "all-viewer", permissions: [{ action: "capsule:view" }] });
+    const lead = await holding("shop-lead");
+    const other = await newUser();
+    await client(RoleService, lead.token).assign({ roleId: "shop-viewer", entityId: user(other.id) });
+    expect(await codeOf(client(RoleService, lead.token).assign({ roleId: "all-viewer", entityId: user(other.id) }))).toBe(Code.PermissionDenied);
+    expect((await assignments(other.id)).results.map((r) => r.role_id)).toEqual(["shop-viewer"]);
+  });
+});

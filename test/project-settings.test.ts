@@ -6,7 +6,7 @@ import { Plan } from "../proto/gen/api/v1/project/project_pb";
 import { GetSettingsResponseSchema, Service as ProjectSettingsService } from "../proto/gen/api/v1/project/settings/service_pb";
 import type { UpdateSchema } from "../proto/gen/api/v1/project/settings/settings_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
-import { decryptSecret } from "../workers/auth/keys";
+import { decryptSecret } from "../workers/d1/secrets";
 import type { Env } from "../workers/env";
 import { codeOf, errorOf } from "./helpers/errors";
 import { client } from "./helpers/client";

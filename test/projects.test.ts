@@ -11,7 +11,7 @@ import {
 } from "../proto/gen/api/v1/project/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
 import { Service as CapsuleService } from "../proto/gen/api/v1/capsule/service_pb";
-import { decryptSecret } from "../workers/auth/keys";
+import { decryptSecret } from "../workers/d1/secrets";
 import { b64 } from "../workers/core/encoding";
 import type { Env } from "../workers/env";
 import { codeOf, errorOf } from "./helpers/errors";

@@ -1,3 +1,4 @@
+import { ScalarType } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { Service as CapsuleService } from "../proto/gen/api/v1/capsule/service_pb";
@@ -47,6 +48,39 @@ describe("robustness", () => {
       }
     }
     expect(calls).toBeGreaterThan(500);
+  });
+
+  it("quotes a bounded prefix of an offending value: a huge id never comes back whole", async () => {
+    const admin = await fileAdmin();
+    const huge = "x".repeat(100_000);
+    const unary = services.flatMap((s) => s.service.methods.filter((m) => s.impl[m.localName] && m.methodKind === "unary").map((m) => ({ s, m })));
+    /** RPCs that answered with an error of more than 2 KB, or with a 5xx. */
+    const long: string[] = [];
+    for (const { s, m } of unary) {
+      // Every string field of the request at once, each far longer than any id or name may be.
+      const strings = m.input.fields.filter((f) => f.fieldKind === "scalar" && f.scalar === ScalarType.STRING);
+      if (strings.length === 0) continue;
+      const body = JSON.stringify(Object.fromEntries(strings.map((f) => [f.jsonName, huge])));
+      const res = await workerFetch(`http://edgeplane.test/${s.service.typeName}/${m.name}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${admin.accessToken}` },
+        body,
+      });
+      const text = await res.text();
+      if (res.status >= 500) long.push(`${s.service.typeName}/${m.name} answered ${res.status}: ${text.slice(0, 120)}`);
+      else if (!res.ok && text.length > 2_000) long.push(`${s.service.typeName}/${m.name} (${text.length} bytes): ${text.slice(0, 120)}`);
+    }
+    // Messages of the Connect stack itself: an unknown field and a bad enum value, named at length.
+    for (const body of [`{"${huge}": 1}`, `{"pagination": {"${huge}": 1}}`, `{"kind": "${huge}"}`]) {
+      const res = await workerFetch("http://edgeplane.test/api.v1.user.Service/List", {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${admin.accessToken}` },
+        body,
+      });
+      const text = await res.text();
+      if (res.status >= 500 || text.length > 2_000) long.push(`user.Service/List ${body.slice(0, 20)}: ${res.status} (${text.length} bytes): ${text.slice(0, 120)}`);
+    }
+    expect(long).toEqual([]);
   });
 
   it("serves server streaming over Connect: a stream that fails ends with the handler's code", async () => {

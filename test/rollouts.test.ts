@@ -1,5 +1,5 @@
 import { Code } from "@connectrpc/connect";
-import { env, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ChangeSchema } from "../proto/gen/api/v1/capsule/change_pb";
@@ -9,6 +9,8 @@ import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/s
 import { Service as ImageService } from "../proto/gen/api/v1/image/service_pb";
 import { Service as ProjectService } from "../proto/gen/api/v1/project/service_pb";
 import { rolloutName } from "../durable-objects/contract";
+import { READY_TIMEOUT } from "../durable-objects/rollout/rollout";
+import { Timers } from "../durable-objects/lib/timers";
 import { client } from "./helpers/client";
 import { codeOf, errorOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";
@@ -256,8 +258,10 @@ describe("Deploy with a runner", () => {
       await busy(c, [image(), replicas(2)]);
       const r = await until(c, 1n, (x) => (x.status!.stages?.running?.steps[0]?.step.value as { numStuck?: number } | undefined)?.numStuck === 2);
       expect(r.status!.state).toBe(State.RUNNING);
-      expect(await runDurableObjectAlarm(env.ROLLOUTS.getByName(rolloutName("roll", c, 1)))).toBe(true);
-      const stuck = await rollout(c, 1n);
+      // Ten minutes pass: the readiness timer is due now, and the object's alarm runs it.
+      const stub = env.ROLLOUTS.getByName(rolloutName("roll", c, 1));
+      await runInDurableObject(stub, (_o, state) => new Timers(state.storage).set(READY_TIMEOUT, "", Date.now()));
+      const stuck = await until(c, 1n, (x) => x.status!.stages!.running!.steps[0]!.step.value!.info!.state === StepState.FAILED);
       const info = stuck.status!.stages!.running!.steps[0]!.step.value!.info!;
       expect(info.state).toBe(StepState.FAILED);
       expect(info.message).toMatch(/^stuck/);

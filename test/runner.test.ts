@@ -1,5 +1,5 @@
 /**
- * The runner protocol end to end (durable-objects/runner-protocol.ts): connections and
+ * The runner protocol end to end (proto/frames/runner.ts): connections and
  * takeovers, rollouts that survive disconnects and evictions, instances, logs, metrics,
  * Execute over its WebSocket, and the event streams of a deploy. Each test that connects a
  * runner gets an environment of its own, so one test's runner never answers another's deploy.
@@ -10,7 +10,7 @@ import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { rolloutName } from "../durable-objects/contract";
-import type { ServerMessage } from "../durable-objects/runner-protocol";
+import type { ServerMessage } from "../proto/frames/runner";
 import type { ChangeSchema } from "../proto/gen/api/v1/capsule/change_pb";
 import { State as InstanceState } from "../proto/gen/api/v1/capsule/instance_pb";
 import { ReadyState } from "../proto/gen/api/v1/capsule/instance/status_pb";
@@ -20,12 +20,15 @@ import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/s
 import { Service as ProjectService } from "../proto/gen/api/v1/project/service_pb";
 import { Service as RoleService } from "../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_account/service_pb";
+import { Service as SettingsService } from "../proto/gen/api/v1/project/settings/service_pb";
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
 import { b64 } from "../workers/core/encoding";
+import { defaults } from "../workers/core/config";
 import { baseUrl, client } from "./helpers/client";
 import { codeOf, errorOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";
 import { type Behavior, runnerToken, TestRunner } from "./helpers/runner";
+import { isPong, keepAlive } from "./helpers/keep-alive";
 import { eventually, sleep } from "./helpers/wait";
 
 // ---- Fixtures ---------------------------------------------------------------------------------
@@ -107,7 +110,7 @@ let syncs = 0;
  */
 async function sync(runner: TestRunner): Promise<void> {
   const type = `sync-${++syncs}`;
-  runner.send({ type } as never);
+  runner.sendRaw({ type });
   await runner.waitFor((m) => m.type === "error" && m.message.includes(type));
 }
 
@@ -149,9 +152,10 @@ async function openSocket(url: string) {
   const frames: unknown[] = [];
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })));
   ws.addEventListener("message", (m) => {
-    frames.push(JSON.parse(m.data as string));
+    if (!isPong(m.data)) frames.push(JSON.parse(m.data as string));
   });
   ws.accept();
+  keepAlive(ws);
   return { ws, frames, closed };
 }
 
@@ -337,14 +341,82 @@ describe("objects evicted mid-rollout", () => {
     await runner.waitFor(desiredFor(c, 1));
     await evictDurableObject(env.ENVIRONMENTS.getByName(environmentId), { webSockets: "close" });
     // The runtime drops the socket without a close frame, and the object gets no close event:
-    // nothing records the disconnect, so the step still names the lost runner until one is back.
+    // the sweep of silent sockets, still due on the object's alarm, records the disconnect.
     expect(await runner.closed).toMatchObject({ code: 1006 });
     expect(await env.ENVIRONMENTS.getByName(environmentId).runnerInfo()).toMatchObject({ connected: false });
+    await until(c, 1n, (r) => /disconnected/.test(runnerStep(r).message), "the step says the runner disconnected");
     expect((await rollout(c, 1n)).status!.state).toBe(State.RESOURCE_CREATION);
+    const types = await runInDurableObject(env.ENVIRONMENTS.getByName(environmentId), async (o) => (await o.events()).map((e) => e.type));
+    expect(types.filter((t) => t === "runner.disconnected")).toHaveLength(1);
 
     const back = await connect(environmentId, {}, "back");
     await back.waitFor(desiredFor(c, 1));
     await until(c, 1n, settled, "settled after the reconnect");
+  });
+});
+
+describe("a runner that vanishes", () => {
+  /** A settled capsule, an Execute session relayed through the runner, a subscriber of the environment's events, a rollout in progress. */
+  async function busyRunner(name: string) {
+    const { environmentId, runner } = await withRunner(name);
+    const c = await capsule();
+    await deploy(environmentId, c, [image(), replicas(1)]);
+    await until(c, 1n, settled, "settled");
+    const url = await ticketUrl(`/environments/${environmentId}/exec/tickets`, { projectId: PROJECT, capsuleId: c, instanceId: `${c}-1-0`, command: "sh", arguments: [] });
+    const session = await openSocket(url);
+    await runner.waitFor("exec-start");
+    const events = await subscribe(`${await ticketUrl(`/environments/${environmentId}/events/tickets`)}&after=0`);
+    // And a rollout in progress, waiting on the runner to create its resources.
+    runner.behavior.apply = "never";
+    const waiting = await capsule();
+    await deploy(environmentId, waiting, [image(), replicas(1)]);
+    await runner.waitFor(desiredFor(waiting, 1));
+    return { environmentId, runner, session, events, waiting };
+  }
+
+  /** What a runner's disappearance must leave behind: recorded once, announced once, sessions closed, the rollout told. */
+  async function expectNoticed(x: Awaited<ReturnType<typeof busyRunner>>) {
+    expect(await x.session.closed).toMatchObject({ code: 1011, reason: "the runner disconnected" });
+    const gone = await x.events.waitFor((e) => e.some((ev) => ev.type === "runner.disconnected"), "runner.disconnected");
+    expect(gone.filter((e) => e.type === "runner.disconnected").map((e) => e.data)).toEqual([{ name: x.runner.name }]);
+    const info = await env.ENVIRONMENTS.getByName(x.environmentId).runnerInfo();
+    expect(info).toMatchObject({ connected: false, name: x.runner.name });
+    expect(info.disconnectedAt).toBeGreaterThan(0);
+    await until(x.waiting, 1n, (r) => /disconnected/.test(runnerStep(r).message), "the waiting rollout says the runner disconnected");
+  }
+
+  it("notices a connection that dropped without a close frame (the runtime reports 1006)", async () => {
+    const x = await busyRunner("vanish");
+    // What the runtime does when the runner's TCP connection dies: it calls the object's close
+    // handler with 1006, a code that must never be sent back.
+    await runInDurableObject(env.ENVIRONMENTS.getByName(x.environmentId), async (object, state) => {
+      for (const ws of state.getWebSockets("runner")) await object.webSocketClose(ws, 1006);
+    });
+    await expectNoticed(x);
+    // The object answered the close with a code that may be sent.
+    expect((await x.runner.closed).code).toBe(1000);
+  });
+
+  it("takes a runner silent past the deadline for gone: closed with 4008, and the same consequences", async () => {
+    const x = await busyRunner("mute");
+    x.runner.stopPinging();
+    const closed = await x.runner.closed;
+    expect(closed.code).toBe(4008);
+    expect(closed.reason).toMatch(/no ping for 3s/);
+    await expectNoticed(x);
+    // The subscriber and the session kept pinging or were closed: nothing is left to sweep but the subscriber.
+    expect(x.events.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it("closes a silent event subscriber with 4008, and keeps no sweep once no socket is left", async () => {
+    const environmentId = await environment("mute-sub");
+    const res = await exports.default.fetch(`${baseUrl}${await ticketUrl(`/environments/${environmentId}/events/tickets`)}&after=0`, { headers: { upgrade: "websocket" } });
+    const ws = res.webSocket!;
+    const closed = new Promise<number>((resolve) => ws.addEventListener("close", (e) => resolve(e.code)));
+    ws.accept();
+    expect(await closed).toBe(4008);
+    const stub = env.ENVIRONMENTS.getByName(environmentId);
+    await eventually(() => runInDurableObject(stub, (_o, state) => state.storage.getAlarm()), (a) => a === null, "no alarm left");
   });
 });
 
@@ -368,6 +440,21 @@ describe("runner reports", () => {
     expect((await rollout(c, 1n)).status!.result).toBe(Result.FAILED);
   });
 
+  it("sends the project settings' credentials of the image's registry, and only those, with desired", async () => {
+    const { environmentId, runner } = await withRunner("registry");
+    await client(SettingsService, admin.accessToken).updateSettings({
+      updates: [
+        { field: { case: "addDockerRegistry", value: { host: "registry.test", field: { case: "credentials", value: { username: "puller", password: "pull-secret-1" } } } } },
+        { field: { case: "addDockerRegistry", value: { host: "ghcr.io", field: { case: "auth", value: btoa("robot:ghcr-token") } } } },
+      ],
+    });
+    const [withAuth, without] = [await capsule(), await capsule()];
+    await deploy(environmentId, withAuth, [{ field: { case: "addImage", value: { image: "registry.test/team/app:v1" } } }, replicas(1)]);
+    expect((await runner.waitFor(desiredFor(withAuth, 1))).registries).toEqual([{ host: "registry.test", username: "puller", password: "pull-secret-1" }]);
+    await deploy(environmentId, without, [image(), replicas(1)]);
+    expect((await runner.waitFor(desiredFor(without, 1))).registries).toBeUndefined();
+  });
+
   it("counts instances running another rollout as wrong version, and the rollout is not healthy", async () => {
     const { environmentId } = await withRunner("wrong", { instances: "wrong-version" });
     const c = await capsule();
@@ -378,6 +465,70 @@ describe("runner reports", () => {
     expect(instancesStep(r)!.info).toMatchObject({ state: StepState.ONGOING, message: "0 of 2 instance(s) ready, 2 running another rollout" });
     // Still in progress: another deploy must wait or force.
     expect(await codeOf(deploy(environmentId, c, [replicas(1)]))).toBe(Code.FailedPrecondition);
+  });
+});
+
+describe("frames the protocol's schema refuses", () => {
+  const q = (environmentId: string, capsuleId: string) => ({ projectId: PROJECT, capsuleId, environmentId, includeDeleted: true });
+  const refusal = (runner: TestRunner, text: RegExp) => runner.waitFor((m) => m.type === "error" && text.test(m.message));
+
+  it("answers a frame that fails the schema with an error, stores nothing of it, and keeps the connection", async () => {
+    const { environmentId, runner } = await withRunner("poison");
+    const c = await capsule();
+    runner.reportInstances(PROJECT, c, [{ instanceId: `${c}-1-0`, rolloutId: 1, ready: true }]);
+    await eventually(() => capsules().listInstances(q(environmentId, c)), (l) => l.total === 1n, "the good report stored");
+
+    const instance = { instanceId: `${c}-bad`, ready: true };
+    const poisons: [object | string, RegExp][] = [
+      [{ type: "instances", projectId: PROJECT, capsuleId: c, instances: [{ ...instance, rolloutId: "abc" }] }, /^invalid instances frame: instances\.0\.rolloutId "abc"/],
+      [{ type: "instances", projectId: PROJECT, capsuleId: c, instances: [{ ...instance, rolloutId: 1.5 }] }, /instances\.0\.rolloutId 1\.5/],
+      [{ type: "instances", projectId: PROJECT, capsuleId: c, instances: [{ ...instance, rolloutId: 1, restarts: "many" }] }, /instances\.0\.restarts "many"/],
+      [{ type: "instances", projectId: PROJECT, capsuleId: c, instances: "all of them" }, /^invalid instances frame: instances "all of them"/],
+      [{ type: "log", projectId: PROJECT, capsuleId: c, instanceId: `${c}-1-0`, lines: [{ stream: "stdout", text: 7 }] }, /lines\.0\.text 7/],
+      [{ type: "metrics", projectId: PROJECT, capsuleId: c, samples: [{ instanceId: `${c}-1-0`, cpuMs: "lots", memoryBytes: 1 }] }, /samples\.0\.cpuMs "lots"/],
+      [{ type: "applied", projectId: PROJECT, capsuleId: c, rolloutId: 1 }, /resources missing/],
+      ["not json", /one JSON message with a type/],
+      [{ no: "type" }, /one JSON message with a type/],
+      [{ type: "x".repeat(10_000) }, /^unknown message type "x{79}…$/],
+    ];
+    for (const [frame, text] of poisons) {
+      runner.sendRaw(frame);
+      expect(await refusal(runner, text)).toMatchObject({ code: "invalid_argument" });
+      runner.received.length = 0;
+    }
+    // Nothing of them was stored: the earlier report stands, no line, no sample.
+    const listed = await capsules().listInstances(q(environmentId, c));
+    expect(listed.instances.map((i) => [i.instanceId, i.rolloutId, i.restartCount])).toEqual([[`${c}-1-0`, 1n, 0]]);
+    expect((await capsules().listInstanceStatuses(q(environmentId, c))).total).toBe(1n);
+    expect((await capsules().capsuleMetrics({ projectId: PROJECT, capsuleId: c, environmentId })).instanceMetrics).toEqual([]);
+    // The connection still serves: the next good report is taken.
+    runner.reportInstances(PROJECT, c, [{ instanceId: `${c}-1-0`, rolloutId: 1, ready: true, restarts: 2 }]);
+    await eventually(() => capsules().listInstances(q(environmentId, c)), (l) => l.instances[0]?.restartCount === 2, "the next report stored");
+    expect(runner.invalid).toEqual([]);
+  });
+
+  it("reads instances stored before frames were checked: unreadable rollouts are skipped, bad fields read as defaults", async () => {
+    const { environmentId, runner } = await withRunner("legacy");
+    const c = await capsule();
+    runner.reportInstances(PROJECT, c, [{ instanceId: `${c}-1-0`, rolloutId: 1, ready: true }]);
+    await eventually(() => capsules().listInstances(q(environmentId, c)), (l) => l.total === 1n, "the good report stored");
+    // What an unchecked runner could store before: text and fractions in integer columns, live and deleted.
+    await runInDurableObject(env.ENVIRONMENTS.getByName(environmentId), (_o, state) => {
+      const insert = (id: string, rolloutId: unknown, restarts: unknown, deletedAt: number | null) =>
+        state.storage.sql.exec(
+          `INSERT INTO instances (project_id, capsule_id, instance_id, rollout_id, state, ready, restarts, message, node, created_at, started_at, updated_at, deleted_at)
+           VALUES (?, ?, ?, ?, 'running', 1, ?, '', '', 1, NULL, 1, ?)`,
+          PROJECT, c, id, rolloutId, restarts, deletedAt,
+        );
+      insert(`${c}-abc`, "abc", 0, 5);
+      insert(`${c}-half`, 1.5, 0, null);
+      insert(`${c}-many`, 1, "many", 5);
+    });
+    const listed = await capsules().listInstances(q(environmentId, c));
+    expect(listed.instances.map((i) => [i.instanceId, i.restartCount])).toEqual([[`${c}-1-0`, 0], [`${c}-many`, 0]]);
+    const statuses = await capsules().listInstanceStatuses(q(environmentId, c));
+    expect(statuses.instances.map((i) => i.instanceId)).toEqual([`${c}-1-0`, `${c}-many`]);
+    expect(await codeOf(capsules().getInstanceStatus({ projectId: PROJECT, capsuleId: c, environmentId, instanceId: `${c}-abc` }))).toBe(Code.NotFound);
   });
 });
 
@@ -462,6 +613,35 @@ describe("logs and metrics", () => {
     }
     return out;
   }
+
+  it("cuts a line over 16 KiB and keeps at most 8 MiB of lines per environment, the newest", async () => {
+    const { environmentId, runner } = await withRunner("log-caps");
+    const c = await capsule();
+    await deploy(environmentId, c, [image(), replicas(1)]);
+    await until(c, 1n, settled, "settled");
+    const instanceId = `${c}-1-0`;
+    const { logLineBytes, logBytes } = defaults.runnerReports;
+    // One line of 600 KB (of two-byte characters, so the cut must not split one).
+    runner.log(PROJECT, c, instanceId, ["é".repeat(300_000)]);
+    const [long] = await eventually(() => logs({ capsuleId: c, environmentId }), (l) => l.length === 1, "the long line");
+    const bytes = new TextEncoder().encode(long!.text.trimEnd()).length;
+    expect(bytes).toBeLessThanOrEqual(logLineBytes);
+    expect(long!.text).toMatch(/^é+ …\[cut: the line had 600000 bytes\]\n$/);
+
+    // 9 MiB more in lines of 16 KiB: only the newest 8 MiB stay.
+    const line = (i: number) => `${String(i).padStart(6, "0")} ${"x".repeat(logLineBytes - 7)}`;
+    const total = Math.ceil((9 * 1024 * 1024) / logLineBytes);
+    for (let i = 0; i < total; i += 40) runner.log(PROJECT, c, instanceId, Array.from({ length: Math.min(40, total - i) }, (_, k) => line(i + k)));
+    const kept = await eventually(
+      () => runInDurableObject(env.ENVIRONMENTS.getByName(environmentId), (_o, state) =>
+        state.storage.sql.exec<{ n: number; bytes: number; last: string }>("SELECT COUNT(*) AS n, SUM(length(CAST(text AS BLOB))) AS bytes, MAX(text) AS last FROM logs").one()),
+      (k) => k.last.startsWith(String(total - 1).padStart(6, "0")),
+      "the last line stored",
+    );
+    expect(kept.bytes).toBeLessThanOrEqual(logBytes);
+    expect(kept.bytes).toBeGreaterThan(logBytes - logLineBytes);
+    expect(kept.n).toBe(Math.floor(logBytes / logLineBytes));
+  });
 
   it("answers the runner's log lines: history, per instance, since, and followed live", async () => {
     const { environmentId, runner } = await withRunner("logs");

@@ -10,6 +10,7 @@
  * and repeats nothing.
  */
 import type { EventLog, LoggedEvent } from "./event-log";
+import type { Watched } from "../socket-liveness";
 import { badTicket, requireUpgrade, socketError, type Tickets } from "./tickets";
 
 /** The wire form of an event: `{ seq, type, time, data }` with an RFC 3339 time. */
@@ -23,7 +24,7 @@ const REPLAY_FRAME = 500;
 /** The hibernation tag of subscriber sockets: an object may hold other sockets (a runner's, say). */
 const TAG = "events";
 
-interface Attachment {
+interface Attachment extends Watched {
   /** The highest seq this socket has been sent. */
   sent: number;
   subject: string;
@@ -74,6 +75,7 @@ export class EventStream {
     if (!ticket) return badTicket();
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [TAG]);
+    const acceptedAt = Date.now();
     // Replay synchronously: no other event can be appended before the socket is caught up.
     let sent = after;
     for (let batch = this.log().after(sent, REPLAY_FRAME); batch.length > 0; batch = this.log().after(sent, REPLAY_FRAME)) {
@@ -81,7 +83,7 @@ export class EventStream {
       sent = batch[batch.length - 1]!.seq;
     }
     // Events appended earlier in this turn but not flushed yet were part of the replay.
-    server.serializeAttachment({ sent, subject: ticket.subject } satisfies Attachment);
+    server.serializeAttachment({ sent, subject: ticket.subject, acceptedAt } satisfies Attachment);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -98,7 +100,8 @@ export class EventStream {
     return event;
   }
 
-  private flush(): void {
+  /** Sends the pending events now; called before subscribers are closed, so the last events reach them. */
+  flush(): void {
     this.flushScheduled = false;
     const events = this.pending;
     this.pending = [];

@@ -20,6 +20,12 @@ export class Timers {
     await this.rearm();
   }
 
+  /** Sets the timer `kind`/`key`, or moves it earlier; a timer already due sooner stays. */
+  async setEarliest(kind: string, key: string, dueAt: number): Promise<void> {
+    this.storage.sql.exec("INSERT INTO timers (kind, key, due_at) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET due_at = MIN(due_at, excluded.due_at)", kind, key, dueAt);
+    await this.rearm();
+  }
+
   async cancel(kind: string, key: string): Promise<void> {
     this.storage.sql.exec("DELETE FROM timers WHERE kind = ? AND key = ?", kind, key);
     await this.rearm();

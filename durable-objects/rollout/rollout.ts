@@ -10,8 +10,13 @@ import { EventLog } from "../lib/event-log";
 import { EventStream } from "../lib/event-stream";
 import { attempt, type Outcome } from "../../workers/core/outcome";
 import * as machine from "./status";
-import type { AppliedResource } from "../runner-protocol";
+import type { AppliedResource } from "../../proto/frames/runner";
+import { answerClose, SOCKET_SWEEP, SocketLiveness } from "../socket-liveness";
 import { Tickets } from "../lib/tickets";
+import { Timers } from "../lib/timers";
+
+/** The timer kind of the readiness timeout (key ""). */
+export const READY_TIMEOUT = "ready-timeout";
 
 
 /** Where a rollout stands, as its environment needs to know it. */
@@ -77,13 +82,16 @@ type Row = {
 /**
  * One per rollout (named by `rolloutName`). Owns the rollout's status, moved through the
  * specification's state machine (rollout-status.ts) by its environment's object as the runner
- * reports, and its event log and stream. The readiness timeout is the object's alarm. All
+ * reports, and its event log and stream. The readiness timeout and the sweep of silent
+ * subscriber sockets are timers on the object's alarm. All
  * state is in SQLite storage and every method changes it in one synchronous transaction, so
  * an object evicted at any point carries on from the last completed change.
  */
 export class RolloutDO extends DurableObject<Env> {
   private readonly log: EventLog;
   private readonly stream: EventStream;
+  private readonly timers: Timers;
+  private readonly liveness: SocketLiveness;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -95,6 +103,13 @@ export class RolloutDO extends DurableObject<Env> {
     )`);
     this.log = new EventLog(sql);
     this.stream = new EventStream(ctx, () => this.log, new Tickets(ctx.storage));
+    this.timers = new Timers(ctx.storage);
+    this.liveness = new SocketLiveness(ctx, env);
+  }
+
+  /** The readiness timeout: ROLLOUT_READY_TIMEOUT_MS when set (tests of clients make it short), else the default. */
+  private get readyTimeoutMs(): number {
+    return Number(this.env.ROLLOUT_READY_TIMEOUT_MS) || defaults.rollouts.readyTimeoutMs;
   }
 
   private row(): Row | undefined {
@@ -185,7 +200,7 @@ export class RolloutDO extends DurableObject<Env> {
       return [created, ready];
     });
     // The readiness deadline starts once, when the rollout enters RUNNING; a resent `applied` (a reconnect) does not move it.
-    if (created && summary.inProgress) await this.ctx.storage.setAlarm(Date.now() + defaults.rollouts.readyTimeoutMs);
+    if (created && summary.inProgress) await this.timers.set(READY_TIMEOUT, "", Date.now() + this.readyTimeoutMs);
     return summary;
   }
 
@@ -201,7 +216,7 @@ export class RolloutDO extends DurableObject<Env> {
   /** New instance counts for this rollout. */
   async instances(counts: machine.InstanceCounts): Promise<RolloutSummary> {
     const summary = this.advance((s, config, now) => [machine.countInstances(s, now, counts, config.replicas)]);
-    if (!summary.inProgress) await this.ctx.storage.deleteAlarm();
+    if (!summary.inProgress) await this.timers.cancel(READY_TIMEOUT, "");
     return summary;
   }
 
@@ -219,7 +234,7 @@ export class RolloutDO extends DurableObject<Env> {
         machine.end(s, now, Result.ABORTED);
         return [["abort", `rollout ${s.rolloutId} aborted`]];
       }, createdBy);
-      await this.ctx.storage.deleteAlarm();
+      await this.timers.cancel(READY_TIMEOUT, "");
       return summary;
     });
   }
@@ -231,7 +246,7 @@ export class RolloutDO extends DurableObject<Env> {
       machine.end(s, now, rollback ? Result.ROLLBACK : Result.REPLACED);
       return [`${rollback ? "rolled back" : "replaced"} by rollout ${by}`];
     }, createdBy);
-    await this.ctx.storage.deleteAlarm();
+    await this.timers.cancel(READY_TIMEOUT, "");
     return summary;
   }
 
@@ -244,17 +259,26 @@ export class RolloutDO extends DurableObject<Env> {
         machine.end(s, now, result);
         return [`rollout ${s.rolloutId} stopped: its resources are being removed`];
       }, createdBy);
-      await this.ctx.storage.deleteAlarm();
+      await this.timers.cancel(READY_TIMEOUT, "");
       return summary;
     });
   }
 
-  /** The readiness timeout: instances that are still not ready make the rollout stuck. */
+  /** The timers that are due: the readiness timeout, the sweep of silent sockets. */
   async alarm(): Promise<void> {
+    for (const t of this.timers.takeDue()) {
+      if (t.kind === READY_TIMEOUT) await this.readyTimeout();
+      else if (t.kind === SOCKET_SWEEP) await this.liveness.sweep(this.timers, async () => {});
+    }
+    await this.timers.rearm();
+  }
+
+  /** Instances that are still not ready make the rollout stuck. */
+  private async readyTimeout(): Promise<void> {
     const current = this.load();
     if (!current || !machine.inProgress(current.status)) return;
     const summary = this.advance((s, config, now) => {
-      const m = machine.markStuck(s, now, config.replicas, `${Math.round(defaults.rollouts.readyTimeoutMs / 1000)}s`);
+      const m = machine.markStuck(s, now, config.replicas, `${Math.round(this.readyTimeoutMs / 1000)}s`);
       return m ? [["error", m]] : [];
     });
     if (summary.message) await this.env.ENVIRONMENTS.getByName(summary.environmentId).rolloutChanged(summary);
@@ -289,12 +313,14 @@ export class RolloutDO extends DurableObject<Env> {
   }
 
   async fetch(request: Request): Promise<Response> {
-    return this.stream.subscribe(request);
+    const res = this.stream.subscribe(request);
+    if (res.status === 101) await this.liveness.watch(this.timers);
+    return res;
   }
 
   async webSocketMessage(): Promise<void> {}
 
   async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    ws.close(code === 1005 ? 1000 : code, "closing");
+    answerClose(ws, code);
   }
 }

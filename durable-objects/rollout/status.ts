@@ -25,7 +25,7 @@ import {
   StepInfoSchema,
   StepState,
 } from "../../proto/gen/api/v1/capsule/rollout/status_pb";
-import type { AppliedResource } from "../runner-protocol";
+import type { AppliedResource } from "../../proto/frames/runner";
 
 /** Instances as counted against a rollout (the running stage's "instances" step). */
 export interface InstanceCounts {

@@ -10,12 +10,12 @@ import { Service as AuthService } from "../../proto/gen/api/v1/authentication/se
 
 export const workerUrl = (): string => inject("workerUrl");
 
-/** A client of `service` authenticated with `token` (anonymous without). */
-export function client<S extends DescService>(service: S, token?: string): Client<S> {
+/** A client of `service` authenticated with `token` (anonymous without), of the shared Worker or the one at `baseUrl`. */
+export function client<S extends DescService>(service: S, token?: string, baseUrl = workerUrl()): Client<S> {
   return createClient(
     service,
     createConnectTransport({
-      baseUrl: workerUrl(),
+      baseUrl,
       interceptors: [(next) => (req) => (token && req.header.set("authorization", `Bearer ${token}`), next(req))],
     }),
   );

@@ -16,6 +16,11 @@ export interface RunningWorker {
   url: string;
   /** Everything wrangler printed so far (for failure messages). */
   log(): string;
+  /**
+   * Stops wrangler and starts it again on the same port and state, as a deploy does: every
+   * socket drops, stored data stays.
+   */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -26,26 +31,40 @@ export async function startWorker(port: number, vars: Record<string, string> = {
   const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, CI: "true", WRANGLER_SEND_METRICS: "false" };
   await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], env);
   const varArgs = Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
-  const child = spawn(
-    join(bin, "wrangler"),
-    ["dev", "--test-scheduled", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", "0", "--persist-to", state, ...varArgs],
-    { cwd: root, env, stdio: ["ignore", "pipe", "pipe"], detached: true },
-  );
-  let output = "";
-  child.stdout?.on("data", (d) => (output += d));
-  child.stderr?.on("data", (d) => (output += d));
   const url = `http://127.0.0.1:${port}`;
+  let output = "";
+  const launch = async () => {
+    const child = spawn(
+      join(bin, "wrangler"),
+      ["dev", "--test-scheduled", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", "0", "--persist-to", state, ...varArgs],
+      { cwd: root, env, stdio: ["ignore", "pipe", "pipe"], detached: true },
+    );
+    child.stdout?.on("data", (d) => (output += d));
+    child.stderr?.on("data", (d) => (output += d));
+    try {
+      await waitReady(url, child, () => output);
+    } catch (e) {
+      await kill(child);
+      throw e;
+    }
+    return child;
+  };
+  let child: ChildProcess | undefined;
   const stop = async () => {
-    await kill(child);
+    if (child) await kill(child);
     await rm(state, { recursive: true, force: true });
   };
   try {
-    await waitReady(url, child, () => output);
+    child = await launch();
   } catch (e) {
     await stop();
     throw e;
   }
-  return { url, log: () => output, stop };
+  const restart = async () => {
+    if (child) await kill(child);
+    child = await launch();
+  };
+  return { url, log: () => output, restart, stop };
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv): Promise<void> {

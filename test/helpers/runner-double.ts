@@ -1,6 +1,7 @@
 /**
- * A runner double speaking runner protocol v1 (durable-objects/runner-protocol.ts): it
- * connects like a real runner, applies what it is told to run by reporting it, and can be
+ * A runner double speaking runner protocol v1 (proto/frames/runner.ts): it connects like a
+ * real runner, checks every frame it receives against the protocol's schema, applies what it
+ * is told to run by reporting it, and can be
  * told to fail, to crash its instances or to run the wrong version. It runs in workerd
  * (test/helpers/runner.ts) and in Node against a Worker on the network (test/e2e/runner.ts);
  * a RunnerLink is the only difference.
@@ -17,11 +18,14 @@ import type {
   EnvironmentRunPhase,
   ServiceRunPhase,
   StepRunPhase,
-} from "../../durable-objects/runner-protocol";
-import { RUNNER_PROTOCOL_VERSION } from "../../durable-objects/runner-protocol";
+} from "../../proto/frames/runner";
+import { parseServerFrame, RUNNER_PROTOCOL_VERSION } from "../../proto/frames/runner";
 import { Service as AuthService } from "../../proto/gen/api/v1/authentication/service_pb";
 import { Service as RoleService } from "../../proto/gen/api/v1/role/service_pb";
 import { Service as ServiceAccountService } from "../../proto/gen/api/v1/service_account/service_pb";
+
+/** How often the double sends `ping`. */
+const PING_EVERY_MS = 500;
 
 /** A text WebSocket, whichever runtime opened it. */
 export interface RunnerSocket {
@@ -51,8 +55,8 @@ export interface Behavior {
   applyDelayMs: number;
   /** The base URL reported (in `applied`) for every port of the capsule's interfaces; none when null. */
   endpoint: string | null;
-  /** The exit code `job-run` commands end with. */
-  jobExitCode: number;
+  /** The exit code `job-run` commands end with; null: they run until cancelled, with no answer. */
+  jobExitCode: number | null;
   /** Automations: a started service reports starting, then running ("ok") or failed ("fail"); "never" stays silent. */
   services: "ok" | "fail" | "never";
   /** Automations: a task step reports running, then succeeded or failed after `stepDelayMs`; "slow" runs until stopped or `finishStep`. */
@@ -125,6 +129,8 @@ export async function refusal(res: Response, what: string): Promise<ConnectError
 export class TestRunner {
   /** Every message the server sent, in order. */
   readonly received: ServerMessage[] = [];
+  /** Why each frame the server sent that failed the protocol's schema was refused (should stay empty). */
+  readonly invalid: string[] = [];
   /** Resolves when the socket closes, with the code and reason of the close. */
   readonly closed: Promise<{ code: number; reason: string }>;
   readonly behavior: Behavior;
@@ -147,15 +153,42 @@ export class TestRunner {
     behavior: Partial<Behavior>,
   ) {
     this.behavior = { ...defaultBehavior, ...behavior };
+    // The keep-alive every runner sends (docs/runner-protocol.md); tests run with a silence
+    // deadline of seconds, so the double pings often.
+    const pinging = setInterval(() => this.trySendText("ping"), PING_EVERY_MS);
+    this.stopPinging = () => clearInterval(pinging);
     this.closed = new Promise((resolve) => {
       ws.onClose((code, reason) => {
+        clearInterval(pinging);
         this.closeInfo = { code, reason };
         for (const w of this.waiters) w.reject(new Error(`${this.describe()}: socket closed (${code} ${reason}) before a matching message arrived; received: ${this.types()}`));
         this.waiters.clear();
         resolve(this.closeInfo);
       });
     });
-    ws.onMessage((text) => this.onMessage(JSON.parse(text) as ServerMessage));
+    ws.onMessage((text) => {
+      if (text === "pong") return;
+      const frame = parseServerFrame(text);
+      // A frame the schema refuses is a server bug: fail whoever waits, loudly.
+      if (!frame.ok) {
+        this.invalid.push(frame.reason);
+        for (const w of this.waiters) w.reject(new Error(`${this.describe()}: the server sent an invalid frame: ${frame.reason}`));
+        this.waiters.clear();
+        return;
+      }
+      this.onMessage(frame.message);
+    });
+  }
+
+  /** Stops the keep-alive: the runner falls silent, as one that vanished would. */
+  readonly stopPinging: () => void;
+
+  private trySendText(text: string): void {
+    try {
+      this.ws.send(text);
+    } catch {
+      // Closed: the close listener stops the pings.
+    }
   }
 
   /** Gets a ticket, opens the socket and says hello; resolves once the server's `welcome` arrived. */
@@ -208,6 +241,11 @@ export class TestRunner {
   /** Sends a message as is; throws if the socket is closed. */
   send(msg: RunnerMessage): void {
     this.ws.send(JSON.stringify(msg));
+  }
+
+  /** Sends a frame that need not be a valid message: an object as JSON, a string as is. */
+  sendRaw(frame: object | string): void {
+    this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
   }
 
   /** Sends log lines of an instance; plain strings are stdout lines. */
@@ -274,7 +312,7 @@ export class TestRunner {
         this.execExit(msg.sessionId);
         return;
       case "job-run":
-        this.trySend({ type: "job-result", executionId: msg.executionId, exitCode: this.behavior.jobExitCode, message: `ran ${msg.command}` });
+        if (this.behavior.jobExitCode !== null) this.trySend({ type: "job-result", executionId: msg.executionId, exitCode: this.behavior.jobExitCode, message: `ran ${msg.command}` });
         return;
       case "service-desired":
         this.onServiceDesired(msg);
@@ -439,7 +477,8 @@ export class TestRunner {
       case "crashing":
         return { ...base, ready: false, restarts: Math.max(3, base.restarts ?? 0), message: "CrashLoopBackOff" };
       case "wrong-version":
-        return { ...base, rolloutId: rolloutId - 1 };
+        // Another rollout than the one it was started for (rollout ids are positive on the wire).
+        return { ...base, rolloutId: rolloutId + 100 };
     }
   }
 

@@ -2,6 +2,7 @@
 import { exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import { baseUrl } from "./client";
+import { isPong, keepAlive } from "./keep-alive";
 import { eventually } from "./wait";
 
 /** An event as the stream sends it. */
@@ -24,9 +25,10 @@ export async function subscribe(environmentId: string, token: string, after = 0)
   const ws = res.webSocket!;
   const frames: (WireEvent | WireEvent[])[] = [];
   ws.addEventListener("message", (m) => {
-    frames.push(JSON.parse(m.data as string));
+    if (!isPong(m.data)) frames.push(JSON.parse(m.data as string));
   });
   ws.accept();
+  keepAlive(ws);
   const events = () => frames.flatMap((f) => (Array.isArray(f) ? f : [f]));
   return {
     ws,

@@ -6,12 +6,12 @@ import { expect } from "vitest";
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls `read` until `ok` holds, failing with `what` and the last value after `timeoutMs`. */
-export async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 5000): Promise<T> {
+/** Polls `read` every `intervalMs` until `ok` holds, failing with `what` and the last value after `timeoutMs`. */
+export async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 5000, intervalMs = 10): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let v = await read();
   while (!ok(v) && Date.now() < deadline) {
-    await sleep(10);
+    await sleep(intervalMs);
     v = await read();
   }
   const seen = JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? `${x}n` : x))?.slice(0, 1500);

@@ -21,6 +21,14 @@ export interface IssuedCode {
   code: string;
 }
 
+/** The user's code for `purpose`, if one is stored; `fresh` while a new one may not be sent yet. */
+export async function liveCode(env: Env, userId: string, purpose: CodePurpose): Promise<{ id: string; fresh: boolean } | null> {
+  const row = await env.DB.prepare("SELECT id, sent_at FROM verification_codes WHERE user_id = ? AND type = ?")
+    .bind(userId, purpose)
+    .first<{ id: string; sent_at: number }>();
+  return row ? { id: row.id, fresh: Date.now() - row.sent_at < RESEND_INTERVAL_MS } : null;
+}
+
 /** Replaces the user's live code for `purpose` with a new one (an upsert, as Rig specifies). */
 export async function issueCode(env: Env, userId: string, purpose: CodePurpose, ttlMs: number): Promise<IssuedCode> {
   const now = Date.now();

@@ -1,5 +1,5 @@
 /** Validation and normalization of the identifiers a user logs in with. */
-import { invalidArgument } from "../core/errors";
+import { invalidArgument, quote } from "../core/errors";
 import type { Identifier } from "../d1/users";
 
 const EMAIL = /^[^\s@]{1,64}@[^\s@.]+(\.[^\s@.]+)+$/;
@@ -8,7 +8,7 @@ const PHONE = /^\+[1-9][0-9]{6,14}$/;
 
 export function normalizeEmail(email: string, field = "email"): string {
   const e = email.trim().toLowerCase();
-  if (e.length > 254 || !EMAIL.test(e)) throw invalidArgument(field, `"${email}" is not a valid email address`);
+  if (e.length > 254 || !EMAIL.test(e)) throw invalidArgument(field, `${quote(email)} is not a valid email address`);
   return e;
 }
 
@@ -21,7 +21,7 @@ export function normalizeUsername(username: string, field = "username"): string 
 
 export function normalizePhone(phone: string, field = "phone_number"): string {
   const p = phone.replace(/[\s()-]/g, "");
-  if (!PHONE.test(p)) throw invalidArgument(field, `"${phone}" is not a phone number in international format (+<country><number>)`);
+  if (!PHONE.test(p)) throw invalidArgument(field, `${quote(phone)} is not a phone number in international format (+<country><number>)`);
   return p;
 }
 

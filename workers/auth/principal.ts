@@ -93,3 +93,17 @@ export function allows(p: Principal, action: Action, scope?: Scope): boolean {
       matches(g.scope?.environment, scope.environment),
   );
 }
+
+/**
+ * True when `held` grants all that `wanted` grants: some held permission reaches its action
+ * (a wildcard only by an equal or wider one) in every part of its scope.
+ */
+export function covers(held: readonly Permission[], wanted: Permission): boolean {
+  return held.some(
+    (g) =>
+      actionMatches(g.action, wanted.action) &&
+      matches(g.scope?.resource, wanted.scope?.resource || "*") &&
+      matches(g.scope?.project, wanted.scope?.project || "*") &&
+      matches(g.scope?.environment, wanted.scope?.environment || "*"),
+  );
+}

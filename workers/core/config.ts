@@ -58,8 +58,19 @@ export const defaults = {
     /** After an outage, at most this many missed times of a job are recorded. */
     maxMissedRecorded: 10,
   },
-  /** What an environment keeps of runner reports: log lines per environment, metric samples per instance. */
-  runnerReports: { logLines: 10_000, metricSamples: 120 },
+  sockets: {
+    /**
+     * A WebSocket (runner, subscriber, Execute session) that has not sent `ping` for this
+     * long is closed with 4008 and handled as gone: a peer that vanished may never send a close.
+     */
+    silenceDeadlineMs: 90_000,
+  },
+  /**
+   * What an environment keeps of runner reports: log lines and their UTF-8 bytes per environment
+   * (the oldest go first when either is exceeded), the bytes of one line (a longer line is cut),
+   * metric samples per instance.
+   */
+  runnerReports: { logLines: 10_000, logBytes: 8 * 1024 * 1024, logLineBytes: 16 * 1024, metricSamples: 120 },
   /** Developer environments (gitpod.v1.EnvironmentService). */
   gitpod: {
     /** An environment stopped this long is archived (Gitpod archives after 7 days stopped). */

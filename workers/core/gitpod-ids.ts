@@ -3,7 +3,7 @@
  * `string.uuid`). Ids are stored and compared lower-cased, so a checked id is returned so.
  */
 import { toHex } from "./encoding";
-import { invalidArgument } from "./errors";
+import { invalidArgument, quote } from "./errors";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -11,7 +11,7 @@ export const isUuid = (v: string) => UUID.test(v);
 
 /** The id a request names in `field`, lower-cased; invalid_argument unless it is a UUID. */
 export function checkUuid(field: string, v: string): string {
-  if (!isUuid(v)) throw invalidArgument(field, v ? `"${v}" is not a UUID` : "is required");
+  if (!isUuid(v)) throw invalidArgument(field, v ? `${quote(v)} is not a UUID` : "is required");
   return v.toLowerCase();
 }
 

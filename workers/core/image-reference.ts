@@ -3,7 +3,7 @@
  * reference grammar), so that `nginx`, `docker.io/library/nginx:latest` and
  * `index.docker.io/library/nginx:latest` name the same image and get the same image id.
  */
-import { invalidArgument } from "./errors";
+import { invalidArgument, quote } from "./errors";
 
 /** Docker Hub, as normalized references name it (go-containerregistry's default registry). */
 export const DOCKER_HUB = "index.docker.io";
@@ -36,13 +36,13 @@ export const isDigest = (s: string) => DIGEST.test(s);
 
 /** Checks a digest: `sha256:` and 64 lowercase hex digits. */
 export function checkDigest(field: string, digest: string): string {
-  if (!isDigest(digest)) throw invalidArgument(field, `"${digest}" is not a digest: use sha256: followed by 64 lowercase hex digits`);
+  if (!isDigest(digest)) throw invalidArgument(field, `${quote(digest)} is not a digest: use sha256: followed by 64 lowercase hex digits`);
   return digest;
 }
 
 /** The normalized host of a registry: lowercase, Docker Hub's aliases folded into one. */
 export function checkRegistry(field: string, registry: string): string {
-  if (!DOMAIN.test(registry)) throw invalidArgument(field, `"${registry}" is not a registry host: use host[:port], e.g. ghcr.io`);
+  if (!DOMAIN.test(registry)) throw invalidArgument(field, `${quote(registry)} is not a registry host: use host[:port], e.g. ghcr.io`);
   const host = registry.toLowerCase();
   return HUB_ALIASES.has(host) ? DOCKER_HUB : host;
 }
@@ -51,7 +51,7 @@ export function checkRegistry(field: string, registry: string): string {
 export function checkRepository(field: string, registry: string, repository: string): string {
   if (!repository) throw invalidArgument(field, `the repository name is empty (${EXAMPLES})`);
   if (repository !== repository.toLowerCase()) {
-    throw invalidArgument(field, `repository "${repository}" must be lowercase: use "${repository.toLowerCase()}"`);
+    throw invalidArgument(field, `repository ${quote(repository)} must be lowercase: use ${quote(repository.toLowerCase())}`);
   }
   const parts = repository.split("/");
   const bad = parts.find((p) => !PATH_COMPONENT.test(p));
@@ -85,7 +85,7 @@ export function parseReference(input: string, field = "image"): ImageRef {
   if (colon > name.lastIndexOf("/")) {
     tag = name.slice(colon + 1);
     name = name.slice(0, colon);
-    if (!TAG.test(tag)) throw invalidArgument(field, `"${tag}" is not a tag: use up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'`);
+    if (!TAG.test(tag)) throw invalidArgument(field, `${quote(tag)} is not a tag: use up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'`);
   }
 
   const slash = name.indexOf("/");

@@ -1,6 +1,6 @@
 /** The capsule a request names, and its row in D1. */
 import type { Env } from "../env";
-import { invalidArgument, notFound } from "../core/errors";
+import { bounded, invalidArgument, notFound } from "../core/errors";
 
 export interface CapsuleRow {
   id: string;
@@ -26,7 +26,7 @@ export async function requireCapsule(env: Env, projectId: string, capsuleId: str
   const row = await env.DB.prepare("SELECT id, updated_by, updated_at FROM capsules WHERE project_id = ? AND id = ?")
     .bind(projectId, capsuleId)
     .first<CapsuleRow>();
-  if (!row) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
+  if (!row) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
   return row;
 }
 

@@ -7,7 +7,7 @@ import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { EnvironmentSpec, UpdateEnvironmentRequest } from "../../proto/gen/gitpod/v1/environment_pb";
 import { type EnvironmentClass, RunnerKind } from "../../proto/gen/gitpod/v1/runner_configuration_pb";
 import type { ClusterConfig } from "../core/config";
-import { invalidArgument } from "../core/errors";
+import { invalidArgument, quote } from "../core/errors";
 import { uuidOf } from "../core/gitpod-ids";
 
 // ---- Environment classes ----------------------------------------------------------------------
@@ -52,7 +52,7 @@ export async function clusterOfClass(clusters: readonly ClusterConfig[], classId
     throw invalidArgument("spec.machine.class", `is required: choose one of the environment classes (${classes.map((c) => c.id).join(", ")})`);
   }
   const i = classes.findIndex((c, i) => c.id === classId || clusters[i]!.id === classId);
-  if (i < 0) throw invalidArgument("spec.machine.class", `"${classId}" is not an environment class: ListEnvironmentClasses lists them`);
+  if (i < 0) throw invalidArgument("spec.machine.class", `${quote(classId)} is not an environment class: ListEnvironmentClasses lists them`);
   return { cluster: clusters[i]!, classId: classes[i]!.id };
 }
 
@@ -76,7 +76,7 @@ function checkPorts(field: string, ports: EnvironmentSpec["ports"]) {
 }
 
 function checkUrl(field: string, url: string) {
-  if (!URL.canParse(url)) throw invalidArgument(field, `"${url}" is not a URL`);
+  if (!URL.canParse(url)) throw invalidArgument(field, `${quote(url)} is not a URL`);
 }
 
 /** The spec of a Create request, as Gitpod's proto constrains it. */

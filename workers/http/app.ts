@@ -2,6 +2,7 @@ import { cors as connectCors } from "@connectrpc/connect";
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import type { Env } from "../env";
+import { ownBody } from "./bodies";
 import { serveConnect } from "./connect";
 import { skaffoldGateway } from "./skaffold-gateway";
 import { streams } from "./streams";
@@ -21,6 +22,14 @@ app.use(
     maxAge: 7200,
   }),
 );
+
+// A body no handler read (a ticket request carrying one, say) is drained before the answer
+// goes out, so the connection stays usable for the client's next request (bodies.ts).
+app.use("*", async (c, next) => {
+  await next();
+  const body = c.req.raw.body;
+  if (body && !c.req.raw.bodyUsed && !body.locked) await ownBody(c.req.raw).release();
+});
 
 app.get("/healthz", (c) => c.text("ok"));
 
@@ -51,7 +60,16 @@ app.on(["GET", "POST"], "/environments/:id/skaffold/:service/:method", async (c,
   return res ?? next();
 });
 
-app.notFound((c) => c.json({ code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }, 404));
+app.notFound((c) => {
+  // A browser opening a dashboard page (/p/shop, /dev…): the dashboard's index.html. Anything else is an API miss.
+  if (isPageRequest(c.req.raw)) return c.env.ASSETS.fetch(c.req.raw);
+  return c.json({ code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }, 404);
+});
+
+/** A GET or HEAD that asks for HTML: a browser navigating, not an API client. */
+function isPageRequest(req: Request): boolean {
+  return (req.method === "GET" || req.method === "HEAD") && (req.headers.get("accept") ?? "").includes("text/html");
+}
 
 function executionContext(c: { executionCtx: unknown }): ExecutionContext | undefined {
   try {

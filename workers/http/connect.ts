@@ -7,8 +7,8 @@
 import { createConnectRouter, createContextValues } from "@connectrpc/connect";
 import {
   type UniversalHandler,
+  type UniversalServerRequest,
   type UniversalServerResponse,
-  universalServerRequestFromFetch,
   universalServerResponseToFetch,
 } from "@connectrpc/connect/protocol";
 import { defaults } from "../core/config";
@@ -19,6 +19,7 @@ import { kEnv, kExecution, kRequest } from "../services/context";
 import { authorize, mapErrors } from "./interceptors";
 import { isJsonLines, serveJsonLines } from "./jsonl";
 import { unbuffered } from "./unbuffered";
+import { ownBody } from "./bodies";
 
 function buildHandlers(): Map<string, UniversalHandler> {
   const rules = new Map<string, Rule>();
@@ -57,9 +58,23 @@ export async function serveConnect(
   handlers ??= buildHandlers();
   const handler = handlers.get(rpcPath);
   if (!handler) return undefined;
-  const ureq = universalServerRequestFromFetch(request, {});
-  ureq.contextValues = createContextValues().set(kEnv, env).set(kExecution, exec).set(kRequest, request);
-  const res = await handler(ureq);
+  // connect-es refuses a body over readMaxBytes (by Content-Length or while reading) but leaves
+  // the rest unread and locked; owning the body lets it be drained once the handler has answered.
+  const body = ownBody(request);
+  const ureq: UniversalServerRequest = {
+    httpVersion: "",
+    method: request.method,
+    url: request.url,
+    header: request.headers,
+    body: body.chunks,
+    signal: request.signal,
+    contextValues: createContextValues().set(kEnv, env).set(kExecution, exec).set(kRequest, request),
+  };
+  let res = await handler(ureq);
+  // A unary handler has read its request when it answers; a streaming one reads it as its
+  // answer starts streaming, so its body is released once the answer has ended.
+  if (handler.method.methodKind === "unary" || res.body === undefined) await body.release();
+  else res = { ...res, body: releasedAfter(res.body, body.release) };
   // Gitpod's SDK retries a 409 unless told not to. Ours are already_exists and aborted (a lost
   // compare-and-swap): sending the same request again cannot succeed, so it must not be replayed.
   if (res.status === 409) res.header?.set("x-should-retry", "false");
@@ -120,6 +135,14 @@ async function readAll(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   chunks.reduce((at, c) => (out.set(c, at), at + c.length), 0);
   return out;
+}
+
+async function* releasedAfter(chunks: AsyncIterable<Uint8Array>, release: () => Promise<void>) {
+  try {
+    yield* chunks;
+  } finally {
+    await release();
+  }
 }
 
 async function* once(bytes: Uint8Array) {

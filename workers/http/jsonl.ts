@@ -8,10 +8,10 @@
  */
 import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { WatchEventsRequestSchema, WatchEventsResponseSchema } from "../../proto/gen/gitpod/v1/event_pb";
-import { defaults } from "../core/config";
 import type { Env } from "../env";
 import { openWatch } from "../services/gitpod-event";
-import { invalidArgument, resourceExhausted } from "../core/errors";
+import { invalidArgument } from "../core/errors";
+import { readText } from "./bodies";
 import { guard } from "./guard";
 import { connectErrorResponse } from "./responses";
 import { unbuffered } from "./unbuffered";
@@ -28,9 +28,7 @@ export async function serveJsonLines(request: Request, rpcPath: string, env: Env
     // openWatch checks environment:view on the environment the request names, which implies
     // the grant anywhere that WatchEvents' rule asks for.
     const principal = await guard(env, request.headers, WATCH.slice(1), { authenticated: true });
-    // Decoded by hand: workerd warns when text() reads a body whose type is not text/* or JSON.
-    const text = new TextDecoder().decode(await request.arrayBuffer());
-    if (text.length > defaults.maxRequestBytes) throw resourceExhausted(`the request body is larger than ${defaults.maxRequestBytes} bytes`);
+    const text = await readText(request);
     let req: ReturnType<typeof fromJsonString<typeof WatchEventsRequestSchema>>;
     try {
       req = fromJsonString(WatchEventsRequestSchema, text.trim() || "{}");

@@ -17,12 +17,12 @@ import { Code, type ConnectError } from "@connectrpc/connect";
 import { type Context, Hono } from "hono";
 import { EventSchema, IntentSchema, type LogEntry, LogEntrySchema, StateSchema, TriggerStateSchema } from "../../proto/gen/skaffold/v1/skaffold_pb";
 import type { SkaffoldPhase as Phase } from "../../durable-objects/contract";
-import { defaults } from "../core/config";
 import type { Env } from "../env";
 import { environmentIdOf, skaffoldOps, skaffoldRules } from "../services/skaffold";
-import { invalidArgument, resourceExhausted, toConnectError } from "../core/errors";
+import { invalidArgument, toConnectError } from "../core/errors";
 import { guard } from "./guard";
 import { ndjsonResponse } from "./jsonl";
+import { readText } from "./bodies";
 
 type C = Context<{ Bindings: Env }>;
 
@@ -107,10 +107,7 @@ async function authorize(c: C, rpc: keyof typeof skaffoldRules): Promise<string>
 
 /** The request body as `schema`; an empty body is the empty message, as grpc-gateway reads it. */
 async function bodyOf<D extends DescMessage>(c: C, schema: D): Promise<MessageShape<D>> {
-  const tooLarge = () => resourceExhausted(`the request body is larger than ${defaults.maxRequestBytes} bytes`);
-  if (Number(c.req.header("content-length") ?? 0) > defaults.maxRequestBytes) throw tooLarge();
-  const text = await c.req.text();
-  if (text.length > defaults.maxRequestBytes) throw tooLarge();
+  const text = await readText(c.req.raw);
   let value: JsonValue = {};
   try {
     if (text.trim()) value = JSON.parse(text);

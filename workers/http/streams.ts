@@ -9,7 +9,7 @@
  *   POST /environments/<id>/runner/tickets, GET /environments/<id>/runner   (docs/runner-protocol.md)
  *   POST /environments/<id>/exec/tickets, GET /environments/<id>/exec   (docs/execute.md)
  */
-import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { fromJson, type JsonObject } from "@bufbuild/protobuf";
 import { type Context, Hono } from "hono";
 import { ExecuteRequest_StartSchema } from "../../proto/gen/api/v1/capsule/service_pb";
 import { unwrap } from "../core/outcome";
@@ -19,7 +19,8 @@ import type { Principal, Scope } from "../auth/principal";
 import { namedCapsule } from "../d1/capsules";
 import { requireExisting } from "../d1/exists";
 import type { Env } from "../env";
-import { invalidArgument, notFound, unauthenticated } from "../core/errors";
+import { bounded, invalidArgument, notFound, unauthenticated } from "../core/errors";
+import { readJsonObject } from "./bodies";
 import { guard, requireGrant } from "./guard";
 import { connectErrorResponse } from "./responses";
 
@@ -73,18 +74,11 @@ environmentSocket("runner", "runner:connect", (id) => ({ environment: id, resour
 /** The body is an api.v1.capsule.ExecuteRequest.Start in protobuf JSON, plus projectId. */
 streams.post("/environments/:id/exec/tickets", async (c) => {
   const id = c.req.param("id");
-  const shape = "must be JSON: an api.v1.capsule.ExecuteRequest.Start with projectId";
-  let body: JsonValue;
-  try {
-    body = await c.req.json<JsonValue>();
-  } catch {
-    throw invalidArgument("body", shape);
-  }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalidArgument("body", shape);
-  const { projectId, ...startJson } = body;
+  const { projectId, ...startJson } = await readJsonObject(c.req.raw, "an api.v1.capsule.ExecuteRequest.Start with projectId");
   let start: ReturnType<typeof fromJson<typeof ExecuteRequest_StartSchema>>;
   try {
-    start = fromJson(ExecuteRequest_StartSchema, startJson);
+    // readJsonObject parsed the body as JSON, so its fields are JSON values.
+    start = fromJson(ExecuteRequest_StartSchema, startJson as JsonObject);
   } catch (err) {
     throw invalidArgument("body", err instanceof Error ? err.message : String(err));
   }
@@ -118,7 +112,7 @@ async function rolloutOf(c: Context<{ Bindings: Env }>) {
   const { projectId, capsuleId } = namedCapsule({ projectId: c.req.param("project")!, capsuleId: c.req.param("capsule")! });
   const stub = c.env.ROLLOUTS.getByName(rolloutName(projectId, capsuleId, rolloutId));
   const rollout = await stub.get();
-  if (!rollout) throw notFound(`rollout ${rolloutId} of capsule ${capsuleId} in project ${projectId}`);
+  if (!rollout) throw notFound(`rollout ${bounded(rolloutId)} of capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
   return { stub, identity: rollout.identity };
 }
 

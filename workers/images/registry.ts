@@ -6,7 +6,7 @@
  */
 import { toHex } from "../core/encoding";
 import { defaults } from "../core/config";
-import { failedPrecondition, notFound, unavailable } from "../core/errors";
+import { bounded, failedPrecondition, notFound, unavailable } from "../core/errors";
 import { DOCKER_HUB, formatReference, type ImageRef, isDigest } from "../core/image-reference";
 
 const { timeoutMs: TIMEOUT_MS, maxBodyBytes: MAX_BODY_BYTES, maxTagPages: MAX_TAG_PAGES } = defaults.registry;
@@ -164,7 +164,7 @@ export class Registry {
     if (res.status === 404) throw notFound(what);
     // Docker Hub answers 401 for repositories that do not exist, even with a token.
     if (res.status === 401 || res.status === 403) {
-      throw notFound(`${what} (registry ${this.host} refused anonymous access: it does not exist or is private)`);
+      throw notFound(`${bounded(what)} (registry ${bounded(this.host)} refused anonymous access: it does not exist or is private)`);
     }
     if (res.status === 429) throw unavailable(`registry ${this.host} is rate limiting requests; retry later`);
     throw unavailable(`registry ${this.host} answered HTTP ${res.status} for ${what}; retry later`);

@@ -1,7 +1,8 @@
 /** api.v1.authentication.Service: sign-up, login, tokens, verification and password reset. */
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/authentication/service_pb";
-import { checkCode, CodePurpose, issueCode } from "../auth/codes";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { checkCode, CodePurpose, issueCode, liveCode } from "../auth/codes";
 import { identifierOf } from "../auth/identifiers";
 import { sha256Hex, timingSafeEqual } from "../core/encoding";
 import { checkPasswordPolicy } from "../core/password-policy";
@@ -62,13 +63,16 @@ async function sendCode(env: Env, ctx: Parameters<typeof afterResponse>[0], s: U
   return mintPurposeToken(await installationHmacKey(env), `code:${purpose}`, id, s.verificationCodeTtlMs);
 }
 
+/** Login's answer to an unknown identifier and to a wrong password alike. */
+const wrongCredentials = () => unauthenticated("the identifier or the password is wrong");
+
 /** Finds the pending code either from the purpose token or from the user the request names. */
 async function codeOwner(env: Env, purpose: CodePurpose, token: string, identifier?: Identifier) {
   if (token) return { codeId: await verifyPurposeToken(await installationHmacKey(env), token, `code:${purpose}`) };
   if (!identifier) throw invalidArgument("token", "send the token returned when the code was sent, or the user's identifier");
   const u = await findUser(env, identifier);
-  if (!u) throw notFound("user");
-  return { userId: u.id };
+  // An unknown user is one without a pending code: the answer must not tell them apart.
+  return { userId: u?.id ?? crypto.randomUUID() };
 }
 
 export const authentication = defineService(
@@ -114,12 +118,14 @@ export const authentication = defineService(
       const throttleKey = `${identifier.kind}:${identifier.value}`;
       await countLoginAttempt(env, throttleKey);
       const u = await findUser(env, identifier);
-      if (!u) {
+      const stored = u?.password_hash ? (JSON.parse(u.password_hash) as StoredHash) : undefined;
+      // An unknown identifier costs a hash and gets the answer a wrong password gets, so that
+      // Login cannot tell anyone which accounts exist.
+      if (!u || !stored) {
         await verifyAgainstNothing(req.method.value.password, s.passwordHashing);
-        throw notFound("user");
+        throw wrongCredentials();
       }
-      const stored = u.password_hash ? (JSON.parse(u.password_hash) as StoredHash) : undefined;
-      if (!stored || !(await verifyPassword(req.method.value.password, stored))) throw unauthenticated("wrong password");
+      if (!(await verifyPassword(req.method.value.password, stored))) throw wrongCredentials();
       if (s.isVerifiedEmailRequired && u.email && !u.email_verified) {
         throw failedPrecondition("the email address is not verified yet: verify it with the code sent by SendVerificationEmail");
       }
@@ -258,9 +264,16 @@ export const authentication = defineService(
 
     async sendPasswordReset(req, ctx) {
       const env = envOf(ctx);
-      const u = await findUser(env, identifierOf(req.identifier?.identifier));
-      if (!u) throw notFound("user");
-      return { token: await sendCode(env, ctx, await loadUserSettings(env), u, CodePurpose.RESET_PASSWORD) };
+      const identifier = identifierOf(req.identifier?.identifier);
+      const [u, s] = await Promise.all([findUser(env, identifier), loadUserSettings(env)]);
+      // Whether the account exists or not, the answer is a token. An unknown identifier (or an
+      // account without an email address) gets one for a code that does not exist, and nothing is sent.
+      const purpose = `code:${CodePurpose.RESET_PASSWORD}`;
+      if (!u?.email) return { token: await mintPurposeToken(await installationHmacKey(env), purpose, crypto.randomUUID(), s.verificationCodeTtlMs) };
+      // Asked again within the resend interval: the code sent moments ago stays the one to use.
+      const live = await liveCode(env, u.id, CodePurpose.RESET_PASSWORD);
+      if (live && live.fresh) return { token: await mintPurposeToken(await installationHmacKey(env), purpose, live.id, s.verificationCodeTtlMs) };
+      return { token: await sendCode(env, ctx, s, u, CodePurpose.RESET_PASSWORD) };
     },
 
     async resetPassword(req, ctx) {
@@ -268,7 +281,10 @@ export const authentication = defineService(
       checkPasswordPolicy(req.newPassword, "new_password");
       const identifier = req.identifier?.identifier?.case ? identifierOf(req.identifier.identifier) : undefined;
       const owner = await codeOwner(env, CodePurpose.RESET_PASSWORD, req.token, identifier);
-      const checked = await checkCode(env, owner, CodePurpose.RESET_PASSWORD, req.code);
+      // No code, a wrong, expired or burnt one: one answer, which says nothing about the account.
+      const checked = await checkCode(env, owner, CodePurpose.RESET_PASSWORD, req.code).catch((err: unknown) => {
+        throw ConnectError.from(err).code === Code.Internal ? err : permissionDenied("the code is wrong or no longer valid: ask for a new one");
+      });
       const s = await loadUserSettings(env);
       const hash = JSON.stringify(await hashPassword(req.newPassword, s.passwordHashing));
       const now = Date.now();

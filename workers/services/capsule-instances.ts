@@ -14,7 +14,7 @@ import { unwrap } from "../core/outcome";
 import { namedCapsule, requireCapsule } from "../d1/capsules";
 import { requireExisting } from "../d1/exists";
 import { envOf } from "./context";
-import { invalidArgument, notFound } from "../core/errors";
+import { bounded, invalidArgument, notFound } from "../core/errors";
 import { pageOf } from "../core/pagination";
 import { environmentOf } from "./capsule-rollouts";
 
@@ -112,7 +112,7 @@ export const instanceHandlers: Pick<
     if (!req.instanceId) throw invalidArgument("instance_id", "is required");
     const { projectId, capsuleId, object } = await target(ctx, req);
     const row = await object.instance(projectId, capsuleId, req.instanceId);
-    if (!row) throw notFound(`instance ${req.instanceId} of capsule ${capsuleId}`);
+    if (!row) throw notFound(`instance ${bounded(req.instanceId)} of capsule ${bounded(capsuleId)}`);
     return { status: statusMessage(row) };
   },
 
@@ -127,7 +127,7 @@ export const instanceHandlers: Pick<
   async *logs(req, ctx) {
     const { projectId, capsuleId, object } = await target(ctx, req);
     if (req.instanceId && !(await object.instance(projectId, capsuleId, req.instanceId))) {
-      throw notFound(`instance ${req.instanceId} of capsule ${capsuleId}`);
+      throw notFound(`instance ${bounded(req.instanceId)} of capsule ${bounded(capsuleId)}`);
     }
     const sinceMs = req.since ? Date.now() - (Number(req.since.seconds) * 1000 + Math.floor(req.since.nanos / 1e6)) : undefined;
     let after = 0;

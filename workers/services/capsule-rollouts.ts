@@ -18,7 +18,7 @@ import { capsuleScope } from "../auth/scopes";
 import { namedCapsule } from "../d1/capsules";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
-import { failedPrecondition, invalidArgument, notFound, permissionDenied } from "../core/errors";
+import { bounded, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../core/errors";
 import { pageOf } from "../core/pagination";
 import { deployKindOf } from "../core/rollouts/changes";
 import { parseNamespaceTemplate, renderNamespace } from "./environment";
@@ -41,7 +41,7 @@ async function requireRollout(env: Env, req: { projectId: string; capsuleId: str
   if (req.rolloutId === 0n) throw invalidArgument("rollout_id", "is required");
   const stub = env.ROLLOUTS.getByName(rolloutName(projectId, capsuleId, req.rolloutId));
   const rollout = await stub.get();
-  if (!rollout) throw notFound(`rollout ${req.rolloutId} of capsule ${capsuleId} in project ${projectId}`);
+  if (!rollout) throw notFound(`rollout ${bounded(req.rolloutId)} of capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
   return { stub, rollout };
 }
 
@@ -85,9 +85,9 @@ async function deployTarget(env: Env, projectId: string, capsuleId: string, envi
     ).bind(environmentId, projectId),
     env.DB.prepare("SELECT id FROM images WHERE project_id = ? AND capsule_id = ?").bind(projectId, capsuleId),
   ]);
-  if (!capsule!.results.length) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
+  if (!capsule!.results.length) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
   const e = environment!.results[0] as { namespace_template: string; global: number; active: number } | undefined;
-  if (!e) throw notFound(`environment ${environmentId}`);
+  if (!e) throw notFound(`environment ${bounded(environmentId)}`);
   if (!e.global && !e.active) {
     throw failedPrecondition(`project ${projectId} is not active in environment ${environmentId}: add it to the environment (add_project) first`);
   }

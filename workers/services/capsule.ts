@@ -4,7 +4,7 @@ import { Service } from "../../proto/gen/api/v1/capsule/service_pb";
 import { capsuleScope, scoped } from "../auth/scopes";
 import { type CapsuleRow, namedCapsule, projectOf, requireCapsule } from "../d1/capsules";
 import { envOf, principalOf } from "./context";
-import { alreadyExists, failedPrecondition, notFound } from "../core/errors";
+import { alreadyExists, bounded, failedPrecondition, notFound } from "../core/errors";
 import { checkDnsLabel } from "../core/names";
 import { pageOf } from "../core/pagination";
 import { instanceHandlers } from "./capsule-instances";
@@ -67,8 +67,8 @@ export const capsules = defineService(
         ).bind(projectId, id, JSON.stringify(authorOf(principalOf(ctx))), now),
         env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(projectId),
       ]);
-      if (!project!.results.length) throw notFound(`project ${projectId}`);
-      if (inserted!.meta.changes === 0) throw alreadyExists(`capsule ${id} in project ${projectId}`);
+      if (!project!.results.length) throw notFound(`project ${bounded(projectId)}`);
+      if (inserted!.meta.changes === 0) throw alreadyExists(`capsule ${bounded(id)} in project ${bounded(projectId)}`);
       return { capsuleId: id };
     },
 
@@ -89,7 +89,7 @@ export const capsules = defineService(
       ]);
       const envs = where!.results[0]?.envs as string | null;
       if (envs) throw failedPrecondition(`capsule ${capsuleId} is deployed in ${envs}: stop its rollouts there first`);
-      if (deleted!.meta.changes === 0) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
+      if (deleted!.meta.changes === 0) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
       return {};
     },
 
@@ -101,7 +101,7 @@ export const capsules = defineService(
       const res = await env.DB.prepare("UPDATE capsules SET updated_at = ?, updated_by = ? WHERE project_id = ? AND id = ?")
         .bind(Date.now(), JSON.stringify(authorOf(principalOf(ctx))), projectId, capsuleId)
         .run();
-      if (res.meta.changes === 0) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
+      if (res.meta.changes === 0) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
       return {};
     },
 
@@ -115,7 +115,7 @@ export const capsules = defineService(
           .bind(projectId, page.limit, page.offset),
         env.DB.prepare("SELECT COUNT(*) AS n FROM capsules WHERE project_id = ?").bind(projectId),
       ]);
-      if (!project!.results.length) throw notFound(`project ${projectId}`);
+      if (!project!.results.length) throw notFound(`project ${bounded(projectId)}`);
       return {
         capsules: (rows!.results as unknown as CapsuleRow[]).map(capsuleMessage),
         total: BigInt(total!.results[0]!.n as number),

@@ -6,7 +6,7 @@ import { defaults } from "../core/config";
 import type { Env } from "../env";
 import type { ClusterConfig } from "../core/config";
 import { envOf } from "./context";
-import { failedPrecondition, invalidArgument, notFound } from "../core/errors";
+import { bounded, failedPrecondition, invalidArgument, notFound } from "../core/errors";
 import { pageOf } from "../core/pagination";
 import { defineService } from "./registry";
 
@@ -75,7 +75,7 @@ export const clusters = defineService(
       const row = await env.DB.prepare("SELECT cluster_id FROM environments WHERE id = ?")
         .bind(req.environmentId)
         .first<{ cluster_id: string }>();
-      if (!row) throw notFound(`environment ${req.environmentId}`);
+      if (!row) throw notFound(`environment ${bounded(req.environmentId)}`);
       const cluster = clustersOf(env).find((c) => c.id === row.cluster_id);
       if (!cluster) {
         throw failedPrecondition(

@@ -8,7 +8,7 @@ import { requireExisting } from "../d1/exists";
 import { deleteStatements } from "../d1/environments";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../core/errors";
+import { alreadyExists, bounded, failedPrecondition, invalidArgument, notFound, permissionDenied, quote } from "../core/errors";
 import { checkDnsLabel, isDnsLabel } from "../core/names";
 import { pageOf } from "../core/pagination";
 import { clustersOf } from "./cluster";
@@ -40,7 +40,7 @@ export function parseNamespaceTemplate(template: string, field = "namespace_temp
     if (m[1]) before = before.trimEnd();
     text(before);
     const value = VALUES[m[2]!];
-    if (!value) throw invalidArgument(field, `uses "${m[2]}": only {{ .Project.Name }} and {{ .Environment.Name }} are available`);
+    if (!value) throw invalidArgument(field, `uses ${quote(m[2])}: only {{ .Project.Name }} and {{ .Environment.Name }} are available`);
     out.push({ value });
     trimNext = !!m[3];
     last = m.index + m[0].length;
@@ -103,7 +103,7 @@ function applyUpdates(s: EnvironmentState, updates: Update[], field: string, env
         if (s.global) {
           throw failedPrecondition(`environment ${environmentId} is global (active in every project): set_global false before removing a project`);
         }
-        if (!s.projects.has(f.value)) throw notFound(`project ${f.value} among the active projects of environment ${environmentId}`);
+        if (!s.projects.has(f.value)) throw notFound(`project ${bounded(f.value)} among the active projects of environment ${bounded(environmentId)}`);
         s.projects.delete(f.value);
         s.removed.add(f.value);
         s.added.delete(f.value);
@@ -123,7 +123,7 @@ async function requireProjects(env: Env, ids: Iterable<string>): Promise<void> {
     .all<{ id: string }>();
   const known = new Set(found.results.map((r) => r.id));
   const missing = wanted.find((id) => !known.has(id));
-  if (missing !== undefined) throw notFound(`project ${missing}`);
+  if (missing !== undefined) throw notFound(`project ${bounded(missing)}`);
 }
 
 /**
@@ -168,7 +168,7 @@ export interface NewEnvironment {
  */
 export async function insertEnvironment(env: Env, e: NewEnvironment): Promise<number> {
   const { id, state: s } = e;
-  if (await env.DB.prepare("SELECT 1 AS one FROM environments WHERE id = ?").bind(id).first()) throw alreadyExists(`environment ${id}`);
+  if (await env.DB.prepare("SELECT 1 AS one FROM environments WHERE id = ?").bind(id).first()) throw alreadyExists(`environment ${bounded(id)}`);
   await requireProjects(env, s.added);
   const now = Date.now();
   await env.DB.batch([
@@ -236,7 +236,7 @@ export const environments = defineService(
         }
         clusterId = clusters[0]!.id;
       } else if (!clusters.some((c) => c.id === clusterId)) {
-        throw notFound(`cluster ${clusterId}`);
+        throw notFound(`cluster ${bounded(clusterId)}`);
       }
       const template = req.namespaceTemplate || defaultNamespaceTemplate;
       checkNamespaceTemplate(template, id);
@@ -259,7 +259,7 @@ export const environments = defineService(
         env.DB.prepare("SELECT project_id FROM environment_projects WHERE environment_id = ?").bind(id),
       ]);
       const current = row!.results[0] as { is_default: number; global: number; global_by_default: number } | undefined;
-      if (!current) throw notFound(`environment ${id}`);
+      if (!current) throw notFound(`environment ${bounded(id)}`);
       const s: EnvironmentState = {
         isDefault: current.is_default === 1,
         global: current.global === 1,
@@ -271,7 +271,7 @@ export const environments = defineService(
       applyUpdates(s, req.updates, "updates", id);
       await requireProjects(env, s.added);
       const [updated] = await env.DB.batch(writeStatements(env, id, s, Date.now()));
-      if (updated!.meta.changes === 0) throw notFound(`environment ${id}`);
+      if (updated!.meta.changes === 0) throw notFound(`environment ${bounded(id)}`);
       await env.ENVIRONMENTS.getByName(id).publish("environment.updated", {
         default: s.isDefault,
         global: s.global,
@@ -295,7 +295,7 @@ export const environments = defineService(
         );
       }
       const [deleted] = await env.DB.batch(deleteStatements(env, id));
-      if (deleted!.meta.changes === 0) throw notFound(`environment ${id}`);
+      if (deleted!.meta.changes === 0) throw notFound(`environment ${bounded(id)}`);
       // If this fails the rows are gone already; a later Create of the same name wipes the stale object first.
       await object.destroy();
       return {};
@@ -315,7 +315,7 @@ export const environments = defineService(
         ).bind(req.excludeEphemeral ? 1 : 0, filter),
         env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(filter),
       ]);
-      if (filter && project!.results.length === 0) throw notFound(`project ${filter}`);
+      if (filter && project!.results.length === 0) throw notFound(`project ${bounded(filter)}`);
       // Permissions may be scoped to single environments, which SQL cannot see: filter, then page.
       // Environments number in the hundreds at most, so reading them all is cheap.
       const visible = (rows!.results as unknown as EnvironmentRow[]).filter((r) => allows(p, "environment:view", viewScope(r.id)));
@@ -356,13 +356,13 @@ export const environments = defineService(
       return {
         namespaces: pairs.map((pe, i) => {
           const template = templates.get(pe.environmentId);
-          if (template === undefined) throw notFound(`environment ${pe.environmentId}`);
-          if (!projects.has(pe.projectId)) throw notFound(`project ${pe.projectId}`);
+          if (template === undefined) throw notFound(`environment ${bounded(pe.environmentId)}`);
+          if (!projects.has(pe.projectId)) throw notFound(`project ${bounded(pe.projectId)}`);
           const namespace = renderNamespace(parseNamespaceTemplate(template, `project_envs[${i}]`), pe.projectId, pe.environmentId);
           // Create checked the template against a short project name; a long one can still overflow.
           if (!isDnsLabel(namespace)) {
             throw failedPrecondition(
-              `the namespace of project ${pe.projectId} in environment ${pe.environmentId} would be "${namespace}", which is not a DNS label (at most 63 characters): shorten the environment's namespace_template`,
+              `the namespace of project ${pe.projectId} in environment ${pe.environmentId} would be ${quote(namespace)}, which is not a DNS label (at most 63 characters): shorten the environment's namespace_template`,
             );
           }
           return { projectId: pe.projectId, environmentId: pe.environmentId, namespace };

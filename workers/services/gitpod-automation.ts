@@ -50,7 +50,7 @@ import { scoped } from "../auth/scopes";
 import { checkUuid, uuidv7 } from "../core/gitpod-ids";
 import { gitpodPage, pageToken } from "../core/gitpod-pages";
 import { afterResponse, envOf, principalOf } from "./context";
-import { invalidArgument, notFound, permissionDenied } from "../core/errors";
+import { bounded, invalidArgument, notFound, permissionDenied } from "../core/errors";
 import { type AutomationKind, environmentOfItem, environmentsWith, indexStatements, unindex } from "../d1/automation-index";
 import { defineService } from "./registry";
 
@@ -105,7 +105,7 @@ async function write(ctx: HandlerContext, environmentId: string, call: Automatio
   }
   if (!result) {
     afterResponse(ctx, unindex(env, fresh.map((f) => f.id)));
-    throw notFound(`environment ${environmentId}`);
+    throw notFound(`environment ${bounded(environmentId)}`);
   }
   const created = new Set(result.created);
   await unindex(env, [...fresh.filter((f) => !created.has(f.id)).map((f) => f.id), ...result.deleted]);
@@ -116,7 +116,7 @@ async function write(ctx: HandlerContext, environmentId: string, call: Automatio
 async function locate(ctx: HandlerContext, kind: Kind, rawId: string, action: Action): Promise<{ id: string; environmentId: string }> {
   const id = checkUuid("id", rawId);
   const environmentId = await environmentOfItem(envOf(ctx), id, kind);
-  if (!environmentId) throw notFound(`${KIND_NAMES[kind]} ${id}`);
+  if (!environmentId) throw notFound(`${KIND_NAMES[kind]} ${bounded(id)}`);
   requireAction(ctx, action, environmentId);
   return { id, environmentId };
 }
@@ -134,7 +134,7 @@ async function onItem<D extends DescMessage>(
   const call = { method, request: toBinary(schema, { ...req, id }) };
   if (action === "environment:view") {
     const result = await run(ctx, environmentId, call);
-    if (!result) throw notFound(`${KIND_NAMES[kind]} ${id}`);
+    if (!result) throw notFound(`${KIND_NAMES[kind]} ${bounded(id)}`);
     return result;
   }
   return write(ctx, environmentId, call);

@@ -37,11 +37,12 @@ import { installationHmacKey } from "../d1/installation-keys";
 import { checkUuid, uuidv7 } from "../core/gitpod-ids";
 import { gitpodPage, pageToken } from "../core/gitpod-pages";
 import { envOf, principalOf } from "./context";
-import { invalidArgument, notFound } from "../core/errors";
+import { bounded, invalidArgument, notFound } from "../core/errors";
 import { clustersOf } from "./cluster";
 import { deleteStatements } from "../d1/environments";
 import { type EnvironmentState, insertEnvironment } from "./environment";
 import { defineService } from "./registry";
+import { searchPattern } from "../core/pagination";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");
 const anyEnvironment = scoped("environment");
@@ -51,7 +52,7 @@ const edit = { action: "environment:edit:ephemeral", scope: environment } as con
 /** The object of an existing developer environment: not_found for anything else, without waking an object for it. */
 async function devObject(env: Env, environmentId: string) {
   const id = checkUuid("environment_id", environmentId);
-  if (!(await env.DB.prepare("SELECT 1 AS one FROM dev_environments WHERE id = ?").bind(id).first())) throw notFound(`environment ${id}`);
+  if (!(await env.DB.prepare("SELECT 1 AS one FROM dev_environments WHERE id = ?").bind(id).first())) throw notFound(`environment ${bounded(id)}`);
   return { id, object: env.ENVIRONMENTS.getByName(id) };
 }
 
@@ -145,8 +146,7 @@ function filterSql(req: ListEnvironmentsRequest, now: number): { where: string[]
     where.push(`id < ?${params.length}`);
   }
   if (f?.search) {
-    if (f.search.length > 256) throw invalidArgument("filter.search", "must be at most 256 characters");
-    params.push(`%${f.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    params.push(searchPattern("filter.search", f.search, true));
     const like = (column: string) => `lower(${column}) LIKE ?${params.length} ESCAPE '\\'`;
     const fields = ["id", ...["name", "originalContextUrl"].map((k) => `json_extract(environment, '$.metadata.${k}')`), "json_extract(environment, '$.spec.content.initializer.specs[0].git.remoteUri')"];
     where.push(`(${fields.map((c) => `coalesce(${like(c)}, 0)`).join(" OR ")})`);

@@ -3,16 +3,18 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/group/service_pb";
 import type { MemberID, Update } from "../../proto/gen/api/v1/group/group_pb";
 import { adminGuard } from "../auth/admins";
+import { requireGrantable } from "../auth/grants";
+import type { Permission } from "../auth/principal";
 import { scoped } from "../auth/scopes";
-import { requireExisting } from "../d1/exists";
+import { entityTable, requireExisting } from "../d1/exists";
 import { metadataMap, updateMetadata } from "../d1/metadata";
 import { selectServiceAccounts, type ServiceAccountRow } from "../d1/service-accounts";
 import { selectUsers, type UserRow } from "../d1/users";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
-import { alreadyExists, invalidArgument, notFound } from "../core/errors";
+import { alreadyExists, bounded, invalidArgument, notFound } from "../core/errors";
 import { checkDnsLabel } from "../core/names";
-import { pageOf } from "../core/pagination";
+import { pageOf, searchPattern } from "../core/pagination";
 import { defineService } from "./registry";
 import { authorOf, serviceAccountEntry, userEntry } from "./user-messages";
 
@@ -41,7 +43,7 @@ const groupMessage = (g: GroupRow) => ({
 
 async function getGroup(env: Env, id: string): Promise<GroupRow> {
   const g = await env.DB.prepare(selectGroups("WHERE g.id = ?")).bind(id).first<GroupRow>();
-  if (!g) throw notFound(`group ${id}`);
+  if (!g) throw notFound(`group ${bounded(id)}`);
   return g;
 }
 
@@ -90,7 +92,7 @@ export const groups = defineService(
       )
         .bind(g.id, g.metadata, JSON.stringify(authorOf(principalOf(ctx))), now, now)
         .run();
-      if (res.meta.changes === 0) throw alreadyExists(`group ${g.id}`);
+      if (res.meta.changes === 0) throw alreadyExists(`group ${bounded(g.id)}`);
       return { group: groupMessage(await getGroup(env, g.id)) };
     },
 
@@ -110,7 +112,7 @@ export const groups = defineService(
     async list(req, ctx) {
       const env = envOf(ctx);
       const page = pageOf(req.pagination);
-      const search = `%${req.search.replace(/[%_\\]/g, "\\$&")}%`;
+      const search = searchPattern("search", req.search);
       const [rows, total] = await env.DB.batch<Record<string, unknown>>([
         env.DB.prepare(selectGroups(`WHERE g.id LIKE ?1 ESCAPE '\\' ORDER BY g.id ${page.descending ? "DESC" : "ASC"} LIMIT ?2 OFFSET ?3`))
           .bind(search, page.limit, page.offset),
@@ -129,7 +131,7 @@ export const groups = defineService(
       const now = Date.now();
       const renamed = next.id !== current.id;
       if (renamed && (await env.DB.prepare("SELECT 1 AS one FROM groups WHERE id = ?").bind(next.id).first())) {
-        throw alreadyExists(`group ${next.id}`);
+        throw alreadyExists(`group ${bounded(next.id)}`);
       }
       // A rename carries the members and role assignments along in the same transaction.
       await env.DB.batch([
@@ -153,13 +155,26 @@ export const groups = defineService(
       await getGroup(env, req.groupId);
       if (req.memberIds.length === 0) throw invalidArgument("member_ids", "name at least one member");
       const members = await Promise.all(req.memberIds.map((m, i) => memberOf(env, m, `member_ids[${i}]`)));
+      // A member gets the group's roles: the caller may add one only if it holds them all.
+      const { results } = await env.DB.prepare(
+        "SELECT r.permissions FROM role_assignments a JOIN roles r ON r.id = a.role_id WHERE a.subject_type = 'group' AND a.subject_id = ?",
+      )
+        .bind(req.groupId)
+        .all<{ permissions: string }>();
+      requireGrantable(principalOf(ctx), results.flatMap((r) => JSON.parse(r.permissions) as Permission[]), `group ${req.groupId} (through its roles)`);
       const now = Date.now();
-      await env.DB.batch(
+      // Each insert requires the group and the member in the same statement, so a Delete of
+      // either that commits first leaves no membership behind (nor one for a group created again later).
+      const inserted = await env.DB.batch(
         members.map((m) =>
-          env.DB.prepare("INSERT OR IGNORE INTO group_members (group_id, member_id, member_type, joined_at) VALUES (?, ?, ?, ?)")
-            .bind(req.groupId, m.id, m.type, now),
+          env.DB.prepare(
+            `INSERT OR IGNORE INTO group_members (group_id, member_id, member_type, joined_at)
+             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM groups WHERE id = ?1) AND EXISTS (SELECT 1 FROM ${entityTable(m.type)} WHERE id = ?2)`,
+          ).bind(req.groupId, m.id, m.type, now),
         ),
       );
+      // Nothing inserted for a member: already one, or the group is gone (a Delete won the race).
+      if (inserted.some((r) => r.meta.changes === 0)) await getGroup(env, req.groupId);
       return {};
     },
 
@@ -171,7 +186,7 @@ export const groups = defineService(
         env.DB.prepare("DELETE FROM group_members WHERE group_id = ? AND member_id = ?").bind(req.groupId, m.id),
         adminGuard(env),
       ]);
-      if (res!.meta.changes === 0) throw notFound(`${m.type.replace("_", " ")} ${m.id} in group ${req.groupId}`);
+      if (res!.meta.changes === 0) throw notFound(`${m.type.replace("_", " ")} ${bounded(m.id)} in group ${bounded(req.groupId)}`);
       return {};
     },
 

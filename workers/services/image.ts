@@ -6,7 +6,7 @@ import { Service } from "../../proto/gen/api/v1/image/service_pb";
 import { scoped } from "../auth/scopes";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
-import { failedPrecondition, invalidArgument, notFound } from "../core/errors";
+import { bounded, failedPrecondition, invalidArgument, notFound } from "../core/errors";
 import { pageOf } from "../core/pagination";
 import { checkDigest, checkRegistry, checkRepository, DOCKER_HUB, formatReference, parseReference } from "../core/image-reference";
 import { Registry } from "../images/registry";
@@ -108,7 +108,7 @@ export const images = defineService(
         .DB.prepare(`SELECT ${COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?`)
         .bind(projectId, capsuleId, id)
         .first<ImageRow>();
-      if (!row) throw notFound(`image ${id} in capsule ${capsuleId} of project ${projectId}`);
+      if (!row) throw notFound(`image ${bounded(id)} in capsule ${bounded(capsuleId)} of project ${bounded(projectId)}`);
       return { image: imageMessage(row) };
     },
 
@@ -134,7 +134,7 @@ export const images = defineService(
         insertImage(env, { projectId, capsuleId, id, ref, origin, labels: req.labels, createdBy: authorOf(principalOf(ctx)), now: Date.now() }),
         env.DB.prepare("SELECT 1 AS one FROM capsules WHERE project_id = ? AND id = ?").bind(projectId, capsuleId),
       ]);
-      if (!capsule!.results.length) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
+      if (!capsule!.results.length) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
       return { imageId: id, addedNewImage: inserted!.meta.changes > 0 };
     },
 
@@ -151,7 +151,7 @@ export const images = defineService(
         ).bind(projectId, capsuleId, page.limit, page.offset),
         env.DB.prepare("SELECT COUNT(*) AS n FROM images WHERE project_id = ? AND capsule_id = ?").bind(projectId, capsuleId),
       ]);
-      if (!capsule!.results.length) throw notFound(`capsule ${capsuleId} in project ${projectId}`);
+      if (!capsule!.results.length) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
       return {
         images: (rows!.results as unknown as ImageRow[]).map(imageMessage),
         total: BigInt(total!.results[0]!.n as number),
@@ -167,7 +167,7 @@ export const images = defineService(
         throw failedPrecondition(`image ${id} is running in capsule ${capsuleId} in environment ${where}: deploy another image there first, then delete this one`);
       }
       const res = await env.DB.prepare("DELETE FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?").bind(projectId, capsuleId, id).run();
-      if (res.meta.changes === 0) throw notFound(`image ${id} in capsule ${capsuleId} of project ${projectId}`);
+      if (res.meta.changes === 0) throw notFound(`image ${bounded(id)} in capsule ${bounded(capsuleId)} of project ${bounded(projectId)}`);
       return {};
     },
   },

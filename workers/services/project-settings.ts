@@ -2,10 +2,10 @@
 import { Plan } from "../../proto/gen/api/v1/project/project_pb";
 import { Service } from "../../proto/gen/api/v1/project/settings/service_pb";
 import type { AddDockerRegistry } from "../../proto/gen/api/v1/project/settings/settings_pb";
-import { encryptSecret } from "../auth/keys";
+import { encryptSecret } from "../d1/secrets";
 import type { Env } from "../env";
 import { envOf } from "./context";
-import { alreadyExists, invalidArgument, notFound } from "../core/errors";
+import { alreadyExists, bounded, invalidArgument, notFound } from "../core/errors";
 import { DNS_LABEL_SOURCE } from "../core/names";
 import { defineService } from "./registry";
 
@@ -73,7 +73,7 @@ export const projectSettings = defineService(
         if (f.case === "addDockerRegistry") {
           const host = registryHost(f.value.host, `${at}.add_docker_registry.host`);
           const secret = registrySecret(f.value, `${at}.add_docker_registry`);
-          if (hosts.has(host)) throw alreadyExists(`docker registry ${host}`);
+          if (hosts.has(host)) throw alreadyExists(`docker registry ${bounded(host)}`);
           const id = crypto.randomUUID();
           hosts.set(host, id);
           statements.push(
@@ -88,7 +88,7 @@ export const projectSettings = defineService(
         } else if (f.case === "deleteDockerRegistry") {
           const host = f.value.toLowerCase();
           const id = hosts.get(host);
-          if (!id) throw notFound(`docker registry ${f.value}`);
+          if (!id) throw notFound(`docker registry ${bounded(f.value)}`);
           hosts.delete(host);
           statements.push(env.DB.prepare("DELETE FROM docker_registries WHERE id = ?").bind(id));
         } else {

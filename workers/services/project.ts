@@ -2,13 +2,13 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Update } from "../../proto/gen/api/v1/project/project_pb";
 import { Service } from "../../proto/gen/api/v1/project/service_pb";
-import { encryptSecret } from "../auth/keys";
+import { encryptSecret } from "../d1/secrets";
 import { b64 } from "../core/encoding";
 import { allows } from "../auth/principal";
 import { scoped } from "../auth/scopes";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../core/errors";
+import { alreadyExists, bounded, failedPrecondition, invalidArgument, notFound } from "../core/errors";
 import { pageOf } from "../core/pagination";
 import { checkDnsLabel } from "../core/names";
 import { defineService } from "./registry";
@@ -74,7 +74,7 @@ async function keyPair(env: Env, projectId: string) {
 
 async function requireProject(env: Env, projectId: string): Promise<ProjectRow> {
   const row = await env.DB.prepare(`SELECT ${COLUMNS} FROM projects WHERE id = ?`).bind(projectId).first<ProjectRow>();
-  if (!row) throw notFound(`project ${projectId}`);
+  if (!row) throw notFound(`project ${bounded(projectId)}`);
   return row;
 }
 
@@ -87,8 +87,8 @@ async function noRunner(env: Env, projectId: string, environmentId: string, what
     env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(projectId),
     env.DB.prepare("SELECT 1 AS one FROM environments WHERE id = ?").bind(environmentId),
   ]);
-  if (!p!.results.length) throw notFound(`project ${projectId}`);
-  if (environmentId && !e!.results.length) throw notFound(`environment ${environmentId}`);
+  if (!p!.results.length) throw notFound(`project ${bounded(projectId)}`);
+  if (environmentId && !e!.results.length) throw notFound(`environment ${bounded(environmentId)}`);
   const where = environmentId ? `environment ${environmentId}` : "any environment of this project";
   throw failedPrecondition(
     `no runner is connected for ${where}: ${what} are reported by runners, so there are none to report; connect a runner and retry`,
@@ -114,7 +114,7 @@ export const projects = defineService(
       checkDnsLabel("project_id", req.projectId);
       const name = nameFrom(req.initializers, "initializers") ?? req.projectId;
       if (await env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(req.projectId).first()) {
-        throw alreadyExists(`project ${req.projectId}`);
+        throw alreadyExists(`project ${bounded(req.projectId)}`);
       }
       const [installation, keys] = await Promise.all([installationId(env), keyPair(env, req.projectId)]);
       const now = Date.now();
@@ -125,7 +125,7 @@ export const projects = defineService(
         .run()
         .catch((err: unknown) => {
           // Another request created it since the check above.
-          if (String(err).includes("UNIQUE constraint failed: projects.id")) throw alreadyExists(`project ${req.projectId}`);
+          if (String(err).includes("UNIQUE constraint failed: projects.id")) throw alreadyExists(`project ${bounded(req.projectId)}`);
           throw err;
         });
       return { project: projectOf({ id: req.projectId, name, installation_id: installation, created_at: now, updated_at: now }) };
@@ -145,7 +145,7 @@ export const projects = defineService(
       if (deleted!.meta.changes === 0) {
         const n = (capsules!.results[0] as { n: number }).n;
         if (n > 0) throw failedPrecondition(`project ${req.projectId} still has ${n} capsule(s): delete them first`);
-        throw notFound(`project ${req.projectId}`);
+        throw notFound(`project ${bounded(req.projectId)}`);
       }
       return {};
     },
@@ -174,13 +174,13 @@ export const projects = defineService(
       const res = await (name === undefined
         ? env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(req.projectId).all()
         : env.DB.prepare("UPDATE projects SET name = ?, updated_at = ? WHERE id = ? RETURNING 1 AS one").bind(name, Date.now(), req.projectId).all());
-      if (!res.results.length) throw notFound(`project ${req.projectId}`);
+      if (!res.results.length) throw notFound(`project ${bounded(req.projectId)}`);
       return {};
     },
 
     async publicKey(req, ctx) {
       const row = await envOf(ctx).DB.prepare("SELECT public_key FROM projects WHERE id = ?").bind(req.projectId).first<{ public_key: string }>();
-      if (!row) throw notFound(`project ${req.projectId}`);
+      if (!row) throw notFound(`project ${bounded(req.projectId)}`);
       return { publicKey: row.public_key };
     },
 

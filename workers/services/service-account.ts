@@ -7,7 +7,7 @@ import { revokeSessions } from "../auth/sessions";
 import { requireExisting } from "../d1/exists";
 import { listServiceAccounts } from "../d1/service-accounts";
 import { envOf, principalOf } from "./context";
-import { notFound } from "../core/errors";
+import { bounded, notFound } from "../core/errors";
 import { checkDnsLabel } from "../core/names";
 import { defineService } from "./registry";
 import { authorOf, serviceAccountEntry } from "./user-messages";
@@ -67,7 +67,7 @@ export const serviceAccounts = defineService(
         env.DB.prepare("DELETE FROM group_members WHERE member_id = ?").bind(req.serviceAccountId),
         adminGuard(env),
       ]);
-      if (deleted!.meta.changes === 0) throw notFound(`service account ${req.serviceAccountId}`);
+      if (deleted!.meta.changes === 0) throw notFound(`service account ${bounded(req.serviceAccountId)}`);
       return {};
     },
   },

@@ -24,7 +24,7 @@ import type { SkaffoldPhase as Phase } from "../../durable-objects/contract";
 import type { Scope } from "../auth/principal";
 import type { Env } from "../env";
 import { envOf } from "./context";
-import { notFound, unavailable } from "../core/errors";
+import { bounded, notFound, unavailable } from "../core/errors";
 import { isDnsLabel } from "../core/names";
 import { defineService, type Rules } from "./registry";
 
@@ -71,7 +71,7 @@ function object(env: Env, id: string | undefined) {
 
 /** An answer of the object; its not_found (no such environment) names the environment. */
 function settle<T>(id: string, outcome: Outcome<T>): T {
-  if (!outcome.ok && outcome.code === Code.NotFound) throw notFound(`environment ${id}`);
+  if (!outcome.ok && outcome.code === Code.NotFound) throw notFound(`environment ${bounded(id)}`);
   return unwrap(outcome);
 }
 

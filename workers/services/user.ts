@@ -15,8 +15,8 @@ import { findUser, getUser, selectUsers, type UserRow } from "../d1/users";
 import { loadUserSettings, type UserSettings } from "../d1/user-settings";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
-import { invalidArgument, notFound } from "../core/errors";
-import { pageOf } from "../core/pagination";
+import { bounded, invalidArgument, notFound } from "../core/errors";
+import { pageOf, searchPattern } from "../core/pagination";
 import { defineService } from "./registry";
 import { user, userEntry } from "./user-messages";
 
@@ -155,7 +155,7 @@ export const users = defineService(
     async update(req, ctx) {
       const env = envOf(ctx);
       const current = await getUser(env, req.userId);
-      if (!current) throw notFound(`user ${req.userId}`);
+      if (!current) throw notFound(`user ${bounded(req.userId)}`);
       const c = await applyUpdates(await loadUserSettings(env), req.updates, current);
       if (c.email === null && c.username === null && c.phone_number === null) {
         throw invalidArgument("updates", "a user must keep at least one identifier");
@@ -166,7 +166,7 @@ export const users = defineService(
 
     async delete(req, ctx) {
       const env = envOf(ctx);
-      if (!(await getUser(env, req.userId))) throw notFound(`user ${req.userId}`);
+      if (!(await getUser(env, req.userId))) throw notFound(`user ${bounded(req.userId)}`);
       await env.DB.batch(deleteUserStatements(env, req.userId));
       return {};
     },
@@ -174,7 +174,7 @@ export const users = defineService(
     async get(req, ctx) {
       const env = envOf(ctx);
       const u = await getUser(env, req.userId);
-      if (!u) throw notFound(`user ${req.userId}`);
+      if (!u) throw notFound(`user ${bounded(req.userId)}`);
       return { user: user(u) };
     },
 
@@ -188,7 +188,7 @@ export const users = defineService(
     async list(req, ctx) {
       const env = envOf(ctx);
       const page = pageOf(req.pagination);
-      const search = `%${req.search.replace(/[%_\\]/g, "\\$&")}%`;
+      const search = searchPattern("search", req.search);
       const where = `WHERE ?1 = '%%' OR email LIKE ?1 ESCAPE '\\' OR username LIKE ?1 ESCAPE '\\' OR phone_number LIKE ?1 ESCAPE '\\'
         OR (first_name || ' ' || last_name) LIKE ?1 ESCAPE '\\'`;
       const [rows, total] = await env.DB.batch<Record<string, unknown>>([
@@ -202,7 +202,7 @@ export const users = defineService(
 
     async listSessions(req, ctx) {
       const env = envOf(ctx);
-      if (!(await getUser(env, req.userId))) throw notFound(`user ${req.userId}`);
+      if (!(await getUser(env, req.userId))) throw notFound(`user ${bounded(req.userId)}`);
       const page = pageOf(req.pagination);
       const [rows, total] = await env.DB.batch<Record<string, unknown>>([
         env.DB.prepare(

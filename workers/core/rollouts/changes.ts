@@ -29,7 +29,7 @@ import { type CronJob, CronJobSchema } from "../../../proto/gen/api/v1/capsule/j
 import { ConfigFileSchema, type RolloutConfig, RolloutConfigSchema } from "../../../proto/gen/api/v1/capsule/rollout_pb";
 import { AuthorSchema } from "../../../proto/gen/model/author_pb";
 import type { deployKinds } from "../actions";
-import { invalidArgument } from "../errors";
+import { invalidArgument, quote } from "../errors";
 import { checkDnsLabel } from "../names";
 import { formatReference, parseReference } from "../image-reference";
 import { checkCronSchedule } from "./cron";
@@ -260,10 +260,10 @@ function setConfigFile(config: RolloutConfig, f: string, file: Change_ConfigFile
 
 /** An absolute, clean path to a file: `/etc/app/config.yaml`, not `etc/x`, `/a//b`, `/a/../b` or `/dir/`. */
 function checkFilePath(f: string, path: string): string {
-  if (!path.startsWith("/")) throw invalidArgument(f, `"${path}" is not an absolute path`);
+  if (!path.startsWith("/")) throw invalidArgument(f, `${quote(path)} is not an absolute path`);
   const segments = path.slice(1).split("/");
   if (segments.some((s) => s === "" || s === "." || s === "..")) {
-    throw invalidArgument(f, `"${path}" is not a clean path to a file: no empty, '.' or '..' segments and no trailing '/'`);
+    throw invalidArgument(f, `${quote(path)} is not a clean path to a file: no empty, '.' or '..' segments and no trailing '/'`);
   }
   return path;
 }
@@ -276,7 +276,7 @@ const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 function checkEnvName(f: string, name: string): string {
-  if (!ENV_NAME.test(name)) throw invalidArgument(f, `"${name}" is not an environment variable name: use letters, digits, '_', '-' or '.', not starting with a digit`);
+  if (!ENV_NAME.test(name)) throw invalidArgument(f, `${quote(name)} is not an environment variable name: use letters, digits, '_', '-' or '.', not starting with a digit`);
   return name;
 }
 
@@ -284,7 +284,7 @@ function checkEnvironmentSource(f: string, source: EnvironmentSource): Environme
   if (source.kind !== EnvironmentSource_Kind.CONFIG_MAP && source.kind !== EnvironmentSource_Kind.SECRET) {
     throw invalidArgument(`${f}.kind`, "must be KIND_CONFIG_MAP or KIND_SECRET");
   }
-  if (!DNS_SUBDOMAIN.test(source.name)) throw invalidArgument(`${f}.name`, `"${source.name}" is not a ConfigMap or Secret name: use a lowercase DNS subdomain`);
+  if (!DNS_SUBDOMAIN.test(source.name)) throw invalidArgument(`${f}.name`, `${quote(source.name)} is not a ConfigMap or Secret name: use a lowercase DNS subdomain`);
   return source;
 }
 
@@ -355,7 +355,7 @@ function checkCustomMetric(f: string, { metric }: CustomMetric) {
     quantities.value = value;
   }
   for (const [name, q] of Object.entries(quantities)) {
-    if (q && !QUANTITY.test(q)) throw invalidArgument(`${at}.${name}`, `"${q}" is not a quantity, e.g. 100, 250m or 1Gi`);
+    if (q && !QUANTITY.test(q)) throw invalidArgument(`${at}.${name}`, `${quote(q)} is not a quantity, e.g. 100, 250m or 1Gi`);
   }
 }
 
@@ -366,7 +366,7 @@ const URL_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/;
 function addCronJob(config: RolloutConfig, f: string, job: CronJob) {
   checkDnsLabel(`${f}.job_name`, job.jobName);
   if (config.cronJobs.some((j) => j.jobName === job.jobName)) {
-    throw invalidArgument(`${f}.job_name`, `a cron job named "${job.jobName}" exists: remove it first to replace it`);
+    throw invalidArgument(`${f}.job_name`, `a cron job named ${quote(job.jobName)} exists: remove it first to replace it`);
   }
   checkCronSchedule(`${f}.schedule`, job.schedule);
   if (job.maxRetries < 0) throw invalidArgument(`${f}.max_retries`, "must not be negative");
@@ -375,7 +375,7 @@ function addCronJob(config: RolloutConfig, f: string, job: CronJob) {
   if (jobType.case === "url") {
     const { port, path } = jobType.value;
     if (port < 1n || port > 65535n) throw invalidArgument(`${f}.url.port`, `${port} is not a port from 1 to 65535`);
-    if (!URL_PATH.test(path)) throw invalidArgument(`${f}.url.path`, `"${path}" is not a URL path: start with '/'; put the query in query_parameters`);
+    if (!URL_PATH.test(path)) throw invalidArgument(`${f}.url.path`, `${quote(path)} is not a URL path: start with '/'; put the query in query_parameters`);
   } else if (jobType.case === "command") {
     if (!jobType.value.command) throw invalidArgument(`${f}.command.command`, "is required");
   } else {
@@ -392,7 +392,7 @@ function checkNetwork(f: string, network: Network): Network {
     checkInterface(at, inf);
     const earlier = network.interfaces.slice(0, j);
     const twin = earlier.find((o) => o.name === inf.name);
-    if (twin) throw invalidArgument(`${at}.name`, `"${inf.name}" is used by two interfaces`);
+    if (twin) throw invalidArgument(`${at}.name`, `${quote(inf.name)} is used by two interfaces`);
     checkConflicts(at, inf, earlier);
   });
   return network;
@@ -411,10 +411,10 @@ function setInterface(config: RolloutConfig, f: string, inf: Interface) {
 /** Ports are unique, and a container has one liveness and one readiness probe at most. */
 function checkConflicts(f: string, inf: Interface, others: Interface[]) {
   const clash = others.find((o) => o.port === inf.port);
-  if (clash) throw invalidArgument(`${f}.port`, `${inf.port} is already the port of interface "${clash.name}"`);
+  if (clash) throw invalidArgument(`${f}.port`, `${inf.port} is already the port of interface ${quote(clash.name)}`);
   for (const probe of ["liveness", "readiness"] as const) {
     const holder = inf[probe] && others.find((o) => o[probe]);
-    if (holder) throw invalidArgument(`${f}.${probe}`, `interface "${holder.name}" has the ${probe} probe already; a capsule has one at most`);
+    if (holder) throw invalidArgument(`${f}.${probe}`, `interface ${quote(holder.name)} has the ${probe} probe already; a capsule has one at most`);
   }
 }
 
@@ -432,13 +432,13 @@ function checkInterface(f: string, inf: Interface) {
   } else if (method?.case === "ingress") {
     if (!method.value.host) throw invalidArgument(`${f}.public.method.ingress.host`, "is required");
     method.value.paths.forEach((p, k) => {
-      if (!p.startsWith("/")) throw invalidArgument(`${f}.public.method.ingress.paths[${k}]`, `"${p}" must start with '/'`);
+      if (!p.startsWith("/")) throw invalidArgument(`${f}.public.method.ingress.paths[${k}]`, `${quote(p)} must start with '/'`);
     });
   }
   inf.routes.forEach((route, k) => {
     if (!route.host) throw invalidArgument(`${f}.routes[${k}].host`, "is required");
     route.paths.forEach((p, l) => {
-      if (!p.path.startsWith("/")) throw invalidArgument(`${f}.routes[${k}].paths[${l}].path`, `"${p.path}" must start with '/'`);
+      if (!p.path.startsWith("/")) throw invalidArgument(`${f}.routes[${k}].paths[${l}].path`, `${quote(p.path)} must start with '/'`);
     });
   });
 }
@@ -447,7 +447,7 @@ function checkProbe(f: string, probe: InterfaceProbe | undefined) {
   if (!probe) return;
   if (!probe.kind.case) throw invalidArgument(f, "set one of http, tcp or grpc");
   if (probe.kind.case === "http" && !probe.kind.value.path.startsWith("/")) {
-    throw invalidArgument(`${f}.http.path`, `"${probe.kind.value.path}" must start with '/'`);
+    throw invalidArgument(`${f}.http.path`, `${quote(probe.kind.value.path)} must start with '/'`);
   }
 }
 
@@ -460,7 +460,7 @@ function checkAnnotationKey(f: string, key: string): string {
   const slash = key.lastIndexOf("/");
   const [prefix, name] = slash < 0 ? [undefined, key] : [key.slice(0, slash), key.slice(slash + 1)];
   if ((prefix !== undefined && !DNS_SUBDOMAIN.test(prefix)) || name.length > 63 || !ANNOTATION_NAME.test(name)) {
-    throw invalidArgument(f, `"${key}" is not an annotation key: use [prefix/]name, the prefix a DNS subdomain, the name up to 63 letters, digits, '-', '_' or '.'`);
+    throw invalidArgument(f, `${quote(key)} is not an annotation key: use [prefix/]name, the prefix a DNS subdomain, the name up to 63 letters, digits, '-', '_' or '.'`);
   }
   return key;
 }

@@ -7,7 +7,7 @@
  * Only syntax and ranges are checked: `0 0 31 2 *` is a valid schedule that never fires, as it
  * is in Kubernetes.
  */
-import { invalidArgument } from "../errors";
+import { invalidArgument, quote } from "../errors";
 
 /** The times a schedule fires at, each field's values sorted; Sunday is 0 (never 7). */
 export interface CronSchedule {
@@ -56,7 +56,7 @@ export function parseCron(expression: string): CronSchedule {
   const trimmed = expression.trim();
   if (!trimmed) throw new CronSyntaxError("is empty: use five fields, e.g. */15 * * * *");
   const text = trimmed.startsWith("@") ? MACROS[trimmed.toLowerCase()] : trimmed;
-  if (text === undefined) throw new CronSyntaxError(`unknown macro "${trimmed}": use one of ${Object.keys(MACROS).join(", ")}`);
+  if (text === undefined) throw new CronSyntaxError(`unknown macro ${quote(trimmed)}: use one of ${Object.keys(MACROS).join(", ")}`);
   const parts = text.split(/\s+/);
   if (parts.length !== 5) {
     throw new CronSyntaxError(`has ${parts.length} field${parts.length === 1 ? "" : "s"}, expected 5: minute hour day-of-month month day-of-week`);
@@ -72,7 +72,7 @@ export function checkCronSchedule(field: string, expression: string): CronSchedu
   try {
     return parseCron(expression);
   } catch (err) {
-    if (err instanceof CronSyntaxError) throw invalidArgument(field, `"${expression}" ${err.message}`);
+    if (err instanceof CronSyntaxError) throw invalidArgument(field, `${quote(expression)} ${err.message}`);
     throw err;
   }
 }
@@ -80,21 +80,21 @@ export function checkCronSchedule(field: string, expression: string): CronSchedu
 function parseField(text: string, spec: FieldSpec): number[] {
   const values = new Set<number>();
   for (const item of text.split(",")) {
-    if (!item) throw new CronSyntaxError(`${spec.label} "${text}" has an empty list element`);
+    if (!item) throw new CronSyntaxError(`${spec.label} ${quote(text)} has an empty list element`);
     const [range, step, extra] = item.split("/");
-    if (extra !== undefined) throw new CronSyntaxError(`${spec.label} "${item}" has more than one '/'`);
+    if (extra !== undefined) throw new CronSyntaxError(`${spec.label} ${quote(item)} has more than one '/'`);
     let [from, to] = [spec.min, spec.max];
     if (range !== "*") {
       const [a, b, more] = range!.split("-");
-      if (more !== undefined) throw new CronSyntaxError(`${spec.label} "${item}" has more than one '-'`);
+      if (more !== undefined) throw new CronSyntaxError(`${spec.label} ${quote(item)} has more than one '-'`);
       from = value(a!, spec);
       // `a/n` runs from a to the maximum; a lone `a` is just a.
       to = b !== undefined ? value(b, spec) : step !== undefined ? spec.max : from;
-      if (from > to) throw new CronSyntaxError(`${spec.label} range "${range}" starts after it ends`);
+      if (from > to) throw new CronSyntaxError(`${spec.label} range ${quote(range)} starts after it ends`);
     }
     const by = step === undefined ? 1 : Number(step);
     if (step !== undefined && (!/^\d+$/.test(step) || by < 1)) {
-      throw new CronSyntaxError(`${spec.label} step "${step}" must be a positive whole number`);
+      throw new CronSyntaxError(`${spec.label} step ${quote(step)} must be a positive whole number`);
     }
     for (let v = from; v <= to; v += by) values.add(v);
   }
@@ -105,7 +105,7 @@ function value(text: string, spec: FieldSpec): number {
   const named = spec.names?.indexOf(text.toUpperCase()) ?? -1;
   if (named >= 0) return named + spec.min;
   if (!/^\d+$/.test(text)) {
-    throw new CronSyntaxError(`${spec.label} "${text}" is not a number${spec.names ? ` or a name such as ${spec.names[1]}` : ""}`);
+    throw new CronSyntaxError(`${spec.label} ${quote(text)} is not a number${spec.names ? ` or a name such as ${spec.names[1]}` : ""}`);
   }
   const n = Number(text);
   if (n < spec.min || n > spec.max) throw new CronSyntaxError(`${spec.label} ${n} is out of range ${spec.min}-${spec.max}`);
