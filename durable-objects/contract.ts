@@ -5,9 +5,16 @@
  */
 export type { AutomationCall, AutomationMethod, AutomationResult } from "./automations";
 export type { EnvironmentDO } from "./environment";
-export type { RolloutDO } from "./rollout";
+export type { RolloutDO } from "./rollout/rollout";
 export type { InstanceRow } from "./runner-reports";
 export type { Phase as SkaffoldPhase } from "./skaffold-state";
+
+/** Whoever made a change, as it crosses object RPC: model.Author's init shape, as plain data. */
+export type Author = {
+  identifier: string;
+  printableName: string;
+  account: { case: "userId" | "serviceAccountId"; value: string };
+};
 
 /** Which rollout an object is: it is named `rolloutName(...)` of these. */
 export interface RolloutIdentity {

@@ -30,6 +30,7 @@ import {
   type UpdateEnvironmentRequest,
   UpdateEnvironmentRequestSchema,
 } from "../proto/gen/gitpod/v1/environment_pb";
+import { mirrorStatement } from "../workers/d1/dev-environments";
 import { defaults } from "../workers/core/config";
 import { archiveTime, type PhaseState, type Transition } from "./dev-environment-phases";
 import type { RunnerMessage, ServerMessage } from "../proto/frames/runner";
@@ -320,12 +321,14 @@ export const eventData = (environmentId: string, s: DevEnvironmentState) => ({
 export function summaryStatement(db: D1Database, id: string, c: Committed): D1PreparedStatement {
   const s = c.state;
   const snapshot = environmentOf(id, s, Number.NEGATIVE_INFINITY);
-  return db
-    .prepare(
-      `INSERT INTO dev_environments (id, creator_id, project_id, runner_id, phase, archive_at, revision, environment)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-       ON CONFLICT (id) DO UPDATE SET creator_id = ?2, project_id = ?3, runner_id = ?4, phase = ?5, archive_at = ?6, revision = ?7, environment = ?8
-       WHERE excluded.revision > dev_environments.revision`,
-    )
-    .bind(id, s.metadata.creator?.id ?? "", s.metadata.projectId, s.metadata.runnerId, P[s.phase], archiveAt(s), c.revision, toJsonString(EnvironmentSchema, snapshot));
+  return mirrorStatement(db, {
+    id,
+    creatorId: s.metadata.creator?.id ?? "",
+    projectId: s.metadata.projectId,
+    runnerId: s.metadata.runnerId,
+    phase: P[s.phase],
+    archiveAt: archiveAt(s),
+    revision: c.revision,
+    environment: toJsonString(EnvironmentSchema, snapshot),
+  });
 }

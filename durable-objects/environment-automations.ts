@@ -1,4 +1,5 @@
 /** The environment's automations (gitpod.v1.EnvironmentAutomationService): calls, runner reports and triggers, each one transaction. */
+import { indexStatements, unindex } from "../workers/d1/automation-index";
 import { create } from "@bufbuild/protobuf";
 import { EnvironmentPhase } from "../proto/gen/gitpod/v1/environment_pb";
 import { SubjectSchema } from "../proto/gen/gitpod/v1/identity_pb";
@@ -64,7 +65,7 @@ export class EnvironmentAutomations {
       return op.deleted;
     });
     // A deleted service that has now stopped is gone: the Worker indexed it, so it is unindexed here.
-    if (deleted.length) await this.host.env.DB.prepare("DELETE FROM automation_index WHERE id IN (SELECT value FROM json_each(?))").bind(JSON.stringify(deleted)).run();
+    await unindex(this.host.env, deleted);
   }
 
   /** After hello: every service's desired state, and the task steps still to run or to stop. */
@@ -101,12 +102,10 @@ export class EnvironmentAutomations {
    * were, where the Worker writes its before (a Get in between finds no row, hence not_found).
    */
   indexExecutions(environmentId: string, ids: string[]): D1PreparedStatement[] {
-    if (!ids.length) return [];
-    return [
-      this.host.env.DB.prepare(
-        `INSERT INTO automation_index (id, environment_id, kind, created_at)
-         SELECT value, ?1, 'execution', ?2 FROM json_each(?3)`,
-      ).bind(environmentId, Date.now(), JSON.stringify(ids)),
-    ];
+    return indexStatements(
+      this.host.env,
+      environmentId,
+      ids.map((id) => ({ id, kind: "execution" })),
+    );
   }
 }

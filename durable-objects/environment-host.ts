@@ -6,11 +6,11 @@
 import type { Env } from "../workers/env";
 import { failedPrecondition } from "../workers/core/errors";
 import type { CronJobs } from "./cron-jobs";
-import type { EventLog } from "./event-log";
-import type { EventStream } from "./event-stream";
+import type { EventLog } from "./lib/event-log";
+import type { EventStream } from "./lib/event-stream";
 import type { RunnerReports } from "./runner-reports";
 import type { ServerMessage } from "../proto/frames/runner";
-import type { Timers } from "./timers";
+import type { Timers } from "./lib/timers";
 
 /** Who an EnvironmentDO is, as recorded by `initialize`. */
 export interface EnvironmentIdentity {

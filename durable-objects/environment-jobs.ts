@@ -2,7 +2,8 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { CronJobSchema, JobState } from "../proto/gen/api/v1/capsule/job_pb";
 import { defaults } from "../workers/core/config";
-import type { ExecutionQuery, ExecutionRow, PlannedJob } from "./cron-jobs";
+import { setNextRun } from "../workers/d1/cron-schedules";
+import type { ExecutionQuery, ExecutionRow } from "./cron-jobs";
 import type { EnvironmentHost } from "./environment-host";
 import type { RunnerMessage } from "../proto/frames/runner";
 
@@ -21,22 +22,6 @@ const executionEvent = (x: ExecutionRow) => ({
 
 export class JobExecutions {
   constructor(private readonly host: EnvironmentHost) {}
-
-  /** D1 statements that make the Cron Trigger's index of the capsule's jobs here match `plan`. */
-  scheduleStatements(environmentId: string, projectId: string, capsuleId: string, plan: PlannedJob[]): D1PreparedStatement[] {
-    const db = this.host.env.DB;
-    return [
-      db.prepare("DELETE FROM cron_schedules WHERE environment_id = ? AND project_id = ? AND capsule_id = ?").bind(environmentId, projectId, capsuleId),
-      ...plan.map((j) =>
-        db
-          .prepare(
-            `INSERT INTO cron_schedules (environment_id, project_id, capsule_id, job_name, next_run_at)
-             SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM capsules WHERE project_id = ?2 AND id = ?3)`,
-          )
-          .bind(environmentId, projectId, capsuleId, j.jobName, j.nextRunAt),
-      ),
-    ];
-  }
 
   /**
    * Called by the Cron Trigger: starts an execution for every job due by `dueBy` (the
@@ -60,9 +45,7 @@ export class JobExecutions {
         if (x.deadline_at !== null) await timers.set(JOB_DEADLINE, x.execution_id, x.deadline_at);
         started++;
       }
-      await env.DB.prepare("UPDATE cron_schedules SET next_run_at = ? WHERE environment_id = ? AND project_id = ? AND capsule_id = ? AND job_name = ?")
-        .bind(fired.nextRunAt, identity.environmentId, job.project_id, job.capsule_id, job.job_name)
-        .run();
+      await setNextRun(env, { environmentId: identity.environmentId, projectId: job.project_id, capsuleId: job.capsule_id, jobName: job.job_name }, fired.nextRunAt);
     }
     return started;
   }

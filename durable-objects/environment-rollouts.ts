@@ -10,15 +10,16 @@ import { aborted, bounded, failedPrecondition, notFound } from "../workers/core/
 import { insertImage } from "../workers/d1/images";
 import { parseReference } from "../workers/core/image-reference";
 import { applyChanges } from "../workers/core/rollouts/changes";
+import { scheduleStatements } from "../workers/d1/cron-schedules";
+import { dropDeploymentStatement, recordDeploymentStatement } from "../workers/d1/deployments";
 import { rolloutIdStatement } from "../workers/d1/rollout-ids";
 import { renderResources } from "../workers/core/rollouts/resources";
 import { capsuleKey, type EnvironmentHost } from "./environment-host";
 import type { JobExecutions } from "./environment-jobs";
 import type { EnvironmentSkaffold } from "./environment-skaffold";
-import type { Json } from "./event-log";
 import { attempt, type Outcome, unwrap } from "../workers/core/outcome";
-import { rolloutName } from "./contract";
-import type { RolloutSummary } from "./rollout";
+import { type Author, rolloutName } from "./contract";
+import type { RolloutSummary } from "./rollout/rollout";
 import type { RunnerMessage } from "../proto/frames/runner";
 import { registryAuthsFor } from "../workers/d1/registries";
 
@@ -33,7 +34,7 @@ export interface DeployInput {
   /** api.v1.capsule.DeployRequest, binary. */
   request: Uint8Array;
   /** model.Author init shape of the caller. */
-  createdBy: Json;
+  createdBy: Author;
   /** The capsule's registered image ids, for `image_id` changes. */
   imageIds: string[];
   /** The Kubernetes namespace of the capsule's project in this environment. */
@@ -123,7 +124,7 @@ export class CapsuleRollouts {
     const images = new Set(input.imageIds);
     const now = Date.now();
     const config = applyChanges(current ? this.rolloutConfig(projectId, capsuleId, current) : undefined, req.changes, {
-      author: input.createdBy as never,
+      author: input.createdBy,
       now,
       environmentId,
       message: req.message,
@@ -141,17 +142,12 @@ export class CapsuleRollouts {
     const plan = this.host.open().jobs.plan(projectId, capsuleId, config.cronJobs, now);
     // One D1 transaction allocates the id and records the deployment. D1 before this object's
     // commit: an image marked in use a moment early is safe; one deployed but not marked is not.
-    const allocated = "(SELECT last_id FROM rollout_counters WHERE project_id = ?1 AND capsule_id = ?2)";
     const [counter, deployment] = await env.DB.batch<{ last_id: number }>([
       rolloutIdStatement(env, projectId, capsuleId),
-      env.DB.prepare(
-        `INSERT INTO deployments (project_id, capsule_id, environment_id, rollout_id, image_id, updated_at)
-         SELECT ?1, ?2, ?3, ${allocated}, ?4, ?5 WHERE EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1 AND id = ?2)
-         ON CONFLICT (project_id, capsule_id, environment_id) DO UPDATE SET rollout_id = ${allocated}, image_id = ?4, updated_at = ?5`,
-      ).bind(projectId, capsuleId, environmentId, config.imageId, now),
+      recordDeploymentStatement(env, { projectId, capsuleId, environmentId, imageId: config.imageId, now }),
       // Registered as Image.Add would, without asking the registry (the change named the image).
       ...(added ? [insertImage(env, { projectId, capsuleId, id: config.imageId, ref: parseReference(config.imageId), createdBy: input.createdBy, now })] : []),
-      ...this.jobs.scheduleStatements(environmentId, projectId, capsuleId, plan),
+      ...scheduleStatements(env, { environmentId, projectId, capsuleId }, plan),
     ]);
     const rolloutId = counter!.results[0]!.last_id;
     if (deployment!.meta.changes === 0) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
@@ -219,7 +215,7 @@ export class CapsuleRollouts {
         config: new Uint8Array(row.config),
         previous: previous ? toBinary(RolloutConfigSchema, previous) : null,
         runner: runner ? runner.name : null,
-        createdBy: JSON.parse(row.created_by) as Json,
+        createdBy: JSON.parse(row.created_by) as Author | null,
       });
       sql.exec("UPDATE rollouts SET started = 1 WHERE project_id = ? AND capsule_id = ? AND rollout_id = ?", projectId, capsuleId, rolloutId);
       this.track(summary);
@@ -265,7 +261,7 @@ export class CapsuleRollouts {
   }
 
   /** AbortRollout of a rollout of this environment. */
-  abort(projectId: string, capsuleId: string, rolloutId: number, createdBy: Json): Promise<Outcome<void>> {
+  abort(projectId: string, capsuleId: string, rolloutId: number, createdBy: Author): Promise<Outcome<void>> {
     return attempt(() =>
       this.host.serialize(capsuleKey(projectId, capsuleId), async () => {
         this.track(unwrap(await this.rollout(projectId, capsuleId, rolloutId).abort(createdBy)));
@@ -274,7 +270,7 @@ export class CapsuleRollouts {
   }
 
   /** StopRollout: the runner removes the rollout's resources, and the capsule no longer runs it. */
-  stop(projectId: string, capsuleId: string, rolloutId: number, createdBy: Json): Promise<Outcome<void>> {
+  stop(projectId: string, capsuleId: string, rolloutId: number, createdBy: Author): Promise<Outcome<void>> {
     return attempt(() =>
       this.host.serialize(capsuleKey(projectId, capsuleId), async () => {
         const summary = unwrap(await this.rollout(projectId, capsuleId, rolloutId).stop(createdBy));
@@ -283,13 +279,8 @@ export class CapsuleRollouts {
         const state = this.capsuleState(projectId, capsuleId);
         if (state.desired_rollout_id === rolloutId) {
           await env.DB.batch([
-            env.DB.prepare("DELETE FROM deployments WHERE project_id = ? AND capsule_id = ? AND environment_id = ? AND rollout_id = ?").bind(
-              projectId,
-              capsuleId,
-              environmentId,
-              rolloutId,
-            ),
-            ...this.jobs.scheduleStatements(environmentId, projectId, capsuleId, []),
+            dropDeploymentStatement(env, { projectId, capsuleId, environmentId, rolloutId }),
+            ...scheduleStatements(env, { environmentId, projectId, capsuleId }, []),
           ]);
           ctx.storage.transactionSync(() => {
             this.host

@@ -10,10 +10,10 @@ import type { CapsuleInstances } from "./environment-instances";
 import type { JobExecutions } from "./environment-jobs";
 import type { CapsuleRollouts } from "./environment-rollouts";
 import type { EnvironmentSkaffold } from "./environment-skaffold";
-import { applyingBy } from "./rollout";
+import { applyingBy } from "./rollout/rollout";
 import { parseRunnerFrame, RUNNER_PROTOCOL_VERSION, type ServerMessage } from "../proto/frames/runner";
 import type { Watched } from "./socket-liveness";
-import { badTicket, type Tickets } from "./tickets";
+import { badTicket, type Tickets } from "./lib/tickets";
 
 /** The runner of the environment, as last seen. Times are ms since the epoch. */
 export interface RunnerInfo {

@@ -2,7 +2,7 @@
 import type { EnvironmentHost } from "./environment-host";
 import { attempt, type Outcome } from "../workers/core/outcome";
 import { rolloutName } from "./contract";
-import type { RolloutSummary } from "./rollout";
+import type { RolloutSummary } from "./rollout/rollout";
 import { SkaffoldSession, type SkaffoldLogRow } from "./skaffold-session";
 
 export class EnvironmentSkaffold {

@@ -12,16 +12,17 @@ import { JOB_ATTEMPT, JOB_DEADLINE, JobExecutions } from "./environment-jobs";
 import { CapsuleRollouts, type DeployedCapsule, type DeployInput, type DeployResult, START_ROLLOUT } from "./environment-rollouts";
 import { RUNNER, RunnerConnection, type RunnerInfo } from "./environment-runner";
 import { EnvironmentSkaffold } from "./environment-skaffold";
-import { EventLog, type Json, type LoggedEvent } from "./event-log";
-import { EventStream } from "./event-stream";
+import type { Author } from "./contract";
+import { EventLog, type LoggedEvent } from "./lib/event-log";
+import { EventStream } from "./lib/event-stream";
 import type { Outcome } from "../workers/core/outcome";
-import type { RolloutSummary } from "./rollout";
+import type { RolloutSummary } from "./rollout/rollout";
 import { RunnerReports, type StoredLogLine, type StoredSample } from "./runner-reports";
 import type { ServerMessage } from "../proto/frames/runner";
 import type { SkaffoldLogRow } from "./skaffold-session";
 import { answerClose, SOCKET_SWEEP, SocketLiveness } from "./socket-liveness";
-import { requireUpgrade, Tickets } from "./tickets";
-import { Timers } from "./timers";
+import { requireUpgrade, Tickets } from "./lib/tickets";
+import { Timers } from "./lib/timers";
 
 export type { EnvironmentIdentity } from "./environment-host";
 export type { DeployedCapsule, DeployInput, DeployResult } from "./environment-rollouts";
@@ -250,12 +251,12 @@ export class EnvironmentDO extends DurableObject<Env> {
   }
 
   /** AbortRollout of a rollout of this environment. */
-  async abortRollout(projectId: string, capsuleId: string, rolloutId: number, createdBy: Json): Promise<Outcome<void>> {
+  async abortRollout(projectId: string, capsuleId: string, rolloutId: number, createdBy: Author): Promise<Outcome<void>> {
     return this.rollouts.abort(projectId, capsuleId, rolloutId, createdBy);
   }
 
   /** StopRollout: the runner removes the rollout's resources, and the capsule no longer runs it. */
-  async stopRollout(projectId: string, capsuleId: string, rolloutId: number, createdBy: Json): Promise<Outcome<void>> {
+  async stopRollout(projectId: string, capsuleId: string, rolloutId: number, createdBy: Author): Promise<Outcome<void>> {
     return this.rollouts.stop(projectId, capsuleId, rolloutId, createdBy);
   }
 

@@ -5,7 +5,7 @@
  */
 import { defaults } from "../workers/core/config";
 import { z } from "zod";
-import type { InstanceCounts } from "./rollout-status";
+import type { InstanceCounts } from "./rollout/status";
 import type { LogLine, MetricSample, ReportedInstance } from "../proto/frames/runner";
 
 /**

@@ -23,7 +23,7 @@ import {
   StateSchema,
 } from "../proto/gen/skaffold/v1/skaffold_pb";
 import { invalidArgument } from "../workers/core/errors";
-import type { RolloutSummary } from "./rollout";
+import type { RolloutSummary } from "./rollout/rollout";
 import {
   applyIntent,
   type AutoTriggers,

@@ -2,7 +2,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { StatusCode } from "../proto/gen/skaffold/enums/enums_pb";
 import { EventSchema, IntentSchema, type State } from "../proto/gen/skaffold/v1/skaffold_pb";
-import type { RolloutSummary } from "./rollout";
+import type { RolloutSummary } from "./rollout/rollout";
 import {
   applyIntent,
   fold,

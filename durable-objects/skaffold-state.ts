@@ -17,7 +17,7 @@ import {
   StateSchema,
   StatusCheckStateSchema,
 } from "../proto/gen/skaffold/v1/skaffold_pb";
-import type { RolloutSummary } from "./rollout";
+import type { RolloutSummary } from "./rollout/rollout";
 
 /** The status strings Skaffold's code emits (not the spellings of its proto comments). */
 export const Status = {

@@ -8,7 +8,7 @@
  */
 import { defaults } from "../workers/core/config";
 import type { Env } from "../workers/env";
-import type { Timers } from "./timers";
+import type { Timers } from "./lib/timers";
 
 /** The timer kind of the sweep (one per object, key ""). */
 export const SOCKET_SWEEP = "socket-sweep";

@@ -218,13 +218,14 @@ describe("illegal transitions", () => {
 
     await gitpod.environments.delete({ environmentId: id });
     expect((await get(id)).spec?.desiredPhase).toBe("ENVIRONMENT_PHASE_DELETED");
+    // One call at a time: a refusal made before its turn to be awaited would go unhandled.
     for (const call of [
-      gitpod.environments.start({ environmentId: id }),
-      gitpod.environments.stop({ environmentId: id }),
-      gitpod.environments.update({ environmentId: id, metadata: { name: "late" } }),
-      gitpod.environments.unarchive({ environmentId: id }),
+      () => gitpod.environments.start({ environmentId: id }),
+      () => gitpod.environments.stop({ environmentId: id }),
+      () => gitpod.environments.update({ environmentId: id, metadata: { name: "late" } }),
+      () => gitpod.environments.unarchive({ environmentId: id }),
     ]) {
-      const err = await failure(call);
+      const err = await failure(call());
       expect(err.code).toBe("failed_precondition");
       expect(err.message).toMatch(/being deleted/);
     }

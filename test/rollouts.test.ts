@@ -9,8 +9,8 @@ import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/s
 import { Service as ImageService } from "../proto/gen/api/v1/image/service_pb";
 import { Service as ProjectService } from "../proto/gen/api/v1/project/service_pb";
 import { rolloutName } from "../durable-objects/contract";
-import { READY_TIMEOUT } from "../durable-objects/rollout";
-import { Timers } from "../durable-objects/timers";
+import { READY_TIMEOUT } from "../durable-objects/rollout/rollout";
+import { Timers } from "../durable-objects/lib/timers";
 import { client } from "./helpers/client";
 import { codeOf, errorOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";

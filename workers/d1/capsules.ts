@@ -15,7 +15,7 @@ export function projectOf(req: { projectId: string }): string {
 }
 
 /** The project and capsule a request names, both required. */
-export function capsuleKey(req: { projectId: string; capsuleId: string }) {
+export function namedCapsule(req: { projectId: string; capsuleId: string }) {
   const projectId = projectOf(req);
   if (!req.capsuleId) throw invalidArgument("capsule_id", "is required");
   return { projectId, capsuleId: req.capsuleId };

@@ -1,10 +1,10 @@
 import { create, type Message } from "@bufbuild/protobuf";
 import type { Interceptor, StreamRequest, UnaryRequest } from "@connectrpc/connect";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
-import { allows, authenticate, bearerToken } from "../auth/principal";
-import type { Rule } from "../services/registry";
+import { permissionDenied, toConnectError } from "../core/errors";
 import { kEnv, kPrincipal } from "../services/context";
-import { permissionDenied, toConnectError, unauthenticated } from "../core/errors";
+import type { Rule } from "../services/registry";
+import { guard, requireGrant } from "./guard";
 
 /** Maps every error a handler throws through the one error mapper. */
 export const mapErrors: Interceptor = (next) => async (req) => {
@@ -26,17 +26,14 @@ export function authorize(rules: ReadonlyMap<string, Rule>): Interceptor {
     if (!rule) throw permissionDenied(`${path} has no access rule, so it is refused`);
     // Public RPCs ignore any token sent along: none of them acts on the caller.
     if ("public" in rule) return next(req);
-    const token = bearerToken(req.header);
     const env = req.contextValues.get(kEnv);
-    if (!token) throw unauthenticated(`${path} needs an access token: log in and send \`Authorization: Bearer <token>\``);
-    const principal = await authenticate(env, token);
+    // The caller first, so that nobody without a token gets a scope looked up.
+    const principal = await guard(env, req.header, path, { authenticated: true });
     req.contextValues.set(kPrincipal, principal);
     if (!("action" in rule)) return next(req);
     const { message, forward } = await requestMessage(req);
     const scope = rule.scope === "any" ? undefined : rule.scope ? await rule.scope(message, new URL(req.url), env) : {};
-    if (!allows(principal, rule.action, scope)) {
-      throw permissionDenied(`${rule.action} is not granted to this ${principal.subjectType.replace("_", " ")}`);
-    }
+    requireGrant(principal, rule.action, scope);
     return next(forward);
   };
 }

@@ -17,10 +17,10 @@ import { Code, type ConnectError } from "@connectrpc/connect";
 import { type Context, Hono } from "hono";
 import { EventSchema, IntentSchema, type LogEntry, LogEntrySchema, StateSchema, TriggerStateSchema } from "../../proto/gen/skaffold/v1/skaffold_pb";
 import type { SkaffoldPhase as Phase } from "../../durable-objects/contract";
-import { allows, authenticate, bearerToken } from "../auth/principal";
 import type { Env } from "../env";
 import { environmentIdOf, skaffoldOps, skaffoldRules } from "../services/skaffold";
-import { invalidArgument, permissionDenied, toConnectError, unauthenticated } from "../core/errors";
+import { invalidArgument, toConnectError } from "../core/errors";
+import { guard } from "./guard";
 import { ndjsonResponse } from "./jsonl";
 import { readText } from "./bodies";
 
@@ -55,7 +55,8 @@ const rpcStatus = (e: ConnectError) => ({ code: e.code as number, message: e.raw
 
 const json = (body: JsonValue, status = 200) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
-function errorResponse(err: unknown): Response {
+/** The one error answer of the gateway's routes (its streams' last line aside): google.rpc.Status JSON. */
+function gatewayErrorResponse(err: unknown): Response {
   const e = toConnectError(err);
   return json(rpcStatus(e), httpStatus[e.code]);
 }
@@ -98,14 +99,9 @@ function oneofMember(oneof: unknown, member: string): unknown {
 
 /** The environment's id, once the caller is known to hold the RPC's action there. */
 async function authorize(c: C, rpc: keyof typeof skaffoldRules): Promise<string> {
-  const token = bearerToken(c.req.raw.headers);
-  if (!token) throw unauthenticated("the Skaffold API needs an access token: log in and send `Authorization: Bearer <token>`");
-  const principal = await authenticate(c.env, token);
   const url = new URL(c.req.url);
   const { action, scope } = skaffoldRules[rpc];
-  if (!allows(principal, action, scope(undefined, url))) {
-    throw permissionDenied(`${action} is not granted to this ${principal.subjectType.replace("_", " ")} in environment ${environmentIdOf(url)}`);
-  }
+  await guard(c.env, c.req.raw.headers, "the Skaffold API", { action, scope: scope(undefined, url) });
   return environmentIdOf(url) ?? "";
 }
 
@@ -125,15 +121,11 @@ async function bodyOf<D extends DescMessage>(c: C, schema: D): Promise<MessageSh
   }
 }
 
+skaffoldGateway.onError((err) => gatewayErrorResponse(err));
+
 /** A unary route: `run` gets the authorized environment id and returns the response body. */
 function unary(rpc: keyof typeof skaffoldRules, run: (c: C, id: string) => Promise<JsonValue>) {
-  return async (c: C) => {
-    try {
-      return json(await run(c, await authorize(c, rpc)));
-    } catch (err) {
-      return errorResponse(err);
-    }
-  };
+  return async (c: C) => json(await run(c, await authorize(c, rpc)));
 }
 
 /**

@@ -11,7 +11,7 @@ import { ReadyState, StageState, StatusSchema, StepState } from "../../proto/gen
 import type { Service } from "../../proto/gen/api/v1/capsule/service_pb";
 import type { InstanceRow } from "../../durable-objects/contract";
 import { unwrap } from "../core/outcome";
-import { capsuleKey, requireCapsule } from "../d1/capsules";
+import { namedCapsule, requireCapsule } from "../d1/capsules";
 import { requireExisting } from "../d1/exists";
 import { envOf } from "./context";
 import { bounded, invalidArgument, notFound } from "../core/errors";
@@ -84,7 +84,7 @@ function statusMessage(r: Row) {
 /** The capsule and environment a request names, both checked to exist, and the environment's object. */
 async function target(ctx: HandlerContext, req: { projectId: string; capsuleId: string; environmentId: string }) {
   const env = envOf(ctx);
-  const { projectId, capsuleId } = capsuleKey(req);
+  const { projectId, capsuleId } = namedCapsule(req);
   const environmentId = await environmentOf(env, req);
   await Promise.all([requireCapsule(env, projectId, capsuleId), requireExisting(env, "environment", environmentId)]);
   return { projectId, capsuleId, object: env.ENVIRONMENTS.getByName(environmentId) };

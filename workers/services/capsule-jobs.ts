@@ -3,7 +3,7 @@ import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { JobState } from "../../proto/gen/api/v1/capsule/job_pb";
 import type { Service } from "../../proto/gen/api/v1/capsule/service_pb";
-import { capsuleKey, requireCapsule } from "../d1/capsules";
+import { namedCapsule, requireCapsule } from "../d1/capsules";
 import { requireExisting } from "../d1/exists";
 import { envOf } from "./context";
 import { invalidArgument } from "../core/errors";
@@ -14,7 +14,7 @@ export const jobHandlers: Pick<ServiceImpl<typeof Service>, "getJobExecutions"> 
   /** Newest first by default (`descending` gives oldest first), filtered by job, states and creation time. */
   async getJobExecutions(req, ctx) {
     const env = envOf(ctx);
-    const { projectId, capsuleId } = capsuleKey(req);
+    const { projectId, capsuleId } = namedCapsule(req);
     const environmentId = await environmentOf(env, req);
     req.states.forEach((s, i) => {
       if (!(s in JobState) || s === JobState.UNSPECIFIED) throw invalidArgument(`states[${i}]`, `${s} is not a job state`);

@@ -10,12 +10,12 @@ import { RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
 import { StatusSchema } from "../../proto/gen/api/v1/capsule/rollout/status_pb";
 import type { AuthorSchema } from "../../proto/gen/model/author_pb";
 import { DeployRequestSchema, type Service } from "../../proto/gen/api/v1/capsule/service_pb";
-import { type EnvironmentDO, type RolloutIdentity, rolloutName } from "../../durable-objects/contract";
+import { type Author, type EnvironmentDO, type RolloutIdentity, rolloutName } from "../../durable-objects/contract";
 import { type Outcome, unwrap } from "../core/outcome";
 import type { DeployAction } from "../core/actions";
 import { allows, type Scope } from "../auth/principal";
 import { capsuleScope } from "../auth/scopes";
-import { capsuleKey } from "../d1/capsules";
+import { namedCapsule } from "../d1/capsules";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
 import { bounded, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../core/errors";
@@ -37,7 +37,7 @@ export async function environmentOf(env: Env, req: { environmentId: string }): P
 
 /** A rollout's object; not_found unless it was started. */
 async function requireRollout(env: Env, req: { projectId: string; capsuleId: string; rolloutId: bigint }) {
-  const { projectId, capsuleId } = capsuleKey(req);
+  const { projectId, capsuleId } = namedCapsule(req);
   if (req.rolloutId === 0n) throw invalidArgument("rollout_id", "is required");
   const stub = env.ROLLOUTS.getByName(rolloutName(projectId, capsuleId, req.rolloutId));
   const rollout = await stub.get();
@@ -62,11 +62,11 @@ export async function rolloutScope(m: { projectId: string; capsuleId: string; ro
 async function inRolloutEnvironment(
   ctx: HandlerContext,
   req: { projectId: string; capsuleId: string; rolloutId: bigint },
-  act: (object: DurableObjectStub<EnvironmentDO>, id: RolloutIdentity, by: never) => Promise<Outcome<void>>,
+  act: (object: DurableObjectStub<EnvironmentDO>, id: RolloutIdentity, by: Author) => Promise<Outcome<void>>,
 ): Promise<void> {
   const env = envOf(ctx);
   const { rollout } = await requireRollout(env, req);
-  unwrap(await act(env.ENVIRONMENTS.getByName(rollout.identity.environmentId), rollout.identity, authorOf(principalOf(ctx)) as never));
+  unwrap(await act(env.ENVIRONMENTS.getByName(rollout.identity.environmentId), rollout.identity, authorOf(principalOf(ctx))));
 }
 
 const rolloutMessage = (r: { config: Uint8Array; status: Uint8Array; identity: { rolloutId: number } }) => ({
@@ -113,14 +113,14 @@ export const rolloutHandlers: Pick<
 > = {
   async deploy(req, ctx) {
     const env = envOf(ctx);
-    const { projectId, capsuleId } = capsuleKey(req);
+    const { projectId, capsuleId } = namedCapsule(req);
     const environmentId = await environmentOf(env, req);
     checkDeployActions(ctx, req, environmentId);
     const target = await deployTarget(env, projectId, capsuleId, environmentId);
     const result = unwrap(
       await env.ENVIRONMENTS.getByName(environmentId).deploy({
         request: toBinary(DeployRequestSchema, create(DeployRequestSchema, { ...req, environmentId })),
-        createdBy: authorOf(principalOf(ctx)) as never,
+        createdBy: authorOf(principalOf(ctx)),
         imageIds: target.imageIds,
         namespace: target.namespace,
       }),
@@ -135,7 +135,7 @@ export const rolloutHandlers: Pick<
 
   async listRollouts(req, ctx) {
     const env = envOf(ctx);
-    const { projectId, capsuleId } = capsuleKey(req);
+    const { projectId, capsuleId } = namedCapsule(req);
     const environmentId = await environmentOf(env, req);
     const page = pageOf(req.pagination);
     // Newest first, as Rig lists them; `descending` reverses it.
@@ -156,7 +156,7 @@ export const rolloutHandlers: Pick<
 
   async listEvents(req, ctx) {
     const env = envOf(ctx);
-    const { projectId, capsuleId } = capsuleKey(req);
+    const { projectId, capsuleId } = namedCapsule(req);
     let rolloutId = req.rolloutId;
     if (rolloutId === 0n) {
       // No rollout named: the capsule's current one in the environment.

@@ -2,7 +2,7 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/capsule/service_pb";
 import { capsuleScope, scoped } from "../auth/scopes";
-import { type CapsuleRow, capsuleKey, projectOf, requireCapsule } from "../d1/capsules";
+import { type CapsuleRow, namedCapsule, projectOf, requireCapsule } from "../d1/capsules";
 import { envOf, principalOf } from "./context";
 import { alreadyExists, bounded, failedPrecondition, notFound } from "../core/errors";
 import { checkDnsLabel } from "../core/names";
@@ -73,13 +73,13 @@ export const capsules = defineService(
     },
 
     async get(req, ctx) {
-      const { projectId, capsuleId } = capsuleKey(req);
+      const { projectId, capsuleId } = namedCapsule(req);
       return { capsule: capsuleMessage(await requireCapsule(envOf(ctx), projectId, capsuleId)) };
     },
 
     async delete(req, ctx) {
       const env = envOf(ctx);
-      const { projectId, capsuleId } = capsuleKey(req);
+      const { projectId, capsuleId } = namedCapsule(req);
       // One transaction: no image outlives its capsule, and a capsule still deployed somewhere stays.
       const deployed = "EXISTS (SELECT 1 FROM deployments WHERE project_id = ?1 AND capsule_id = ?2)";
       const [where, deleted] = await env.DB.batch<Record<string, unknown>>([
@@ -95,7 +95,7 @@ export const capsules = defineService(
 
     async update(req, ctx) {
       const env = envOf(ctx);
-      const { projectId, capsuleId } = capsuleKey(req);
+      const { projectId, capsuleId } = namedCapsule(req);
       // The specification's Update message carries no fields ("deprecated, now a no-op"): the
       // call only confirms that the capsule exists and records who touched it and when.
       const res = await env.DB.prepare("UPDATE capsules SET updated_at = ?, updated_by = ? WHERE project_id = ? AND id = ?")

@@ -47,11 +47,11 @@ import type { PaginationRequest } from "../../proto/gen/gitpod/v1/pagination_pb"
 import type { Action } from "../core/actions";
 import { allows } from "../auth/principal";
 import { scoped } from "../auth/scopes";
-import type { Env } from "../env";
 import { checkUuid, uuidv7 } from "../core/gitpod-ids";
 import { gitpodPage, pageToken } from "../core/gitpod-pages";
 import { afterResponse, envOf, principalOf } from "./context";
 import { bounded, invalidArgument, notFound, permissionDenied } from "../core/errors";
+import { type AutomationKind, environmentOfItem, environmentsWith, indexStatements, unindex } from "../d1/automation-index";
 import { defineService } from "./registry";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");
@@ -60,7 +60,7 @@ const edit = { action: "environment:edit:ephemeral", scope: environment } as con
 const viewItem = { action: "environment:view", scope: "any" } as const;
 const editItem = { action: "environment:edit:ephemeral", scope: "any" } as const;
 
-type Kind = "service" | "task" | "execution";
+type Kind = AutomationKind;
 const KIND_NAMES: Record<Kind, string> = { service: "service", task: "task", execution: "task execution" };
 
 /** Gitpod's limit on each filter list. */
@@ -91,24 +91,11 @@ async function run(ctx: HandlerContext, environmentId: string, call: AutomationC
   }
 }
 
-/** Registers ids in the index before the object may create their items. */
-async function index(env: Env, environmentId: string, items: { id: string; kind: Kind }[]): Promise<void> {
-  if (items.length === 0) return;
-  await env.DB.prepare(
-    `INSERT INTO automation_index (id, environment_id, kind, created_at)
-     SELECT json_extract(value, '$.id'), ?1, json_extract(value, '$.kind'), ?2 FROM json_each(?3)`,
-  )
-    .bind(environmentId, Date.now(), JSON.stringify(items))
-    .run();
-}
-
-const unindex = (env: Env, ids: string[]) =>
-  ids.length ? env.DB.prepare("DELETE FROM automation_index WHERE id IN (SELECT value FROM json_each(?))").bind(JSON.stringify(ids)).run() : Promise.resolve();
-
 /** A call that may create (`fresh`, indexed first) and delete items; the index follows what it did. */
 async function write(ctx: HandlerContext, environmentId: string, call: AutomationCall, fresh: { id: string; kind: Kind }[] = []): Promise<AutomationResult> {
   const env = envOf(ctx);
-  await index(env, environmentId, fresh);
+  // Indexed before the object may create the items.
+  if (fresh.length) await env.DB.batch(indexStatements(env, environmentId, fresh));
   let result: AutomationResult | null;
   try {
     result = await run(ctx, environmentId, call);
@@ -128,10 +115,10 @@ async function write(ctx: HandlerContext, environmentId: string, call: Automatio
 /** The environment of an item named by id, once the caller may do `action` there. */
 async function locate(ctx: HandlerContext, kind: Kind, rawId: string, action: Action): Promise<{ id: string; environmentId: string }> {
   const id = checkUuid("id", rawId);
-  const row = await envOf(ctx).DB.prepare("SELECT environment_id FROM automation_index WHERE id = ? AND kind = ?").bind(id, kind).first<{ environment_id: string }>();
-  if (!row) throw notFound(`${KIND_NAMES[kind]} ${bounded(id)}`);
-  requireAction(ctx, action, row.environment_id);
-  return { id, environmentId: row.environment_id };
+  const environmentId = await environmentOfItem(envOf(ctx), id, kind);
+  if (!environmentId) throw notFound(`${KIND_NAMES[kind]} ${bounded(id)}`);
+  requireAction(ctx, action, environmentId);
+  return { id, environmentId };
 }
 
 /** A call about one item named by id. */
@@ -186,17 +173,14 @@ async function listAcross<T extends { id: string }>(
   pagination: PaginationRequest | undefined,
 ): Promise<{ items: T[]; nextToken: string }> {
   const { size, cursor } = gitpodPage<Cursor>(ctx, pagination, (c) => typeof c.e === "string" && typeof c.a === "string");
-  const db = envOf(ctx).DB;
   const p = principalOf(ctx);
   let environments: string[];
   if (opts.environmentIds.length) {
     for (const e of opts.environmentIds) requireAction(ctx, "environment:view", e);
     environments = opts.environmentIds;
   } else {
-    const rows = opts.ids.ids.length
-      ? await db.prepare("SELECT DISTINCT environment_id FROM automation_index WHERE kind = ? AND id IN (SELECT value FROM json_each(?))").bind(opts.ids.kind, JSON.stringify(opts.ids.ids)).all<{ environment_id: string }>()
-      : await db.prepare("SELECT DISTINCT environment_id FROM automation_index WHERE kind = ?").bind(opts.kind).all<{ environment_id: string }>();
-    environments = rows.results.map((r) => r.environment_id).filter((e) => allows(p, "environment:view", envScope(e)));
+    const held = await environmentsWith(envOf(ctx), opts.ids.ids.length ? opts.ids.kind : opts.kind, opts.ids.ids);
+    environments = held.filter((e) => allows(p, "environment:view", envScope(e)));
   }
   environments = [...new Set(environments)].sort().filter((e) => !cursor || e >= cursor.e);
   const items: T[] = [];

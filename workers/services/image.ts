@@ -10,7 +10,7 @@ import { bounded, failedPrecondition, invalidArgument, notFound } from "../core/
 import { pageOf } from "../core/pagination";
 import { checkDigest, checkRegistry, checkRepository, DOCKER_HUB, formatReference, parseReference } from "../core/image-reference";
 import { Registry } from "../images/registry";
-import { capsuleKey, requireCapsule } from "../d1/capsules";
+import { namedCapsule, requireCapsule } from "../d1/capsules";
 import { insertImage } from "../d1/images";
 import { defineService } from "./registry";
 import { authorOf } from "./user-messages";
@@ -102,7 +102,7 @@ export const images = defineService(
     },
 
     async get(req, ctx) {
-      const { projectId, capsuleId } = capsuleKey(req);
+      const { projectId, capsuleId } = namedCapsule(req);
       const id = imageIdOf(req.imageId);
       const row = await envOf(ctx)
         .DB.prepare(`SELECT ${COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?`)
@@ -114,7 +114,7 @@ export const images = defineService(
 
     async add(req, ctx) {
       const env = envOf(ctx);
-      const { projectId, capsuleId } = capsuleKey(req);
+      const { projectId, capsuleId } = namedCapsule(req);
       let ref = parseReference(req.image);
       if (req.digest && !ref.digest) {
         // Parsed again with the digest, so that `latest` is not assumed for an image pinned by it.
@@ -140,7 +140,7 @@ export const images = defineService(
 
     async list(req, ctx) {
       const env = envOf(ctx);
-      const { projectId, capsuleId } = capsuleKey(req);
+      const { projectId, capsuleId } = namedCapsule(req);
       const page = pageOf(req.pagination);
       // Newest first, the useful order for picking an image to deploy; `descending` reverses it.
       const order = page.descending ? "ASC" : "DESC";
@@ -160,7 +160,7 @@ export const images = defineService(
 
     async delete(req, ctx) {
       const env = envOf(ctx);
-      const { projectId, capsuleId } = capsuleKey(req);
+      const { projectId, capsuleId } = namedCapsule(req);
       const id = imageIdOf(req.imageId);
       const where = await imageInUse(env, projectId, capsuleId, id);
       if (where) {

@@ -1,19 +1,19 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { RolloutIdentity } from "./contract";
+import type { Author, RolloutIdentity } from "../contract";
 import { DurableObject } from "cloudflare:workers";
-import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/capsule/rollout_pb";
-import { Result, State, type Status, StatusSchema } from "../proto/gen/api/v1/capsule/rollout/status_pb";
-import { defaults } from "../workers/core/config";
-import type { Env } from "../workers/env";
-import { failedPrecondition, notFound } from "../workers/core/errors";
-import { EventLog, type Json } from "./event-log";
-import { EventStream } from "./event-stream";
-import { attempt, type Outcome } from "../workers/core/outcome";
-import * as machine from "./rollout-status";
-import type { AppliedResource } from "../proto/frames/runner";
-import { answerClose, SOCKET_SWEEP, SocketLiveness } from "./socket-liveness";
-import { Tickets } from "./tickets";
-import { Timers } from "./timers";
+import { type RolloutConfig, RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
+import { Result, State, type Status, StatusSchema } from "../../proto/gen/api/v1/capsule/rollout/status_pb";
+import { defaults } from "../../workers/core/config";
+import type { Env } from "../../workers/env";
+import { failedPrecondition, notFound } from "../../workers/core/errors";
+import { EventLog } from "../lib/event-log";
+import { EventStream } from "../lib/event-stream";
+import { attempt, type Outcome } from "../../workers/core/outcome";
+import * as machine from "./status";
+import type { AppliedResource } from "../../proto/frames/runner";
+import { answerClose, SOCKET_SWEEP, SocketLiveness } from "../socket-liveness";
+import { Tickets } from "../lib/tickets";
+import { Timers } from "../lib/timers";
 
 /** The timer kind of the readiness timeout (key ""). */
 export const READY_TIMEOUT = "ready-timeout";
@@ -34,14 +34,14 @@ export interface RolloutSummary extends RolloutIdentity {
 export type RolloutEventKind = "rollout" | "error" | "abort";
 
 /** What a rollout's log records per event (the `data` of a logged event). */
-export interface RolloutEventData {
+export type RolloutEventData = {
   kind: RolloutEventKind;
   rolloutId: number;
   message: string;
   state: string;
-  /** model.Author init shape of whoever caused it; null for the system. */
-  createdBy: Json;
-}
+  /** Whoever caused it; null for the system. */
+  createdBy: Author | null;
+};
 
 /** A logged rollout event, as `events` returns it. */
 export interface RolloutEvent {
@@ -62,7 +62,7 @@ export interface RolloutStart extends RolloutIdentity {
   previous: Uint8Array | null;
   /** The connected runner's name, or null when none is connected. */
   runner: string | null;
-  createdBy: Json;
+  createdBy: Author | null;
 }
 
 const waitingForRunner = (environmentId: string) =>
@@ -143,7 +143,7 @@ export class RolloutDO extends DurableObject<Env> {
    */
   private advance(
     change: (s: Status, config: RolloutConfig, now: number) => (string | undefined | [RolloutEventKind, string])[],
-    createdBy: Json = null,
+    createdBy: Author | null = null,
   ): RolloutSummary {
     const current = this.load();
     if (!current) throw notFound("rollout");
@@ -154,7 +154,7 @@ export class RolloutDO extends DurableObject<Env> {
       this.ctx.storage.sql.exec("UPDATE rollout SET status = ?", toBinary(StatusSchema, status));
       for (const e of events) {
         const [kind, message] = typeof e === "string" ? (["rollout", e] as const) : e;
-        this.stream.publish(kind, { kind, rolloutId: id.rolloutId, message, state: State[status.state], createdBy } satisfies RolloutEventData as unknown as Json);
+        this.stream.publish(kind, { kind, rolloutId: id.rolloutId, message, state: State[status.state], createdBy } satisfies RolloutEventData);
       }
     });
     const last = events.at(-1);
@@ -183,7 +183,7 @@ export class RolloutDO extends DurableObject<Env> {
         toBinary(StatusSchema, status),
       );
       for (const [kind, message] of events) {
-        this.stream.publish(kind, { kind, rolloutId: id.rolloutId, message, state: State[status.state], createdBy } satisfies RolloutEventData as unknown as Json);
+        this.stream.publish(kind, { kind, rolloutId: id.rolloutId, message, state: State[status.state], createdBy } satisfies RolloutEventData);
       }
     });
     return this.summary(id, status, events.at(-1)![1]);
@@ -226,7 +226,7 @@ export class RolloutDO extends DurableObject<Env> {
   }
 
   /** AbortRollout: a rollout in progress stops where it is, ABORTED. */
-  async abort(createdBy: Json): Promise<Outcome<RolloutSummary>> {
+  async abort(createdBy: Author | null): Promise<Outcome<RolloutSummary>> {
     return attempt(async () => {
       const summary = this.advance((s, _c, now) => {
         if (machine.isStopped(s)) throw failedPrecondition(`rollout ${s.rolloutId} has already stopped (${Result[s.result] ?? "no result"})`);
@@ -240,7 +240,7 @@ export class RolloutDO extends DurableObject<Env> {
   }
 
   /** A newer rollout took over: this one stops, REPLACED (or ROLLBACK when the newer one rolled it back). */
-  async replace(by: number, rollback: boolean, createdBy: Json): Promise<RolloutSummary> {
+  async replace(by: number, rollback: boolean, createdBy: Author | null): Promise<RolloutSummary> {
     const summary = this.advance((s, _c, now) => {
       if (machine.isStopped(s)) return [];
       machine.end(s, now, rollback ? Result.ROLLBACK : Result.REPLACED);
@@ -251,7 +251,7 @@ export class RolloutDO extends DurableObject<Env> {
   }
 
   /** StopRollout: the rollout's resources are removed and it ends. */
-  async stop(createdBy: Json): Promise<Outcome<RolloutSummary>> {
+  async stop(createdBy: Author | null): Promise<Outcome<RolloutSummary>> {
     return attempt(async () => {
       const summary = this.advance((s, _c, now) => {
         if (machine.isStopped(s)) throw failedPrecondition(`rollout ${s.rolloutId} has already stopped (${Result[s.result] ?? "no result"})`);
@@ -300,7 +300,7 @@ export class RolloutDO extends DurableObject<Env> {
     const { events, total } = this.log.page(offset, limit, descending);
     return {
       events: events.map((e) => {
-        const d = e.data as unknown as RolloutEventData;
+        const d = e.data as RolloutEventData;
         return { seq: e.seq, time: e.time, kind: d.kind, rolloutId: d.rolloutId, message: d.message, createdBy: JSON.stringify(d.createdBy) };
       }),
       total,

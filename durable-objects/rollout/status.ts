@@ -6,7 +6,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { RolloutConfig } from "../proto/gen/api/v1/capsule/rollout_pb";
+import type { RolloutConfig } from "../../proto/gen/api/v1/capsule/rollout_pb";
 import {
   ConfigureResult,
   type ConfigureStep,
@@ -24,8 +24,8 @@ import {
   type StepInfo,
   StepInfoSchema,
   StepState,
-} from "../proto/gen/api/v1/capsule/rollout/status_pb";
-import type { AppliedResource } from "../proto/frames/runner";
+} from "../../proto/gen/api/v1/capsule/rollout/status_pb";
+import type { AppliedResource } from "../../proto/frames/runner";
 
 /** Instances as counted against a rollout (the running stage's "instances" step). */
 export interface InstanceCounts {

@@ -1,6 +1,6 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { EnvironmentDO } from "./environment";
+import type { EnvironmentDO } from "../environment";
 import { EventLog, type LoggedEvent } from "./event-log";
 
 describe("EventLog in a Durable Object", () => {

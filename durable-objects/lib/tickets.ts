@@ -4,7 +4,7 @@
  * it. The ticket lives in the object that accepts the socket and is consumed there, so it
  * works exactly once even when two connects race.
  */
-import { toHex } from "../workers/core/encoding";
+import { toHex } from "../../workers/core/encoding";
 
 /** A ticket is good for this long after it is issued. */
 export const TICKET_TTL_MS = 60_000;

@@ -1,0 +1,31 @@
+/**
+ * `deployments`: which rollout and image each capsule has in each environment (images in use
+ * may not be deleted). Written by the environment's object as it deploys and rolls back.
+ */
+import type { Env } from "../env";
+
+/** A deploy's row: the capsule's rollout id just allocated (d1/rollout-ids.ts) in the same batch. */
+export function recordDeploymentStatement(
+  env: Env,
+  d: { projectId: string; capsuleId: string; environmentId: string; imageId: string; now: number },
+): D1PreparedStatement {
+  const allocated = "(SELECT last_id FROM rollout_counters WHERE project_id = ?1 AND capsule_id = ?2)";
+  return env.DB.prepare(
+    `INSERT INTO deployments (project_id, capsule_id, environment_id, rollout_id, image_id, updated_at)
+     SELECT ?1, ?2, ?3, ${allocated}, ?4, ?5 WHERE EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1 AND id = ?2)
+     ON CONFLICT (project_id, capsule_id, environment_id) DO UPDATE SET rollout_id = ${allocated}, image_id = ?4, updated_at = ?5`,
+  ).bind(d.projectId, d.capsuleId, d.environmentId, d.imageId, d.now);
+}
+
+/** Removes the row of rollout `rolloutId`, if it is still the capsule's one there. */
+export function dropDeploymentStatement(
+  env: Env,
+  d: { projectId: string; capsuleId: string; environmentId: string; rolloutId: number },
+): D1PreparedStatement {
+  return env.DB.prepare("DELETE FROM deployments WHERE project_id = ? AND capsule_id = ? AND environment_id = ? AND rollout_id = ?").bind(
+    d.projectId,
+    d.capsuleId,
+    d.environmentId,
+    d.rolloutId,
+  );
+}
