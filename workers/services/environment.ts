@@ -13,6 +13,7 @@ import { checkDnsLabel, isDnsLabel } from "../core/names";
 import { pageOf } from "../core/pagination";
 import { clustersOf } from "./cluster";
 import { defineService } from "./registry";
+import { query, readBatch } from "../d1/batch";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");
 const viewScope = (id: string) => ({ environment: id, resource: `environment/${id}` });
@@ -306,19 +307,20 @@ export const environments = defineService(
       const p = principalOf(ctx);
       const page = pageOf(req.pagination);
       const filter = req.projectFilter;
-      const [rows, project] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare(
+      const [rows, project] = await readBatch(
+        env.DB,
+        query<EnvironmentRow>(env.DB.prepare(
           `${SELECT_ENVIRONMENTS}
            WHERE (?1 = 0 OR e.ephemeral = 0)
              AND (?2 = '' OR e.global = 1 OR EXISTS (SELECT 1 FROM environment_projects ep WHERE ep.environment_id = e.id AND ep.project_id = ?2))
            ORDER BY e.id ${page.descending ? "DESC" : "ASC"}`,
-        ).bind(req.excludeEphemeral ? 1 : 0, filter),
-        env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(filter),
-      ]);
-      if (filter && project!.results.length === 0) throw notFound(`project ${bounded(filter)}`);
+        ).bind(req.excludeEphemeral ? 1 : 0, filter)),
+        query<{ one: number }>(env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(filter)),
+      );
+      if (filter && project.length === 0) throw notFound(`project ${bounded(filter)}`);
       // Permissions may be scoped to single environments, which SQL cannot see: filter, then page.
       // Environments number in the hundreds at most, so reading them all is cheap.
-      const visible = (rows!.results as unknown as EnvironmentRow[]).filter((r) => allows(p, "environment:view", viewScope(r.id)));
+      const visible = rows.filter((r) => allows(p, "environment:view", viewScope(r.id)));
       return {
         environments: visible.slice(page.offset, page.offset + page.limit).map((r) => ({
           environmentId: r.id,
