@@ -5,7 +5,7 @@ import { allows, type Principal } from "../auth/principal";
 import { scoped } from "../auth/scopes";
 import { defaultNamespaceTemplate, platformVersion } from "../core/config";
 import { requireExisting } from "../d1/exists";
-import { deleteStatements } from "../d1/environments";
+import { deleteStatements, type EnvironmentRow, SELECT_ENVIRONMENTS } from "../d1/environments";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
 import { alreadyExists, bounded, failedPrecondition, invalidArgument, notFound, permissionDenied, quote } from "../core/errors";
@@ -191,20 +191,6 @@ export async function insertEnvironment(env: Env, e: NewEnvironment): Promise<nu
   return now;
 }
 
-interface EnvironmentRow {
-  id: string;
-  cluster_id: string;
-  namespace_template: string;
-  is_default: number;
-  ephemeral: number;
-  global: number;
-  /** JSON array of project ids, from environment_projects. */
-  projects: string;
-}
-
-const SELECT_ENVIRONMENTS = `SELECT e.id, e.cluster_id, e.namespace_template, e.is_default, e.ephemeral, e.global,
-  (SELECT json_group_array(project_id) FROM (SELECT project_id FROM environment_projects WHERE environment_id = e.id ORDER BY project_id)) AS projects
-  FROM environments e`;
 
 const canEdit = (p: Principal, environmentId: string) => allows(p, "environment:edit", environment({ environmentId }));
 

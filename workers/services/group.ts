@@ -18,21 +18,10 @@ import { pageOf, searchPattern } from "../core/pagination";
 import { defineService } from "./registry";
 import { authorOf, serviceAccountEntry, userEntry } from "./user-messages";
 import { count, query, readBatch, total } from "../d1/batch";
+import { type GroupRow, selectGroups } from "../d1/groups";
 
 const group = scoped<{ groupId?: string }>("group", "groupId");
 const anyGroup = scoped("group");
-
-interface GroupRow {
-  id: string;
-  metadata: string;
-  created_at: number;
-  updated_at: number;
-  num_members: number;
-}
-
-const selectGroups = (rest: string) =>
-  `SELECT g.id, g.metadata, g.created_at, g.updated_at,
-     (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS num_members FROM groups g ${rest}`;
 
 const groupMessage = (g: GroupRow) => ({
   groupId: g.id,

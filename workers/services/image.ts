@@ -11,7 +11,7 @@ import { pageOf } from "../core/pagination";
 import { checkDigest, checkRegistry, checkRepository, DOCKER_HUB, formatReference, parseReference } from "../core/image-reference";
 import { Registry } from "../images/registry";
 import { namedCapsule, requireCapsule } from "../d1/capsules";
-import { insertImage } from "../d1/images";
+import { IMAGE_COLUMNS, type ImageRow, insertImage } from "../d1/images";
 import { defineService } from "./registry";
 import { authorOf } from "./user-messages";
 import { count, query, readBatch, total } from "../d1/batch";
@@ -19,17 +19,6 @@ import { count, query, readBatch, total } from "../d1/batch";
 const image = scoped<{ imageId?: string; projectId?: string }>("image", "imageId");
 const anyImage = scoped("image");
 
-interface ImageRow {
-  id: string;
-  repository: string;
-  tag: string;
-  digest: string;
-  origin: string;
-  labels: string;
-  created_by: string;
-  created_at: number;
-}
-const COLUMNS = "id, repository, tag, digest, origin, labels, created_by, created_at";
 
 const imageMessage = (r: ImageRow) => ({
   imageId: r.id,
@@ -106,7 +95,7 @@ export const images = defineService(
       const { projectId, capsuleId } = namedCapsule(req);
       const id = imageIdOf(req.imageId);
       const row = await envOf(ctx)
-        .DB.prepare(`SELECT ${COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?`)
+        .DB.prepare(`SELECT ${IMAGE_COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?`)
         .bind(projectId, capsuleId, id)
         .first<ImageRow>();
       if (!row) throw notFound(`image ${bounded(id)} in capsule ${bounded(capsuleId)} of project ${bounded(projectId)}`);
@@ -150,7 +139,7 @@ export const images = defineService(
         query<{ one: number }>(env.DB.prepare("SELECT 1 AS one FROM capsules WHERE project_id = ? AND id = ?").bind(projectId, capsuleId)),
         query<ImageRow>(
           env.DB.prepare(
-            `SELECT ${COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? ORDER BY created_at ${order}, rowid ${order} LIMIT ? OFFSET ?`,
+            `SELECT ${IMAGE_COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? ORDER BY created_at ${order}, rowid ${order} LIMIT ? OFFSET ?`,
           ).bind(projectId, capsuleId, page.limit, page.offset),
         ),
         count(env.DB.prepare("SELECT COUNT(*) AS n FROM images WHERE project_id = ? AND capsule_id = ?").bind(projectId, capsuleId)),

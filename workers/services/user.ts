@@ -20,6 +20,7 @@ import { pageOf, searchPattern } from "../core/pagination";
 import { defineService } from "./registry";
 import { user, userEntry } from "./user-messages";
 import { count, query, readBatch, total } from "../d1/batch";
+import type { SessionRow } from "../d1/sessions";
 
 const userScope = (m: { userId?: string }) => ({ resource: `user/${m.userId || "*"}` });
 
@@ -241,13 +242,3 @@ export const users = defineService(
   },
 );
 
-interface SessionRow {
-  id: string;
-  login_type: number;
-  created_at: number;
-  expires_at: number;
-  renewed_at: number | null;
-  revoked_at: number | null;
-  country: string;
-  postal_code: number;
-}
