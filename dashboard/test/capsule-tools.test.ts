@@ -60,7 +60,8 @@ describe.skipIf(!haveBrowser)("the capsule page's tools", () => {
       await expect.poll(() => page.getByText("CPU (ms)").count()).toBeGreaterThan(0);
 
       await page.getByRole("button", { name: "Open a terminal in api-2-0" }).click();
-      const terminal = page.getByTestId("terminal");
+      // xterm.js also mirrors its text into an accessibility tree and a live region: read the screen rows.
+      const terminal = page.getByTestId("terminal").locator(".xterm-rows");
       await page.getByText("Connected").waitFor();
       await terminal.getByText("started sh").waitFor();
       await page.keyboard.type("echo hello-terminal");
