@@ -286,20 +286,7 @@ const decode = <D extends DescMessage>(schema: D, row: Row) => fromBinary(schema
 const asJsonList = (v: string[]) => JSON.stringify(v);
 
 export class Automations {
-  constructor(private readonly sql: SqlStorage) {
-    sql.exec(`CREATE TABLE IF NOT EXISTS automation_services (
-      id TEXT PRIMARY KEY, reference TEXT NOT NULL UNIQUE, from_file INTEGER NOT NULL, body BLOB NOT NULL
-    )`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS automation_tasks (
-      id TEXT PRIMARY KEY, reference TEXT NOT NULL UNIQUE, from_file INTEGER NOT NULL, body BLOB NOT NULL
-    )`);
-    // The task's reference is copied so that executions of a deleted task can still be filtered by it.
-    sql.exec(`CREATE TABLE IF NOT EXISTS task_executions (
-      id TEXT PRIMARY KEY, task_id TEXT NOT NULL, task_reference TEXT NOT NULL, phase INTEGER NOT NULL, body BLOB NOT NULL
-    )`);
-    sql.exec("CREATE INDEX IF NOT EXISTS task_executions_phase ON task_executions (phase)");
-    sql.exec("CREATE TABLE IF NOT EXISTS automation_version (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), value INTEGER NOT NULL)");
-  }
+  constructor(private readonly sql: SqlStorage) {}
 
   /** Spec and status versions: one counter for the environment, so they only grow. */
   private nextVersion(): bigint {

@@ -49,26 +49,7 @@ export interface ExecutionQuery {
 const stateName = (s: JobState) => JobState[s];
 
 export class CronJobs {
-  constructor(private readonly sql: SqlStorage) {
-    sql.exec(`CREATE TABLE IF NOT EXISTS cron_jobs (
-      project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, job_name TEXT NOT NULL, rollout_id INTEGER NOT NULL,
-      schedule TEXT NOT NULL, job BLOB NOT NULL, next_run_at INTEGER,
-      PRIMARY KEY (project_id, capsule_id, job_name)
-    )`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS job_executions (
-      execution_id TEXT PRIMARY KEY, project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, job_name TEXT NOT NULL,
-      rollout_id INTEGER NOT NULL, scheduled_at INTEGER NOT NULL, created_at INTEGER NOT NULL, finished_at INTEGER,
-      state TEXT NOT NULL, retries INTEGER NOT NULL DEFAULT 0, deadline_at INTEGER, message TEXT NOT NULL DEFAULT '',
-      job BLOB NOT NULL,
-      UNIQUE (project_id, capsule_id, job_name, scheduled_at)
-    )`);
-    sql.exec("CREATE INDEX IF NOT EXISTS job_executions_capsule ON job_executions (project_id, capsule_id, created_at)");
-    // Where the runner says a capsule's ports are reachable from edgeplane (URL jobs call them).
-    sql.exec(`CREATE TABLE IF NOT EXISTS capsule_endpoints (
-      project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, port INTEGER NOT NULL, url TEXT NOT NULL,
-      PRIMARY KEY (project_id, capsule_id, port)
-    )`);
-  }
+  constructor(private readonly sql: SqlStorage) {}
 
   /**
    * The next runs of a capsule's jobs if `jobs` replaced its current ones: a job whose

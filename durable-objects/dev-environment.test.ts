@@ -11,11 +11,16 @@ import {
   UpdateEnvironmentRequestSchema,
 } from "../proto/gen/gitpod/v1/environment_pb";
 import { defaults } from "../workers/core/config";
+import { environmentMigrations } from "./environment-schema";
+import { migrateStorage } from "./lib/storage-migrations";
 import { applyUpdate, DevEnvironmentStore, type DevEnvironmentState, environmentOf, newDevEnvironment, withPhase } from "./dev-environment";
 
 /** A store in the storage of a fresh object, for `fn`. */
 const withStore = (fn: (store: DevEnvironmentStore) => void) =>
-  runInDurableObject(env.ENVIRONMENTS.getByName(`unit-${crypto.randomUUID()}`), (_obj, state) => fn(new DevEnvironmentStore(state.storage.sql)));
+  runInDurableObject(env.ENVIRONMENTS.getByName(`unit-${crypto.randomUUID()}`), (_obj, state) => {
+    migrateStorage(state.storage, environmentMigrations);
+    fn(new DevEnvironmentStore(state.storage.sql));
+  });
 
 const fresh = () =>
   newDevEnvironment(toBinary(EnvironmentMetadataSchema, create(EnvironmentMetadataSchema, { name: "a" })), toBinary(EnvironmentSpecSchema, create(EnvironmentSpecSchema)));

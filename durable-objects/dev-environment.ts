@@ -85,14 +85,7 @@ type Row = {
 const bytes = (b: ArrayBuffer) => new Uint8Array(b);
 
 export class DevEnvironmentStore {
-  constructor(private readonly sql: SqlStorage) {
-    sql.exec(`CREATE TABLE IF NOT EXISTS dev_environment (
-      singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
-      metadata BLOB NOT NULL, spec BLOB NOT NULL, phase INTEGER NOT NULL, status_version INTEGER NOT NULL,
-      acked_version INTEGER, report BLOB NOT NULL, waiting TEXT NOT NULL, activity BLOB,
-      stopped_at INTEGER, unarchived_at INTEGER, revision INTEGER NOT NULL
-    )`);
-  }
+  constructor(private readonly sql: SqlStorage) {}
 
   /** The environment, or null when the object holds none. */
   get(): DevEnvironmentState | null {

@@ -26,7 +26,7 @@ export class DevEnvironment {
   }
 
   private dev(): devEnv.DevEnvironmentStore {
-    return (this.store ??= new devEnv.DevEnvironmentStore(this.host.ctx.storage.sql));
+    return (this.store ??= new devEnv.DevEnvironmentStore(this.host.open().sql));
   }
 
   private requireDev(): { environmentId: string; state: devEnv.DevEnvironmentState } {

@@ -19,6 +19,7 @@ export class EnvironmentSkaffold {
   }
 
   private session(): SkaffoldSession {
+    // requireIdentity opens the storage, which migrates it: the session's tables exist.
     this.host.requireIdentity();
     return (this.store ??= new SkaffoldSession(this.host.ctx.storage));
   }

@@ -23,6 +23,8 @@ import type { SkaffoldLogRow } from "./skaffold-session";
 import { answerClose, SOCKET_SWEEP, SocketLiveness } from "./socket-liveness";
 import { requireUpgrade, Tickets } from "./lib/tickets";
 import { Timers } from "./lib/timers";
+import { migrateStorage } from "./lib/storage-migrations";
+import { environmentMigrations } from "./environment-schema";
 
 export type { EnvironmentIdentity } from "./environment-host";
 export type { DeployedCapsule, DeployInput, DeployResult } from "./environment-rollouts";
@@ -62,7 +64,7 @@ export class EnvironmentDO extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    const tickets = new Tickets(ctx.storage);
+    const tickets = new Tickets(() => this.open().sql);
     this.stream = new EventStream(ctx, () => this.open().log, tickets);
     this.liveness = new SocketLiveness(ctx, env);
     const host: EnvironmentHost = {
@@ -89,44 +91,14 @@ export class EnvironmentDO extends DurableObject<Env> {
   }
 
   /**
-   * The object's storage, with its tables. They are created on first use rather than in the
-   * constructor, so that after `destroy` the same instance (or a later one of the same name)
-   * starts from empty tables again.
+   * The object's storage and its stores, migrated (environment-schema.ts) on first use rather
+   * than in the constructor: a destroyed object holds nothing, and after `destroy` the same
+   * instance (or a later one of the same name) starts from empty tables again.
    */
   private open(): EnvironmentStores {
     const sql = this.ctx.storage.sql;
     if (!this.eventLog || !this.reportStore || !this.jobStore || !this.timerStore) {
-      sql.exec(`CREATE TABLE IF NOT EXISTS identity (
-        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
-        environment_id TEXT NOT NULL,
-        ephemeral INTEGER NOT NULL,
-        created_at INTEGER NOT NULL
-      )`);
-      // Per capsule: the rollout new deploys build on, the one in progress, the one the runner should run.
-      sql.exec(`CREATE TABLE IF NOT EXISTS capsule_state (
-        project_id TEXT NOT NULL,
-        capsule_id TEXT NOT NULL,
-        current_rollout_id INTEGER,
-        in_progress_rollout_id INTEGER,
-        desired_rollout_id INTEGER,
-        updated_at INTEGER NOT NULL,
-        PRIMARY KEY (project_id, capsule_id)
-      )`);
-      sql.exec(`CREATE TABLE IF NOT EXISTS rollouts (
-        project_id TEXT NOT NULL,
-        capsule_id TEXT NOT NULL,
-        rollout_id INTEGER NOT NULL,
-        config BLOB NOT NULL,
-        previous_rollout_id INTEGER,
-        created_by TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        started INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (project_id, capsule_id, rollout_id)
-      )`);
-      sql.exec(`CREATE TABLE IF NOT EXISTS runner (
-        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
-        name TEXT NOT NULL, version TEXT NOT NULL, connected_at INTEGER, disconnected_at INTEGER
-      )`);
+      migrateStorage(this.ctx.storage, environmentMigrations);
       this.eventLog = new EventLog(sql);
       this.reportStore = new RunnerReports(sql);
       this.jobStore = new CronJobs(sql);

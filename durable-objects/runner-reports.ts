@@ -55,29 +55,7 @@ const parseTime = (t: string | undefined, fallback: number) => {
 };
 
 export class RunnerReports {
-  constructor(private readonly sql: SqlStorage) {
-    sql.exec(`CREATE TABLE IF NOT EXISTS instances (
-      project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, instance_id TEXT NOT NULL,
-      rollout_id INTEGER NOT NULL, state TEXT NOT NULL, ready INTEGER NOT NULL, restarts INTEGER NOT NULL,
-      message TEXT NOT NULL, node TEXT NOT NULL, created_at INTEGER NOT NULL, started_at INTEGER,
-      updated_at INTEGER NOT NULL, deleted_at INTEGER,
-      PRIMARY KEY (project_id, capsule_id, instance_id)
-    )`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS logs (
-      seq INTEGER PRIMARY KEY AUTOINCREMENT, project_id TEXT NOT NULL, capsule_id TEXT NOT NULL,
-      instance_id TEXT NOT NULL, time INTEGER NOT NULL, stream TEXT NOT NULL, text TEXT NOT NULL
-    )`);
-    sql.exec("CREATE INDEX IF NOT EXISTS logs_capsule ON logs (project_id, capsule_id, seq)");
-    sql.exec(`CREATE TABLE IF NOT EXISTS metrics (
-      project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, instance_id TEXT NOT NULL, time INTEGER NOT NULL,
-      cpu_ms INTEGER NOT NULL, memory_bytes INTEGER NOT NULL, storage_bytes INTEGER NOT NULL
-    )`);
-    sql.exec("CREATE INDEX IF NOT EXISTS metrics_instance ON metrics (project_id, capsule_id, instance_id, time)");
-    sql.exec(`CREATE TABLE IF NOT EXISTS custom_metrics (
-      project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL, time INTEGER NOT NULL,
-      PRIMARY KEY (project_id, capsule_id, name)
-    )`);
-  }
+  constructor(private readonly sql: SqlStorage) {}
 
   /**
    * Stores a capsule's full set of instances: listed ones are upserted, existing ones not

@@ -64,13 +64,6 @@ export class SkaffoldSession {
 
   constructor(private readonly storage: DurableObjectStorage) {
     this.sql = storage.sql;
-    this.sql.exec("CREATE TABLE IF NOT EXISTS skaffold_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, entry BLOB NOT NULL)");
-    this.sql.exec("CREATE TABLE IF NOT EXISTS skaffold_state (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), state BLOB NOT NULL)");
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS skaffold_rollouts (
-      project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, rollout_id INTEGER NOT NULL, phase TEXT NOT NULL,
-      PRIMARY KEY (project_id, capsule_id, rollout_id)
-    )`);
-    this.sql.exec("CREATE TABLE IF NOT EXISTS skaffold_pending_intent (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), intent BLOB NOT NULL)");
   }
 
   /** GetState: proto.State, binary. */

@@ -1,12 +1,15 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { EnvironmentDO } from "../environment";
+import { environmentMigrations } from "../environment-schema";
 import { EventLog, type LoggedEvent } from "./event-log";
+import { migrateStorage } from "./storage-migrations";
 
 describe("EventLog in a Durable Object", () => {
   it("numbers events in order and keeps them across eviction", async () => {
     const stub = env.ENVIRONMENTS.getByName("event-log-test");
     await runInDurableObject(stub, (_obj: EnvironmentDO, state) => {
+      migrateStorage(state.storage, environmentMigrations);
       const log = new EventLog(state.storage.sql);
       expect(log.append("created", { n: 1 }).seq).toBe(1);
       expect(log.append("started", { n: 2 }).seq).toBe(2);

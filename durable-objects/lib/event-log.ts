@@ -14,14 +14,7 @@ export interface LoggedEvent {
 }
 
 export class EventLog {
-  constructor(private readonly sql: SqlStorage) {
-    sql.exec(`CREATE TABLE IF NOT EXISTS events (
-      seq INTEGER PRIMARY KEY AUTOINCREMENT,
-      type TEXT NOT NULL,
-      time INTEGER NOT NULL,
-      data TEXT NOT NULL
-    )`);
-  }
+  constructor(private readonly sql: SqlStorage) {}
 
   append(type: string, data: Json, time = Date.now()): LoggedEvent {
     const row = this.sql

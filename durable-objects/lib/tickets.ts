@@ -19,15 +19,8 @@ export interface Ticket {
 }
 
 export class Tickets {
-  constructor(private readonly storage: DurableObjectStorage) {}
-
-  private sql(): SqlStorage {
-    const sql = this.storage.sql;
-    sql.exec(`CREATE TABLE IF NOT EXISTS tickets (
-      ticket TEXT PRIMARY KEY, purpose TEXT NOT NULL, subject TEXT NOT NULL, payload TEXT NOT NULL, expires_at INTEGER NOT NULL
-    )`);
-    return sql;
-  }
+  /** `sql` gives the object's storage with its tables (an object may create them lazily). */
+  constructor(private readonly sql: () => SqlStorage) {}
 
   /** A ticket for `subject`, who the Worker has already authorized for `purpose`. */
   issue(purpose: TicketPurpose, subject: string, payload: unknown = null): { ticket: string; expiresAt: number } {

@@ -10,9 +10,7 @@ export interface Timer {
 }
 
 export class Timers {
-  constructor(private readonly storage: DurableObjectStorage) {
-    storage.sql.exec("CREATE TABLE IF NOT EXISTS timers (kind TEXT NOT NULL, key TEXT NOT NULL, due_at INTEGER NOT NULL, PRIMARY KEY (kind, key))");
-  }
+  constructor(private readonly storage: DurableObjectStorage) {}
 
   /** Sets (or moves) the timer `kind`/`key`. */
   async set(kind: string, key: string, dueAt: number): Promise<void> {

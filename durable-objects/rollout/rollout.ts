@@ -14,6 +14,8 @@ import type { AppliedResource } from "../../proto/frames/runner";
 import { answerClose, SOCKET_SWEEP, SocketLiveness } from "../socket-liveness";
 import { Tickets } from "../lib/tickets";
 import { Timers } from "../lib/timers";
+import { migrateStorage } from "../lib/storage-migrations";
+import { rolloutMigrations } from "./schema";
 
 /** The timer kind of the readiness timeout (key ""). */
 export const READY_TIMEOUT = "ready-timeout";
@@ -95,14 +97,11 @@ export class RolloutDO extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    // Synchronous, so it has run before the constructor returns and any request arrives.
+    migrateStorage(ctx.storage, rolloutMigrations);
     const sql = ctx.storage.sql;
-    sql.exec(`CREATE TABLE IF NOT EXISTS rollout (
-      singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
-      project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, rollout_id INTEGER NOT NULL, environment_id TEXT NOT NULL,
-      config BLOB NOT NULL, status BLOB NOT NULL
-    )`);
     this.log = new EventLog(sql);
-    this.stream = new EventStream(ctx, () => this.log, new Tickets(ctx.storage));
+    this.stream = new EventStream(ctx, () => this.log, new Tickets(() => ctx.storage.sql));
     this.timers = new Timers(ctx.storage);
     this.liveness = new SocketLiveness(ctx, env);
   }

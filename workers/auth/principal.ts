@@ -7,6 +7,7 @@
 import { installationHmacKey } from "../d1/installation-keys";
 import { selectServiceAccounts, type ServiceAccountRow } from "../d1/service-accounts";
 import { selectUsers, type UserRow } from "../d1/users";
+import { mapRows, type Query, query, readBatch } from "../d1/batch";
 import type { Env } from "../env";
 import { unauthenticated } from "../core/errors";
 import type { Action } from "../core/actions";
@@ -36,30 +37,36 @@ export function bearerToken(headers: Headers): string | undefined {
 
 export async function authenticate(env: Env, token: string): Promise<Principal> {
   const claims = await verifyAccessToken(await installationHmacKey(env), token);
-  const subjectQuery = claims.sty === "user" ? selectUsers("WHERE u.id = ?") : selectServiceAccounts("WHERE s.id = ?");
-  const [session, perms, subject] = await env.DB.batch<Record<string, unknown>>([
-    env.DB.prepare("SELECT revoked_at, expires_at, refresh_generation FROM sessions WHERE id = ? AND subject_id = ?").bind(claims.jti, claims.sub),
-    env.DB.prepare(
+  const subjectQuery: Query<Principal["subject"]> =
+    claims.sty === "user"
+      ? mapRows(query<UserRow>(env.DB.prepare(selectUsers("WHERE u.id = ?")).bind(claims.sub)), (row) => ({ type: "user", row }))
+      : mapRows(query<ServiceAccountRow>(env.DB.prepare(selectServiceAccounts("WHERE s.id = ?")).bind(claims.sub)), (row) => ({ type: "service_account", row }));
+  const [sessions, perms, subjects] = await readBatch(
+    env.DB,
+    query<{ revoked_at: number | null; expires_at: number; refresh_generation: number }>(
+      env.DB.prepare("SELECT revoked_at, expires_at, refresh_generation FROM sessions WHERE id = ? AND subject_id = ?").bind(claims.jti, claims.sub),
+    ),
+    query<{ permissions: string }>(env.DB.prepare(
       `SELECT r.permissions FROM role_assignments a JOIN roles r ON r.id = a.role_id
        WHERE (a.subject_type = ?1 AND a.subject_id = ?2)
           OR (a.subject_type = 'group' AND a.subject_id IN (SELECT group_id FROM group_members WHERE member_id = ?2))`,
-    ).bind(claims.sty, claims.sub),
-    env.DB.prepare(subjectQuery).bind(claims.sub),
-  ]);
-  const live = session!.results[0] as { revoked_at: number | null; expires_at: number; refresh_generation: number } | undefined;
+    ).bind(claims.sty, claims.sub)),
+    subjectQuery,
+  );
+  const live = sessions[0];
   if (!live) throw unauthenticated("session not found: log in again");
   if (live.revoked_at !== null) throw unauthenticated("session has been revoked: log in again");
   if (live.expires_at <= Date.now()) throw unauthenticated("session has expired: log in again");
   if (live.refresh_generation !== claims.gen) throw unauthenticated("access token was superseded by a token refresh: use the newest one");
-  const row = subject!.results[0];
-  if (!row) throw unauthenticated(`${claims.sty.replace("_", " ")} no longer exists`);
-  const permissions = perms!.results.flatMap((r) => JSON.parse(r.permissions as string) as Permission[]);
+  const subject = subjects[0];
+  if (!subject) throw unauthenticated(`${claims.sty.replace("_", " ")} no longer exists`);
+  const permissions = perms.flatMap((r) => JSON.parse(r.permissions) as Permission[]);
   return {
     subjectType: claims.sty,
     subjectId: claims.sub,
     sessionId: claims.jti,
     permissions,
-    subject: claims.sty === "user" ? { type: "user", row: row as unknown as UserRow } : { type: "service_account", row: row as unknown as ServiceAccountRow },
+    subject,
   };
 }
 

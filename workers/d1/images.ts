@@ -39,3 +39,17 @@ export function insertImage(env: Env, i: NewImage): D1PreparedStatement {
     i.now,
   );
 }
+
+/** An image as the API shows it: the columns `IMAGE_COLUMNS` selects. */
+export interface ImageRow {
+  id: string;
+  repository: string;
+  tag: string;
+  digest: string;
+  origin: string;
+  labels: string;
+  created_by: string;
+  created_at: number;
+}
+/** The columns of an `ImageRow`. */
+export const IMAGE_COLUMNS = "id, repository, tag, digest, origin, labels, created_by, created_at";

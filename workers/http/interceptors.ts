@@ -2,7 +2,7 @@ import { create, type Message } from "@bufbuild/protobuf";
 import type { Interceptor, StreamRequest, UnaryRequest } from "@connectrpc/connect";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import { permissionDenied, toConnectError } from "../core/errors";
-import { kEnv, kPrincipal } from "../services/context";
+import { envFrom, kPrincipal } from "../services/context";
 import type { Rule } from "../services/registry";
 import { guard, requireGrant } from "./guard";
 
@@ -26,7 +26,7 @@ export function authorize(rules: ReadonlyMap<string, Rule>): Interceptor {
     if (!rule) throw permissionDenied(`${path} has no access rule, so it is refused`);
     // Public RPCs ignore any token sent along: none of them acts on the caller.
     if ("public" in rule) return next(req);
-    const env = req.contextValues.get(kEnv);
+    const env = envFrom(req.contextValues);
     // The caller first, so that nobody without a token gets a scope looked up.
     const principal = await guard(env, req.header, path, { authenticated: true });
     req.contextValues.set(kPrincipal, principal);

@@ -12,6 +12,7 @@ import { jobHandlers } from "./capsule-jobs";
 import { rolloutHandlers, rolloutScope } from "./capsule-rollouts";
 import { defineService } from "./registry";
 import { authorOf } from "./user-messages";
+import { count, query, readBatch, total } from "../d1/batch";
 
 const anyCapsule = scoped("capsule");
 
@@ -109,17 +110,20 @@ export const capsules = defineService(
       const env = envOf(ctx);
       const projectId = projectOf(req);
       const page = pageOf(req.pagination);
-      const [project, rows, total] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(projectId),
-        env.DB.prepare(`SELECT id, updated_by, updated_at FROM capsules WHERE project_id = ? ORDER BY id ${page.descending ? "DESC" : "ASC"} LIMIT ? OFFSET ?`)
-          .bind(projectId, page.limit, page.offset),
-        env.DB.prepare("SELECT COUNT(*) AS n FROM capsules WHERE project_id = ?").bind(projectId),
-      ]);
-      if (!project!.results.length) throw notFound(`project ${bounded(projectId)}`);
-      return {
-        capsules: (rows!.results as unknown as CapsuleRow[]).map(capsuleMessage),
-        total: BigInt(total!.results[0]!.n as number),
-      };
+      const [project, rows, n] = await readBatch(
+        env.DB,
+        query<{ one: number }>(env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(projectId)),
+        query<CapsuleRow>(
+          env.DB.prepare(`SELECT id, updated_by, updated_at FROM capsules WHERE project_id = ? ORDER BY id ${page.descending ? "DESC" : "ASC"} LIMIT ? OFFSET ?`).bind(
+            projectId,
+            page.limit,
+            page.offset,
+          ),
+        ),
+        count(env.DB.prepare("SELECT COUNT(*) AS n FROM capsules WHERE project_id = ?").bind(projectId)),
+      );
+      if (!project.length) throw notFound(`project ${bounded(projectId)}`);
+      return { capsules: rows.map(capsuleMessage), total: total(n) };
     },
   },
 );

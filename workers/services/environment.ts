@@ -5,7 +5,7 @@ import { allows, type Principal } from "../auth/principal";
 import { scoped } from "../auth/scopes";
 import { defaultNamespaceTemplate, platformVersion } from "../core/config";
 import { requireExisting } from "../d1/exists";
-import { deleteStatements } from "../d1/environments";
+import { deleteStatements, type EnvironmentRow, SELECT_ENVIRONMENTS } from "../d1/environments";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
 import { alreadyExists, bounded, failedPrecondition, invalidArgument, notFound, permissionDenied, quote } from "../core/errors";
@@ -13,6 +13,7 @@ import { checkDnsLabel, isDnsLabel } from "../core/names";
 import { pageOf } from "../core/pagination";
 import { clustersOf } from "./cluster";
 import { defineService } from "./registry";
+import { query, readBatch } from "../d1/batch";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");
 const viewScope = (id: string) => ({ environment: id, resource: `environment/${id}` });
@@ -190,20 +191,6 @@ export async function insertEnvironment(env: Env, e: NewEnvironment): Promise<nu
   return now;
 }
 
-interface EnvironmentRow {
-  id: string;
-  cluster_id: string;
-  namespace_template: string;
-  is_default: number;
-  ephemeral: number;
-  global: number;
-  /** JSON array of project ids, from environment_projects. */
-  projects: string;
-}
-
-const SELECT_ENVIRONMENTS = `SELECT e.id, e.cluster_id, e.namespace_template, e.is_default, e.ephemeral, e.global,
-  (SELECT json_group_array(project_id) FROM (SELECT project_id FROM environment_projects WHERE environment_id = e.id ORDER BY project_id)) AS projects
-  FROM environments e`;
 
 const canEdit = (p: Principal, environmentId: string) => allows(p, "environment:edit", environment({ environmentId }));
 
@@ -306,19 +293,20 @@ export const environments = defineService(
       const p = principalOf(ctx);
       const page = pageOf(req.pagination);
       const filter = req.projectFilter;
-      const [rows, project] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare(
+      const [rows, project] = await readBatch(
+        env.DB,
+        query<EnvironmentRow>(env.DB.prepare(
           `${SELECT_ENVIRONMENTS}
            WHERE (?1 = 0 OR e.ephemeral = 0)
              AND (?2 = '' OR e.global = 1 OR EXISTS (SELECT 1 FROM environment_projects ep WHERE ep.environment_id = e.id AND ep.project_id = ?2))
            ORDER BY e.id ${page.descending ? "DESC" : "ASC"}`,
-        ).bind(req.excludeEphemeral ? 1 : 0, filter),
-        env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(filter),
-      ]);
-      if (filter && project!.results.length === 0) throw notFound(`project ${bounded(filter)}`);
+        ).bind(req.excludeEphemeral ? 1 : 0, filter)),
+        query<{ one: number }>(env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(filter)),
+      );
+      if (filter && project.length === 0) throw notFound(`project ${bounded(filter)}`);
       // Permissions may be scoped to single environments, which SQL cannot see: filter, then page.
       // Environments number in the hundreds at most, so reading them all is cheap.
-      const visible = (rows!.results as unknown as EnvironmentRow[]).filter((r) => allows(p, "environment:view", viewScope(r.id)));
+      const visible = rows.filter((r) => allows(p, "environment:view", viewScope(r.id)));
       return {
         environments: visible.slice(page.offset, page.offset + page.limit).map((r) => ({
           environmentId: r.id,

@@ -17,21 +17,11 @@ import { checkDnsLabel } from "../core/names";
 import { pageOf, searchPattern } from "../core/pagination";
 import { defineService } from "./registry";
 import { authorOf, serviceAccountEntry, userEntry } from "./user-messages";
+import { count, query, readBatch, total } from "../d1/batch";
+import { type GroupRow, selectGroups } from "../d1/groups";
 
 const group = scoped<{ groupId?: string }>("group", "groupId");
 const anyGroup = scoped("group");
-
-interface GroupRow {
-  id: string;
-  metadata: string;
-  created_at: number;
-  updated_at: number;
-  num_members: number;
-}
-
-const selectGroups = (rest: string) =>
-  `SELECT g.id, g.metadata, g.created_at, g.updated_at,
-     (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS num_members FROM groups g ${rest}`;
 
 const groupMessage = (g: GroupRow) => ({
   groupId: g.id,
@@ -113,15 +103,18 @@ export const groups = defineService(
       const env = envOf(ctx);
       const page = pageOf(req.pagination);
       const search = searchPattern("search", req.search);
-      const [rows, total] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare(selectGroups(`WHERE g.id LIKE ?1 ESCAPE '\\' ORDER BY g.id ${page.descending ? "DESC" : "ASC"} LIMIT ?2 OFFSET ?3`))
-          .bind(search, page.limit, page.offset),
-        env.DB.prepare("SELECT COUNT(*) AS n FROM groups WHERE id LIKE ?1 ESCAPE '\\'").bind(search),
-      ]);
-      return {
-        groups: (rows!.results as unknown as GroupRow[]).map(groupMessage),
-        total: BigInt(total!.results[0]!.n as number),
-      };
+      const [rows, n] = await readBatch(
+        env.DB,
+        query<GroupRow>(
+          env.DB.prepare(selectGroups(`WHERE g.id LIKE ?1 ESCAPE '\\' ORDER BY g.id ${page.descending ? "DESC" : "ASC"} LIMIT ?2 OFFSET ?3`)).bind(
+            search,
+            page.limit,
+            page.offset,
+          ),
+        ),
+        count(env.DB.prepare("SELECT COUNT(*) AS n FROM groups WHERE id LIKE ?1 ESCAPE '\\'").bind(search)),
+      );
+      return { groups: rows.map(groupMessage), total: total(n) };
     },
 
     async update(req, ctx) {
@@ -195,19 +188,25 @@ export const groups = defineService(
       await getGroup(env, req.groupId);
       const page = pageOf(req.pagination);
       const order = `ORDER BY joined_at ${page.descending ? "DESC" : "ASC"}, member_id`;
-      const [rows, total] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare(`SELECT member_id, member_type, joined_at FROM group_members WHERE group_id = ? ${order} LIMIT ? OFFSET ?`)
-          .bind(req.groupId, page.limit, page.offset),
-        env.DB.prepare("SELECT COUNT(*) AS n FROM group_members WHERE group_id = ?").bind(req.groupId),
-      ]);
-      const page_ = rows!.results as unknown as { member_id: string; member_type: string; joined_at: number }[];
+      const [page_, n] = await readBatch(
+        env.DB,
+        query<{ member_id: string; member_type: string; joined_at: number }>(
+          env.DB.prepare(`SELECT member_id, member_type, joined_at FROM group_members WHERE group_id = ? ${order} LIMIT ? OFFSET ?`).bind(
+            req.groupId,
+            page.limit,
+            page.offset,
+          ),
+        ),
+        count(env.DB.prepare("SELECT COUNT(*) AS n FROM group_members WHERE group_id = ?").bind(req.groupId)),
+      );
       const ids = JSON.stringify(page_.map((m) => m.member_id));
-      const [users, accounts] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare(selectUsers("WHERE u.id IN (SELECT value FROM json_each(?))")).bind(ids),
-        env.DB.prepare(selectServiceAccounts("WHERE s.id IN (SELECT value FROM json_each(?))")).bind(ids),
-      ]);
-      const userById = new Map((users!.results as unknown as UserRow[]).map((u) => [u.id, u]));
-      const accountById = new Map((accounts!.results as unknown as ServiceAccountRow[]).map((s) => [s.id, s]));
+      const [users, accounts] = await readBatch(
+        env.DB,
+        query<UserRow>(env.DB.prepare(selectUsers("WHERE u.id IN (SELECT value FROM json_each(?))")).bind(ids)),
+        query<ServiceAccountRow>(env.DB.prepare(selectServiceAccounts("WHERE s.id IN (SELECT value FROM json_each(?))")).bind(ids)),
+      );
+      const userById = new Map(users.map((u) => [u.id, u]));
+      const accountById = new Map(accounts.map((s) => [s.id, s]));
       return {
         members: page_.map((m) => {
           const u = userById.get(m.member_id);
@@ -219,7 +218,7 @@ export const groups = defineService(
               : { case: undefined };
           return { entry, joinedAt: timestampFromMs(m.joined_at) };
         }),
-        total: BigInt(total!.results[0]!.n as number),
+        total: total(n),
       };
     },
 
@@ -227,13 +226,16 @@ export const groups = defineService(
       const env = envOf(ctx);
       const m = await memberOf(env, req.memberId, "member_id");
       const page = pageOf(req.pagination);
-      const [rows, total] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare(
-          selectGroups(`WHERE g.id IN (SELECT group_id FROM group_members WHERE member_id = ?) ORDER BY g.id ${page.descending ? "DESC" : "ASC"} LIMIT ? OFFSET ?`),
-        ).bind(m.id, page.limit, page.offset),
-        env.DB.prepare("SELECT COUNT(*) AS n FROM group_members WHERE member_id = ?").bind(m.id),
-      ]);
-      return { groups: (rows!.results as unknown as GroupRow[]).map(groupMessage), total: BigInt(total!.results[0]!.n as number) };
+      const [rows, n] = await readBatch(
+        env.DB,
+        query<GroupRow>(
+          env.DB.prepare(
+            selectGroups(`WHERE g.id IN (SELECT group_id FROM group_members WHERE member_id = ?) ORDER BY g.id ${page.descending ? "DESC" : "ASC"} LIMIT ? OFFSET ?`),
+          ).bind(m.id, page.limit, page.offset),
+        ),
+        count(env.DB.prepare("SELECT COUNT(*) AS n FROM group_members WHERE member_id = ?").bind(m.id)),
+      );
+      return { groups: rows.map(groupMessage), total: total(n) };
     },
   },
 );

@@ -11,24 +11,14 @@ import { pageOf } from "../core/pagination";
 import { checkDigest, checkRegistry, checkRepository, DOCKER_HUB, formatReference, parseReference } from "../core/image-reference";
 import { Registry } from "../images/registry";
 import { namedCapsule, requireCapsule } from "../d1/capsules";
-import { insertImage } from "../d1/images";
+import { IMAGE_COLUMNS, type ImageRow, insertImage } from "../d1/images";
 import { defineService } from "./registry";
 import { authorOf } from "./user-messages";
+import { count, query, readBatch, total } from "../d1/batch";
 
 const image = scoped<{ imageId?: string; projectId?: string }>("image", "imageId");
 const anyImage = scoped("image");
 
-interface ImageRow {
-  id: string;
-  repository: string;
-  tag: string;
-  digest: string;
-  origin: string;
-  labels: string;
-  created_by: string;
-  created_at: number;
-}
-const COLUMNS = "id, repository, tag, digest, origin, labels, created_by, created_at";
 
 const imageMessage = (r: ImageRow) => ({
   imageId: r.id,
@@ -105,7 +95,7 @@ export const images = defineService(
       const { projectId, capsuleId } = namedCapsule(req);
       const id = imageIdOf(req.imageId);
       const row = await envOf(ctx)
-        .DB.prepare(`SELECT ${COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?`)
+        .DB.prepare(`SELECT ${IMAGE_COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?`)
         .bind(projectId, capsuleId, id)
         .first<ImageRow>();
       if (!row) throw notFound(`image ${bounded(id)} in capsule ${bounded(capsuleId)} of project ${bounded(projectId)}`);
@@ -144,18 +134,18 @@ export const images = defineService(
       const page = pageOf(req.pagination);
       // Newest first, the useful order for picking an image to deploy; `descending` reverses it.
       const order = page.descending ? "ASC" : "DESC";
-      const [capsule, rows, total] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare("SELECT 1 AS one FROM capsules WHERE project_id = ? AND id = ?").bind(projectId, capsuleId),
-        env.DB.prepare(
-          `SELECT ${COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? ORDER BY created_at ${order}, rowid ${order} LIMIT ? OFFSET ?`,
-        ).bind(projectId, capsuleId, page.limit, page.offset),
-        env.DB.prepare("SELECT COUNT(*) AS n FROM images WHERE project_id = ? AND capsule_id = ?").bind(projectId, capsuleId),
-      ]);
-      if (!capsule!.results.length) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
-      return {
-        images: (rows!.results as unknown as ImageRow[]).map(imageMessage),
-        total: BigInt(total!.results[0]!.n as number),
-      };
+      const [capsule, rows, n] = await readBatch(
+        env.DB,
+        query<{ one: number }>(env.DB.prepare("SELECT 1 AS one FROM capsules WHERE project_id = ? AND id = ?").bind(projectId, capsuleId)),
+        query<ImageRow>(
+          env.DB.prepare(
+            `SELECT ${IMAGE_COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? ORDER BY created_at ${order}, rowid ${order} LIMIT ? OFFSET ?`,
+          ).bind(projectId, capsuleId, page.limit, page.offset),
+        ),
+        count(env.DB.prepare("SELECT COUNT(*) AS n FROM images WHERE project_id = ? AND capsule_id = ?").bind(projectId, capsuleId)),
+      );
+      if (!capsule.length) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
+      return { images: rows.map(imageMessage), total: total(n) };
     },
 
     async delete(req, ctx) {

@@ -19,6 +19,8 @@ import { bounded, invalidArgument, notFound } from "../core/errors";
 import { pageOf, searchPattern } from "../core/pagination";
 import { defineService } from "./registry";
 import { user, userEntry } from "./user-messages";
+import { count, query, readBatch, total } from "../d1/batch";
+import type { SessionRow } from "../d1/sessions";
 
 const userScope = (m: { userId?: string }) => ({ resource: `user/${m.userId || "*"}` });
 
@@ -191,27 +193,37 @@ export const users = defineService(
       const search = searchPattern("search", req.search);
       const where = `WHERE ?1 = '%%' OR email LIKE ?1 ESCAPE '\\' OR username LIKE ?1 ESCAPE '\\' OR phone_number LIKE ?1 ESCAPE '\\'
         OR (first_name || ' ' || last_name) LIKE ?1 ESCAPE '\\'`;
-      const [rows, total] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare(selectUsers(`${where} ORDER BY created_at ${page.descending ? "DESC" : "ASC"}, id LIMIT ?2 OFFSET ?3`))
-          .bind(search, page.limit, page.offset),
-        env.DB.prepare(`SELECT COUNT(*) AS n FROM users ${where}`).bind(search),
-      ]);
-      const list = rows!.results as unknown as UserRow[];
-      return { users: list.map(userEntry), total: BigInt(total!.results[0]!.n as number) };
+      const [list, n] = await readBatch(
+        env.DB,
+        query<UserRow>(
+          env.DB.prepare(selectUsers(`${where} ORDER BY created_at ${page.descending ? "DESC" : "ASC"}, id LIMIT ?2 OFFSET ?3`)).bind(
+            search,
+            page.limit,
+            page.offset,
+          ),
+        ),
+        count(env.DB.prepare(`SELECT COUNT(*) AS n FROM users ${where}`).bind(search)),
+      );
+      return { users: list.map(userEntry), total: total(n) };
     },
 
     async listSessions(req, ctx) {
       const env = envOf(ctx);
       if (!(await getUser(env, req.userId))) throw notFound(`user ${bounded(req.userId)}`);
       const page = pageOf(req.pagination);
-      const [rows, total] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare(
-          `SELECT * FROM sessions WHERE subject_id = ? ORDER BY created_at ${page.descending ? "DESC" : "ASC"}, id LIMIT ? OFFSET ?`,
-        ).bind(req.userId, page.limit, page.offset),
-        env.DB.prepare("SELECT COUNT(*) AS n FROM sessions WHERE subject_id = ?").bind(req.userId),
-      ]);
+      const [rows, n] = await readBatch(
+        env.DB,
+        query<SessionRow>(
+          env.DB.prepare(`SELECT * FROM sessions WHERE subject_id = ? ORDER BY created_at ${page.descending ? "DESC" : "ASC"}, id LIMIT ? OFFSET ?`).bind(
+            req.userId,
+            page.limit,
+            page.offset,
+          ),
+        ),
+        count(env.DB.prepare("SELECT COUNT(*) AS n FROM sessions WHERE subject_id = ?").bind(req.userId)),
+      );
       return {
-        sessions: (rows!.results as unknown as SessionRow[]).map((r) => ({
+        sessions: rows.map((r) => ({
           sessionId: r.id,
           session: {
             authMethod: { method: { case: "loginType", value: r.login_type } },
@@ -224,19 +236,9 @@ export const users = defineService(
             postalCode: r.postal_code,
           },
         })),
-        total: BigInt(total!.results[0]!.n as number),
+        total: total(n),
       };
     },
   },
 );
 
-interface SessionRow {
-  id: string;
-  login_type: number;
-  created_at: number;
-  expires_at: number;
-  renewed_at: number | null;
-  revoked_at: number | null;
-  country: string;
-  postal_code: number;
-}
