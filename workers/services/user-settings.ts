@@ -101,11 +101,12 @@ function apply(s: UserSettings, u: Update): void {
       s.passwordHashing = hashConfigOf(f.value);
       return;
     case "loginMechanisms": {
+      const knownLoginTypes: readonly number[] = Object.values(LoginType);
       const list = [...new Set(f.value.loginMechanisms)];
       if (list.length === 0) throw invalidArgument("login_mechanisms", "keep at least one, or nobody can log in");
       for (const m of list) {
         if (m === LoginType.SSO) throw invalidArgument("login_mechanisms", "SSO is not supported");
-        if (!Object.values(LoginType).includes(m as never)) throw invalidArgument("login_mechanisms", `unknown login type ${m}`);
+        if (!knownLoginTypes.includes(m)) throw invalidArgument("login_mechanisms", `unknown login type ${m}`);
       }
       s.loginMechanisms = list;
       return;
