@@ -1,12 +1,10 @@
 /** The capsule a request names, and its row in D1. */
 import type { Env } from "../env";
+import type { Columns } from "./row";
+import type { capsules } from "./schema";
 import { bounded, invalidArgument, notFound } from "../core/errors";
 
-export interface CapsuleRow {
-  id: string;
-  updated_by: string;
-  updated_at: number;
-}
+export type CapsuleRow = Columns<typeof capsules, "id" | "updated_by" | "updated_at">;
 
 /** The project a request names; every capsule lives in one, so it is required. */
 export function projectOf(req: { projectId: string }): string {

@@ -1,26 +1,10 @@
 /** Users in D1: lookups by id and by identifier, with their group ids in the same query. */
 import type { Env } from "../env";
+import type { Row } from "./row";
+import type { users } from "./schema";
 
-export interface UserRow {
-  id: string;
-  email: string | null;
-  username: string | null;
-  phone_number: string | null;
-  password_hash: string | null;
-  first_name: string;
-  last_name: string;
-  email_verified: number;
-  phone_verified: number;
-  register_method: "signup" | "system";
-  register_login_type: number;
-  created_by: string;
-  metadata: string;
-  created_at: number;
-  updated_at: number;
-  new_sessions_since: number;
-  /** JSON array of the user's group ids, sorted (see `selectUsers`). */
-  group_ids: string;
-}
+/** A user's columns plus, from `selectUsers`, the JSON array of its group ids (sorted). */
+export type UserRow = Row<typeof users> & { group_ids: string };
 
 /** One of the three ways to name a user, already validated and normalized. */
 export type Identifier = { kind: "email" | "username" | "phone_number"; value: string };
