@@ -48,6 +48,20 @@ module.exports = {
       to: { path: WORKER_ABOVE_D1, pathNot: BINDINGS },
     },
     {
+      name: "object-lib-is-shared",
+      severity: "error",
+      comment: "durable-objects/lib/ is what both objects build on (event log, tickets, timers, migrations); it knows neither object.",
+      from: { path: "^durable-objects/lib/", pathNot: "\\.test\\.ts$" },
+      to: { path: "^durable-objects/(?!lib/)" },
+    },
+    {
+      name: "rollout-below-environment",
+      severity: "error",
+      comment: "The EnvironmentDO drives RolloutDOs (and reads their types); a RolloutDO reports back over RPC, never by import.",
+      from: { path: "^durable-objects/rollout/" },
+      to: { path: "^durable-objects/environment/" },
+    },
+    {
       name: "worker-through-contract",
       severity: "error",
       comment: "The Worker imports from durable-objects/ only its contract.ts (types of stubs, events, phases).",

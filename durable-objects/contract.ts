@@ -3,11 +3,11 @@
  * classes' types, for namespaces and stubs; the names objects are addressed by; and the types
  * their RPC methods take and return. Everything else under durable-objects/ is the objects' own.
  */
-export type { AutomationCall, AutomationMethod, AutomationResult } from "./automations";
-export type { EnvironmentDO } from "./environment";
+export type { AutomationCall, AutomationMethod, AutomationResult } from "./environment/automations/store";
+export type { EnvironmentDO } from "./environment/environment";
 export type { RolloutDO } from "./rollout/rollout";
-export type { InstanceRow } from "./runner-reports";
-export type { Phase as SkaffoldPhase } from "./skaffold-state";
+export type { InstanceRow } from "./environment/instances/reports";
+export type { Phase as SkaffoldPhase } from "./environment/skaffold/state";
 
 /** Whoever made a change, as it crosses object RPC: model.Author's init shape, as plain data. */
 export type Author = {

@@ -1,3 +1,3 @@
 /** The Durable Object classes, exported by the Worker's entry module as wrangler requires. */
-export { EnvironmentDO } from "./environment";
+export { EnvironmentDO } from "./environment/environment";
 export { RolloutDO } from "./rollout/rollout";

@@ -5,7 +5,7 @@ import { Service as CapsuleService } from "../proto/gen/api/v1/capsule/service_p
 import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/service_pb";
 import { Service as ProjectService } from "../proto/gen/api/v1/project/service_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
-import type { EnvironmentDO } from "../durable-objects/environment";
+import type { EnvironmentDO } from "../durable-objects/environment/environment";
 import { errorOf } from "./helpers/errors";
 import { baseUrl, client, workerFetch } from "./helpers/client";
 import { fileAdmin, freshEmail, register } from "./helpers/identity";

@@ -7,7 +7,7 @@ import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_ac
 import { Service as AuthService } from "../proto/gen/api/v1/authentication/service_pb";
 import { EnvironmentService as DevEnvironmentService } from "../proto/gen/gitpod/v1/environment_pb";
 import { Service as SettingsService } from "../proto/gen/api/v1/user/settings/service_pb";
-import type { EnvironmentDO } from "../durable-objects/environment";
+import type { EnvironmentDO } from "../durable-objects/environment/environment";
 import { client } from "./helpers/client";
 import { streamTicket, subscribe as subscribeTo, type WireEvent } from "./helpers/streams";
 import { fileAdmin, freshEmail, register } from "./helpers/identity";

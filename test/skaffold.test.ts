@@ -14,7 +14,7 @@ import { Service as CapsuleService } from "../proto/gen/api/v1/capsule/service_p
 import { Service as EnvironmentService } from "../proto/gen/api/v1/environment/service_pb";
 import { Service as ProjectService } from "../proto/gen/api/v1/project/service_pb";
 import { Service as ServiceAccountService } from "../proto/gen/api/v1/service_account/service_pb";
-import { initialState } from "../durable-objects/skaffold-state";
+import { initialState } from "../durable-objects/environment/skaffold/state";
 import { baseUrl, client, workerFetch } from "./helpers/client";
 import { codeOf, errorOf } from "./helpers/errors";
 import { fileAdmin } from "./helpers/identity";

@@ -1,7 +1,7 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { EnvironmentDO } from "../environment";
-import { environmentMigrations } from "../environment-schema";
+import type { EnvironmentDO } from "../environment/environment";
+import { environmentMigrations } from "../environment/schema";
 import { EventLog, type LoggedEvent } from "./event-log";
 import { migrateStorage } from "./storage-migrations";
 

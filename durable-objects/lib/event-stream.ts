@@ -10,7 +10,7 @@
  * and repeats nothing.
  */
 import type { EventLog, LoggedEvent } from "./event-log";
-import type { Watched } from "../socket-liveness";
+import type { Watched } from "./socket-liveness";
 import { badTicket, requireUpgrade, socketError, type Tickets } from "./tickets";
 
 /** The wire form of an event: `{ seq, type, time, data }` with an RFC 3339 time. */

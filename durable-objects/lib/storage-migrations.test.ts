@@ -1,7 +1,7 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { environmentMigrations } from "../environment-schema";
-import type { EnvironmentDO } from "../environment";
+import { environmentMigrations } from "../environment/schema";
+import type { EnvironmentDO } from "../environment/environment";
 import type { RolloutDO } from "../rollout/rollout";
 import { rolloutMigrations } from "../rollout/schema";
 import { migrateStorage, type StorageMigration, storageVersion } from "./storage-migrations";

@@ -11,7 +11,7 @@ import { EventStream } from "../lib/event-stream";
 import { attempt, type Outcome } from "../../workers/core/outcome";
 import * as machine from "./status";
 import type { AppliedResource } from "../../proto/frames/runner";
-import { answerClose, SOCKET_SWEEP, SocketLiveness } from "../socket-liveness";
+import { answerClose, SOCKET_SWEEP, SocketLiveness } from "../lib/socket-liveness";
 import { Tickets } from "../lib/tickets";
 import { Timers } from "../lib/timers";
 import { migrateStorage } from "../lib/storage-migrations";

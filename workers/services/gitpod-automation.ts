@@ -3,7 +3,7 @@
  * developer environment. Requests that name a service or task rather than the environment
  * have their environment resolved and checked by the handler.
  *
- * The environment's EnvironmentDO holds the automations (durable-objects/automations.ts).
+ * The environment's EnvironmentDO holds the automations (durable-objects/environment/automations/store.ts).
  * D1's `automation_index` says which environment holds an id: a row is written before the
  * object creates the item and removed after it deleted it, so a stale row only ever leads to
  * the object's not_found.

@@ -3,7 +3,7 @@
  * environment, so changing one needs `environment:edit:ephemeral`.
  *
  * The environment's EnvironmentDO owns it (phases, spec, status; durable-objects/
- * dev-environment.ts) and a runner runs its machine; D1's `dev_environments` mirrors each
+ * dev/store.ts) and a runner runs its machine; D1's `dev_environments` mirrors each
  * one for ListEnvironments. Gitpod's SDK is the client this is measured against: see
  * ../shared/research/gitpod-api.md for what it sends and expects.
  */

@@ -2,7 +2,7 @@
  * proto.SkaffoldService: the dev loop of one environment, served under
  * /environments/<id>/skaffold/ as Connect here and as Skaffold's HTTP/JSON gateway in
  * http/skaffold-gateway.ts. Both call `skaffoldOps`; the environment's object owns the
- * session (durable-objects/skaffold-session.ts). See docs/skaffold.md.
+ * session (durable-objects/environment/skaffold/session.ts). See docs/skaffold.md.
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";

@@ -9,11 +9,11 @@ import {
   EnvironmentSpecSchema,
   EnvironmentStatus_EnvironmentURLsSchema,
   UpdateEnvironmentRequestSchema,
-} from "../proto/gen/gitpod/v1/environment_pb";
-import { defaults } from "../workers/core/config";
-import { environmentMigrations } from "./environment-schema";
-import { migrateStorage } from "./lib/storage-migrations";
-import { applyUpdate, DevEnvironmentStore, type DevEnvironmentState, environmentOf, newDevEnvironment, withPhase } from "./dev-environment";
+} from "../../../proto/gen/gitpod/v1/environment_pb";
+import { defaults } from "../../../workers/core/config";
+import { environmentMigrations } from "../schema";
+import { migrateStorage } from "../../lib/storage-migrations";
+import { applyUpdate, DevEnvironmentStore, type DevEnvironmentState, environmentOf, newDevEnvironment, withPhase } from "./store";
 
 /** A store in the storage of a fresh object, for `fn`. */
 const withStore = (fn: (store: DevEnvironmentStore) => void) =>

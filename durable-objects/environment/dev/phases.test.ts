@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { EnvironmentPhase as P } from "../proto/gen/gitpod/v1/environment_pb";
-import { archiveTime, onReport, onUser, type PhaseState, phaseByName, phaseName } from "./dev-environment-phases";
+import { EnvironmentPhase as P } from "../../../proto/gen/gitpod/v1/environment_pb";
+import { archiveTime, onReport, onUser, type PhaseState, phaseByName, phaseName } from "./phases";
 
 const s = (phase: P, desired: P, machine = true): PhaseState => ({ phase, desired, machine });
 

@@ -4,24 +4,24 @@
  * runner, and what the rollout objects report back. Work on one capsule runs on its queue.
  */
 import { fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
-import { type RolloutConfig, RolloutConfigSchema } from "../proto/gen/api/v1/capsule/rollout_pb";
-import { DeployRequestSchema } from "../proto/gen/api/v1/capsule/service_pb";
-import { aborted, bounded, failedPrecondition, notFound } from "../workers/core/errors";
-import { insertImage } from "../workers/d1/images";
-import { parseReference } from "../workers/core/image-reference";
-import { applyChanges } from "../workers/core/rollouts/changes";
-import { scheduleStatements } from "../workers/d1/cron-schedules";
-import { dropDeploymentStatement, recordDeploymentStatement } from "../workers/d1/deployments";
-import { rolloutIdStatement } from "../workers/d1/rollout-ids";
-import { renderResources } from "../workers/core/rollouts/resources";
-import { capsuleKey, type EnvironmentHost } from "./environment-host";
-import type { JobExecutions } from "./environment-jobs";
-import type { EnvironmentSkaffold } from "./environment-skaffold";
-import { attempt, type Outcome, unwrap } from "../workers/core/outcome";
-import { type Author, rolloutName } from "./contract";
-import type { RolloutSummary } from "./rollout/rollout";
-import type { RunnerMessage } from "../proto/frames/runner";
-import { registryAuthsFor } from "../workers/d1/registries";
+import { type RolloutConfig, RolloutConfigSchema } from "../../../proto/gen/api/v1/capsule/rollout_pb";
+import { DeployRequestSchema } from "../../../proto/gen/api/v1/capsule/service_pb";
+import { aborted, bounded, failedPrecondition, notFound } from "../../../workers/core/errors";
+import { insertImage } from "../../../workers/d1/images";
+import { parseReference } from "../../../workers/core/image-reference";
+import { applyChanges } from "../../../workers/core/rollouts/changes";
+import { scheduleStatements } from "../../../workers/d1/cron-schedules";
+import { dropDeploymentStatement, recordDeploymentStatement } from "../../../workers/d1/deployments";
+import { rolloutIdStatement } from "../../../workers/d1/rollout-ids";
+import { renderResources } from "../../../workers/core/rollouts/resources";
+import { capsuleKey, type EnvironmentHost } from "../host";
+import type { JobExecutions } from "../jobs/jobs";
+import type { EnvironmentSkaffold } from "../skaffold/skaffold";
+import { attempt, type Outcome, unwrap } from "../../../workers/core/outcome";
+import { type Author, rolloutName } from "../../contract";
+import type { RolloutSummary } from "../../rollout/rollout";
+import type { RunnerMessage } from "../../../proto/frames/runner";
+import { registryAuthsFor } from "../../../workers/d1/registries";
 
 /** A capsule deployed in the environment, as the object holds it. */
 export interface DeployedCapsule {

@@ -61,12 +61,12 @@ import {
   UpdateTaskRequestSchema,
   UpsertAutomationsFileRequestSchema,
   UpsertAutomationsFileResponseSchema,
-} from "../proto/gen/gitpod/v1/environment_automation_pb";
-import type { Subject } from "../proto/gen/gitpod/v1/identity_pb";
-import { checkUuid, uuidv7 } from "../workers/core/gitpod-ids";
-import { alreadyExists, bounded, failedPrecondition, invalidArgument, notFound, permissionDenied, quote } from "../workers/core/errors";
-import type { Json } from "./lib/event-log";
-import type { RunnerMessage, ServerMessage, ServiceRunPhase, StepRunPhase } from "../proto/frames/runner";
+} from "../../../proto/gen/gitpod/v1/environment_automation_pb";
+import type { Subject } from "../../../proto/gen/gitpod/v1/identity_pb";
+import { checkUuid, uuidv7 } from "../../../workers/core/gitpod-ids";
+import { alreadyExists, bounded, failedPrecondition, invalidArgument, notFound, permissionDenied, quote } from "../../../workers/core/errors";
+import type { Json } from "../../lib/event-log";
+import type { RunnerMessage, ServerMessage, ServiceRunPhase, StepRunPhase } from "../../../proto/frames/runner";
 import { findCycle, planGroups } from "./task-plan";
 
 // ---- Calls ---------------------------------------------------------------------------------

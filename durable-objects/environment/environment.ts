@@ -1,35 +1,35 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../workers/env";
-import { notFound } from "../workers/core/errors";
-import type { AutomationCall, AutomationCaller, AutomationResult } from "./automations";
-import { CronJobs, type ExecutionQuery, type ExecutionRow } from "./cron-jobs";
-import { EnvironmentAutomations } from "./environment-automations";
-import { DevEnvironment } from "./environment-dev";
-import { EXEC, type ExecSession, ExecSessions } from "./environment-exec";
-import type { EnvironmentHost, EnvironmentIdentity, EnvironmentStores } from "./environment-host";
-import { CapsuleInstances } from "./environment-instances";
-import { JOB_ATTEMPT, JOB_DEADLINE, JobExecutions } from "./environment-jobs";
-import { CapsuleRollouts, type DeployedCapsule, type DeployInput, type DeployResult, START_ROLLOUT } from "./environment-rollouts";
-import { RUNNER, RunnerConnection, type RunnerInfo } from "./environment-runner";
-import { EnvironmentSkaffold } from "./environment-skaffold";
-import type { Author } from "./contract";
-import { EventLog, type LoggedEvent } from "./lib/event-log";
-import { EventStream } from "./lib/event-stream";
-import type { Outcome } from "../workers/core/outcome";
-import type { RolloutSummary } from "./rollout/rollout";
-import { RunnerReports, type StoredLogLine, type StoredSample } from "./runner-reports";
-import type { ServerMessage } from "../proto/frames/runner";
-import type { SkaffoldLogRow } from "./skaffold-session";
-import { answerClose, SOCKET_SWEEP, SocketLiveness } from "./socket-liveness";
-import { requireUpgrade, Tickets } from "./lib/tickets";
-import { Timers } from "./lib/timers";
-import { migrateStorage } from "./lib/storage-migrations";
-import { environmentMigrations } from "./environment-schema";
+import type { Env } from "../../workers/env";
+import { notFound } from "../../workers/core/errors";
+import type { AutomationCall, AutomationCaller, AutomationResult } from "./automations/store";
+import { CronJobs, type ExecutionQuery, type ExecutionRow } from "./jobs/store";
+import { EnvironmentAutomations } from "./automations/automations";
+import { DevEnvironment } from "./dev/dev";
+import { EXEC, type ExecSession, ExecSessions } from "./runner/exec";
+import type { EnvironmentHost, EnvironmentIdentity, EnvironmentStores } from "./host";
+import { CapsuleInstances } from "./instances/instances";
+import { JOB_ATTEMPT, JOB_DEADLINE, JobExecutions } from "./jobs/jobs";
+import { CapsuleRollouts, type DeployedCapsule, type DeployInput, type DeployResult, START_ROLLOUT } from "./rollouts/rollouts";
+import { RUNNER, RunnerConnection, type RunnerInfo } from "./runner/runner";
+import { EnvironmentSkaffold } from "./skaffold/skaffold";
+import type { Author } from "../contract";
+import { EventLog, type LoggedEvent } from "../lib/event-log";
+import { EventStream } from "../lib/event-stream";
+import type { Outcome } from "../../workers/core/outcome";
+import type { RolloutSummary } from "../rollout/rollout";
+import { RunnerReports, type StoredLogLine, type StoredSample } from "./instances/reports";
+import type { ServerMessage } from "../../proto/frames/runner";
+import type { SkaffoldLogRow } from "./skaffold/session";
+import { answerClose, SOCKET_SWEEP, SocketLiveness } from "../lib/socket-liveness";
+import { requireUpgrade, Tickets } from "../lib/tickets";
+import { Timers } from "../lib/timers";
+import { migrateStorage } from "../lib/storage-migrations";
+import { environmentMigrations } from "./schema";
 
-export type { EnvironmentIdentity } from "./environment-host";
-export type { DeployedCapsule, DeployInput, DeployResult } from "./environment-rollouts";
-export type { ExecSession } from "./environment-exec";
-export { type RunnerInfo, SUPERSEDED } from "./environment-runner";
+export type { EnvironmentIdentity } from "./host";
+export type { DeployedCapsule, DeployInput, DeployResult } from "./rollouts/rollouts";
+export type { ExecSession } from "./runner/exec";
+export { type RunnerInfo, SUPERSEDED } from "./runner/runner";
 
 /**
  * One per environment (named by its id). Owns what must be ordered within an environment:
@@ -40,7 +40,7 @@ export { type RunnerInfo, SUPERSEDED } from "./environment-runner";
  *
  * The class holds the object's storage, queue and lifecycle, and takes the calls, sockets and
  * alarm; each concern's logic is a module of its own (environment-*.ts), built here with an
- * EnvironmentHost (environment-host.ts) and the other concerns it calls.
+ * EnvironmentHost (host.ts) and the other concerns it calls.
  */
 export class EnvironmentDO extends DurableObject<Env> {
   /** The event log, once the schema exists in storage; cleared by `destroy`, which drops every table. */
@@ -91,7 +91,7 @@ export class EnvironmentDO extends DurableObject<Env> {
   }
 
   /**
-   * The object's storage and its stores, migrated (environment-schema.ts) on first use rather
+   * The object's storage and its stores, migrated (schema.ts) on first use rather
    * than in the constructor: a destroyed object holds nothing, and after `destroy` the same
    * instance (or a later one of the same name) starts from empty tables again.
    */
@@ -210,7 +210,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     await timers.rearm();
   }
 
-  // ---- Deploys and rollouts (environment-rollouts.ts) ----------------------------------------
+  // ---- Deploys and rollouts (rollouts/rollouts.ts) ----------------------------------------
 
   /** Deploy: the capsule's next rollout, from its current configuration and the request's changes. */
   async deploy(input: DeployInput): Promise<Outcome<DeployResult>> {
@@ -242,7 +242,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     return this.rollouts.capsuleState(projectId, capsuleId).current_rollout_id;
   }
 
-  // ---- The runner (environment-runner.ts) -----------------------------------------------------
+  // ---- The runner (runner/runner.ts) -----------------------------------------------------
 
   /** The environment's runner as last seen. */
   async runnerInfo(): Promise<RunnerInfo> {
@@ -254,7 +254,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     return this.runnerLink.issueTicket(subject);
   }
 
-  // ---- Instances, logs, metrics (environment-instances.ts) ------------------------------------
+  // ---- Instances, logs, metrics (instances/instances.ts) ------------------------------------
 
   async listInstances(projectId: string, capsuleId: string, opts: { includeDeleted?: boolean; excludeExisting?: boolean }) {
     return this.instances.list(projectId, capsuleId, opts);
@@ -283,7 +283,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     return this.instances.customMetrics(projectId, capsuleId);
   }
 
-  // ---- Cron jobs (environment-jobs.ts) ---------------------------------------------------------
+  // ---- Cron jobs (jobs/jobs.ts) ---------------------------------------------------------
 
   /** Called by the Cron Trigger: starts an execution for every job due by `dueBy`. Returns how many started. */
   async runDueJobs(dueBy = Date.now()): Promise<number> {
@@ -295,14 +295,14 @@ export class EnvironmentDO extends DurableObject<Env> {
     return this.jobs.list(q);
   }
 
-  // ---- Execute (environment-exec.ts) -----------------------------------------------------------
+  // ---- Execute (runner/exec.ts) -----------------------------------------------------------
 
   /** A ticket for an Execute session; the Worker has checked `capsule:execute`. */
   async issueExecTicket(subject: string, session: ExecSession): Promise<Outcome<{ ticket: string; expiresAt: number }>> {
     return this.exec.issueTicket(subject, session);
   }
 
-  // ---- Developer environment (environment-dev.ts) ----------------------------------------------
+  // ---- Developer environment (dev/dev.ts) ----------------------------------------------
 
   /** CreateEnvironment, once the Worker has made the environment's Rig side (`initialize`); the gitpod.v1.Environment, binary. */
   async createDevEnvironment(metadata: Uint8Array, spec: Uint8Array): Promise<Outcome<Uint8Array>> {
@@ -331,14 +331,14 @@ export class EnvironmentDO extends DurableObject<Env> {
     return this.dev.watchFrom(subject);
   }
 
-  // ---- Automations (environment-automations.ts) ------------------------------------------------
+  // ---- Automations (automations/automations.ts) ------------------------------------------------
 
   /** One gitpod.v1.EnvironmentAutomationService call about this environment; null when the environment does not exist. */
   async automation(call: AutomationCall, caller: AutomationCaller): Promise<Outcome<AutomationResult | null>> {
     return this.automations.call(call, caller);
   }
 
-  // ---- Skaffold (environment-skaffold.ts) ------------------------------------------------------
+  // ---- Skaffold (skaffold/skaffold.ts) ------------------------------------------------------
 
   /** GetState: proto.State, binary. */
   async skaffoldState(): Promise<Outcome<Uint8Array>> {

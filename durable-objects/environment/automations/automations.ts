@@ -1,14 +1,14 @@
 /** The environment's automations (gitpod.v1.EnvironmentAutomationService): calls, runner reports and triggers, each one transaction. */
-import { indexStatements, unindex } from "../workers/d1/automation-index";
+import { indexStatements, unindex } from "../../../workers/d1/automation-index";
 import { create } from "@bufbuild/protobuf";
-import { EnvironmentPhase } from "../proto/gen/gitpod/v1/environment_pb";
-import { SubjectSchema } from "../proto/gen/gitpod/v1/identity_pb";
-import { permissionDenied } from "../workers/core/errors";
-import { type AutomationCall, type AutomationCaller, type AutomationResult, Automations, isRead, Op } from "./automations";
-import type { DevEnvironmentState } from "./dev-environment";
-import type { EnvironmentHost } from "./environment-host";
-import { attempt, type Outcome } from "../workers/core/outcome";
-import type { RunnerMessage } from "../proto/frames/runner";
+import { EnvironmentPhase } from "../../../proto/gen/gitpod/v1/environment_pb";
+import { SubjectSchema } from "../../../proto/gen/gitpod/v1/identity_pb";
+import { permissionDenied } from "../../../workers/core/errors";
+import { type AutomationCall, type AutomationCaller, type AutomationResult, Automations, isRead, Op } from "./store";
+import type { DevEnvironmentState } from "../dev/store";
+import type { EnvironmentHost } from "../host";
+import { attempt, type Outcome } from "../../../workers/core/outcome";
+import type { RunnerMessage } from "../../../proto/frames/runner";
 
 export class EnvironmentAutomations {
   /** Services, tasks and task executions (automations.ts), created on first use; `destroy` drops it. */

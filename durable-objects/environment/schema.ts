@@ -2,7 +2,7 @@
  * The EnvironmentDO's storage schema, every table of the object and its concerns in one
  * versioned list (lib/storage-migrations.ts). A schema change is a new migration at the end.
  */
-import { libTables, type StorageMigration } from "./lib/storage-migrations";
+import { libTables, type StorageMigration } from "../lib/storage-migrations";
 
 export const environmentMigrations: readonly StorageMigration[] = [
   {
@@ -41,7 +41,7 @@ export const environmentMigrations: readonly StorageMigration[] = [
         singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
         name TEXT NOT NULL, version TEXT NOT NULL, connected_at INTEGER, disconnected_at INTEGER
       )`,
-      // Runner reports (runner-reports.ts).
+      // Runner reports (instances/reports.ts).
       `CREATE TABLE IF NOT EXISTS instances (
         project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, instance_id TEXT NOT NULL,
         rollout_id INTEGER NOT NULL, state TEXT NOT NULL, ready INTEGER NOT NULL, restarts INTEGER NOT NULL,
@@ -63,7 +63,7 @@ export const environmentMigrations: readonly StorageMigration[] = [
         project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL, time INTEGER NOT NULL,
         PRIMARY KEY (project_id, capsule_id, name)
       )`,
-      // Cron jobs and their executions (cron-jobs.ts).
+      // Cron jobs and their executions (jobs/store.ts).
       `CREATE TABLE IF NOT EXISTS cron_jobs (
         project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, job_name TEXT NOT NULL, rollout_id INTEGER NOT NULL,
         schedule TEXT NOT NULL, job BLOB NOT NULL, next_run_at INTEGER,
@@ -95,14 +95,14 @@ export const environmentMigrations: readonly StorageMigration[] = [
       )`,
       "CREATE INDEX IF NOT EXISTS task_executions_phase ON task_executions (phase)",
       "CREATE TABLE IF NOT EXISTS automation_version (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), value INTEGER NOT NULL)",
-      // The developer environment (dev-environment.ts).
+      // The developer environment (dev/store.ts).
       `CREATE TABLE IF NOT EXISTS dev_environment (
         singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
         metadata BLOB NOT NULL, spec BLOB NOT NULL, phase INTEGER NOT NULL, status_version INTEGER NOT NULL,
         acked_version INTEGER, report BLOB NOT NULL, waiting TEXT NOT NULL, activity BLOB,
         stopped_at INTEGER, unarchived_at INTEGER, revision INTEGER NOT NULL
       )`,
-      // Skaffold's session (skaffold-session.ts).
+      // Skaffold's session (skaffold/session.ts).
       "CREATE TABLE IF NOT EXISTS skaffold_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, entry BLOB NOT NULL)",
       "CREATE TABLE IF NOT EXISTS skaffold_state (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), state BLOB NOT NULL)",
       `CREATE TABLE IF NOT EXISTS skaffold_rollouts (

@@ -6,9 +6,9 @@
  * object's alarm closes each socket that has not pinged within the deadline, then handles it
  * as gone, exactly as if its peer had closed it.
  */
-import { defaults } from "../workers/core/config";
-import type { Env } from "../workers/env";
-import type { Timers } from "./lib/timers";
+import { defaults } from "../../workers/core/config";
+import type { Env } from "../../workers/env";
+import type { Timers } from "./timers";
 
 /** The timer kind of the sweep (one per object, key ""). */
 export const SOCKET_SWEEP = "socket-sweep";

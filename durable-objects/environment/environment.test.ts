@@ -1,7 +1,7 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { EnvironmentDO } from "./environment";
-import type { LoggedEvent } from "./lib/event-log";
+import type { LoggedEvent } from "../lib/event-log";
 
 const stubOf = (name: string) => env.ENVIRONMENTS.getByName(name);
 /** Read inside the object: RPC stub types of recursive JSON are too deep for tsc. */

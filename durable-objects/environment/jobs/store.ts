@@ -6,9 +6,9 @@
  * the attempts (HTTP or through the runner) and owns the timers.
  */
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type CronJob, CronJobSchema, JobState } from "../proto/gen/api/v1/capsule/job_pb";
-import { defaults } from "../workers/core/config";
-import { nextFireTime, parseCron } from "../workers/core/rollouts/cron";
+import { type CronJob, CronJobSchema, JobState } from "../../../proto/gen/api/v1/capsule/job_pb";
+import { defaults } from "../../../workers/core/config";
+import { nextFireTime, parseCron } from "../../../workers/core/rollouts/cron";
 
 /** A job's next run, as the object and the D1 index record it. */
 export interface PlannedJob {

@@ -1,12 +1,12 @@
 /** The environment's Skaffold API (proto.SkaffoldService): the session, its long poll, and the intents the runner gets. */
-import type { EnvironmentHost } from "./environment-host";
-import { attempt, type Outcome } from "../workers/core/outcome";
-import { rolloutName } from "./contract";
-import type { RolloutSummary } from "./rollout/rollout";
-import { SkaffoldSession, type SkaffoldLogRow } from "./skaffold-session";
+import type { EnvironmentHost } from "../host";
+import { attempt, type Outcome } from "../../../workers/core/outcome";
+import { rolloutName } from "../../contract";
+import type { RolloutSummary } from "../../rollout/rollout";
+import { SkaffoldSession, type SkaffoldLogRow } from "./session";
 
 export class EnvironmentSkaffold {
-  /** The environment's Skaffold session (skaffold-session.ts), created on first use; `destroy` drops it. */
+  /** The environment's Skaffold session (skaffold/session.ts), created on first use; `destroy` drops it. */
   private store?: SkaffoldSession;
   /** Events calls waiting for the next Skaffold log entry (long poll). */
   private readonly waiters = new Set<() => void>();
@@ -65,7 +65,7 @@ export class EnvironmentSkaffold {
 
   /**
    * Execute (a proto.Intent, binary). State changes only once a runner has the intent; with
-   * none connected the intent waits for one, and State says so (skaffold-session.ts `pend`).
+   * none connected the intent waits for one, and State says so (skaffold/session.ts `pend`).
    */
   execute(bytes: Uint8Array): Promise<Outcome<void>> {
     return attempt(() => {

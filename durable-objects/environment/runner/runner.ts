@@ -2,18 +2,18 @@
  * The environment's runner connection: one WebSocket (a newer one takes over), its hello, and
  * its reports, each handed to the concern it is about.
  */
-import type { EnvironmentAutomations } from "./environment-automations";
-import type { DevEnvironment } from "./environment-dev";
-import type { ExecSessions } from "./environment-exec";
-import type { EnvironmentHost } from "./environment-host";
-import type { CapsuleInstances } from "./environment-instances";
-import type { JobExecutions } from "./environment-jobs";
-import type { CapsuleRollouts } from "./environment-rollouts";
-import type { EnvironmentSkaffold } from "./environment-skaffold";
-import { applyingBy } from "./rollout/rollout";
-import { parseRunnerFrame, RUNNER_PROTOCOL_VERSION, type ServerMessage } from "../proto/frames/runner";
-import type { Watched } from "./socket-liveness";
-import { badTicket, type Tickets } from "./lib/tickets";
+import type { EnvironmentAutomations } from "../automations/automations";
+import type { DevEnvironment } from "../dev/dev";
+import type { ExecSessions } from "./exec";
+import type { EnvironmentHost } from "../host";
+import type { CapsuleInstances } from "../instances/instances";
+import type { JobExecutions } from "../jobs/jobs";
+import type { CapsuleRollouts } from "../rollouts/rollouts";
+import type { EnvironmentSkaffold } from "../skaffold/skaffold";
+import { applyingBy } from "../../rollout/rollout";
+import { parseRunnerFrame, RUNNER_PROTOCOL_VERSION, type ServerMessage } from "../../../proto/frames/runner";
+import type { Watched } from "../../lib/socket-liveness";
+import { badTicket, type Tickets } from "../../lib/tickets";
 
 /** The runner of the environment, as last seen. Times are ms since the epoch. */
 export interface RunnerInfo {

@@ -6,7 +6,7 @@
  * reading right after Start sees STARTING, never the STOPPED it asked to leave), and when no
  * machine exists yet, so there is nothing for a runner to stop or delete.
  */
-import { EnvironmentPhase as P } from "../proto/gen/gitpod/v1/environment_pb";
+import { EnvironmentPhase as P } from "../../../proto/gen/gitpod/v1/environment_pb";
 
 export interface PhaseState {
   phase: P;

@@ -3,14 +3,14 @@
  * environment, automations, Skaffold, the runner connection) need from the object itself.
  * The object hands each concern this, and the other concerns it calls, when it is built.
  */
-import type { Env } from "../workers/env";
-import { failedPrecondition } from "../workers/core/errors";
-import type { CronJobs } from "./cron-jobs";
-import type { EventLog } from "./lib/event-log";
-import type { EventStream } from "./lib/event-stream";
-import type { RunnerReports } from "./runner-reports";
-import type { ServerMessage } from "../proto/frames/runner";
-import type { Timers } from "./lib/timers";
+import type { Env } from "../../workers/env";
+import { failedPrecondition } from "../../workers/core/errors";
+import type { CronJobs } from "./jobs/store";
+import type { EventLog } from "../lib/event-log";
+import type { EventStream } from "../lib/event-stream";
+import type { RunnerReports } from "./instances/reports";
+import type { ServerMessage } from "../../proto/frames/runner";
+import type { Timers } from "../lib/timers";
 
 /** Who an EnvironmentDO is, as recorded by `initialize`. */
 export interface EnvironmentIdentity {

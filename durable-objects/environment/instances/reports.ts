@@ -3,10 +3,10 @@
  * storage: instances (full sets per capsule), log lines and metric samples. Logs and metrics
  * are bounded ring buffers, so a chatty runner cannot grow the object without limit.
  */
-import { defaults } from "../workers/core/config";
+import { defaults } from "../../../workers/core/config";
 import { z } from "zod";
-import type { InstanceCounts } from "./rollout/status";
-import type { LogLine, MetricSample, ReportedInstance } from "../proto/frames/runner";
+import type { InstanceCounts } from "../../rollout/status";
+import type { LogLine, MetricSample, ReportedInstance } from "../../../proto/frames/runner";
 
 /**
  * An instance as the environment stores it. Times are ms since the epoch. Rows are read

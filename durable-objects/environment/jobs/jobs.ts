@@ -1,11 +1,11 @@
 /** The executions of the environment's cron jobs: starting them when due, attempts, retries, deadlines and their end. */
 import { fromBinary } from "@bufbuild/protobuf";
-import { CronJobSchema, JobState } from "../proto/gen/api/v1/capsule/job_pb";
-import { defaults } from "../workers/core/config";
-import { setNextRun } from "../workers/d1/cron-schedules";
-import type { ExecutionQuery, ExecutionRow } from "./cron-jobs";
-import type { EnvironmentHost } from "./environment-host";
-import type { RunnerMessage } from "../proto/frames/runner";
+import { CronJobSchema, JobState } from "../../../proto/gen/api/v1/capsule/job_pb";
+import { defaults } from "../../../workers/core/config";
+import { setNextRun } from "../../../workers/d1/cron-schedules";
+import type { ExecutionQuery, ExecutionRow } from "./store";
+import type { EnvironmentHost } from "../host";
+import type { RunnerMessage } from "../../../proto/frames/runner";
 
 /** Timer kinds (timers.ts). */
 export const JOB_ATTEMPT = "job-attempt";

@@ -1,18 +1,18 @@
 /** The developer environment (gitpod.v1.EnvironmentService) an EnvironmentDO may hold: user changes, runner reports, and its end. */
-import { EnvironmentPhase } from "../proto/gen/gitpod/v1/environment_pb";
-import { verifyEnvironmentToken } from "../workers/core/environment-tokens";
-import { installationHmacKey } from "../workers/d1/installation-keys";
-import { alreadyExists, bounded, failedPrecondition, notFound } from "../workers/core/errors";
-import { deleteStatements } from "../workers/d1/environments";
-import * as devEnv from "./dev-environment";
-import { onReport, onUser, phaseByName, PHASE_NAMES, phaseName } from "./dev-environment-phases";
-import type { EnvironmentAutomations } from "./environment-automations";
-import type { EnvironmentHost } from "./environment-host";
-import { attempt, type Outcome } from "../workers/core/outcome";
-import type { RunnerMessage, ServerMessage } from "../proto/frames/runner";
+import { EnvironmentPhase } from "../../../proto/gen/gitpod/v1/environment_pb";
+import { verifyEnvironmentToken } from "../../../workers/core/environment-tokens";
+import { installationHmacKey } from "../../../workers/d1/installation-keys";
+import { alreadyExists, bounded, failedPrecondition, notFound } from "../../../workers/core/errors";
+import { deleteStatements } from "../../../workers/d1/environments";
+import * as devEnv from "./store";
+import { onReport, onUser, phaseByName, PHASE_NAMES, phaseName } from "./phases";
+import type { EnvironmentAutomations } from "../automations/automations";
+import type { EnvironmentHost } from "../host";
+import { attempt, type Outcome } from "../../../workers/core/outcome";
+import type { RunnerMessage, ServerMessage } from "../../../proto/frames/runner";
 
 export class DevEnvironment {
-  /** The developer environment (dev-environment.ts), if the object holds one; `destroy` drops it. */
+  /** The developer environment (dev/store.ts), if the object holds one; `destroy` drops it. */
   private store?: devEnv.DevEnvironmentStore;
 
   constructor(

@@ -21,9 +21,9 @@ import {
   MetadataSchema,
   type State,
   StateSchema,
-} from "../proto/gen/skaffold/v1/skaffold_pb";
-import { invalidArgument } from "../workers/core/errors";
-import type { RolloutSummary } from "./rollout/rollout";
+} from "../../../proto/gen/skaffold/v1/skaffold_pb";
+import { invalidArgument } from "../../../workers/core/errors";
+import type { RolloutSummary } from "../../rollout/rollout";
 import {
   applyIntent,
   type AutoTriggers,
@@ -36,7 +36,7 @@ import {
   type RolloutPhase,
   rolloutEvents,
   setAutoTrigger,
-} from "./skaffold-state";
+} from "./state";
 
 /**
  * Auto triggers of a new session: on, as `skaffold dev` starts by default, so the runner's

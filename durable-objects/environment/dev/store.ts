@@ -3,7 +3,7 @@
  * storage: metadata and spec as the user set them, and a status composed from the actual
  * phase, the runner's last report and what only the server knows (versions, the runner's
  * acknowledgement, activity, why nothing moves). The phase rules are in
- * dev-environment-phases.ts; the object applies them, talks to the runner and mirrors each
+ * dev/phases.ts; the object applies them, talks to the runner and mirrors each
  * change into D1 (`dev_environments`) for ListEnvironments.
  */
 import { clone, create, equals, fromBinary, fromJson, type JsonValue, toBinary, toJson, toJsonString } from "@bufbuild/protobuf";
@@ -29,11 +29,11 @@ import {
   EnvironmentStatusSchema,
   type UpdateEnvironmentRequest,
   UpdateEnvironmentRequestSchema,
-} from "../proto/gen/gitpod/v1/environment_pb";
-import { mirrorStatement } from "../workers/d1/dev-environments";
-import { defaults } from "../workers/core/config";
-import { archiveTime, type PhaseState, type Transition } from "./dev-environment-phases";
-import type { RunnerMessage, ServerMessage } from "../proto/frames/runner";
+} from "../../../proto/gen/gitpod/v1/environment_pb";
+import { mirrorStatement } from "../../../workers/d1/dev-environments";
+import { defaults } from "../../../workers/core/config";
+import { archiveTime, type PhaseState, type Transition } from "./phases";
+import type { RunnerMessage, ServerMessage } from "../../../proto/frames/runner";
 
 /** Everything the object keeps about its developer environment. */
 export interface DevEnvironmentState {

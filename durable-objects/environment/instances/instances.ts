@@ -1,10 +1,10 @@
 /** The capsules' instances, logs and metrics, as the runner reports them, and RestartInstance. */
-import { bounded, notFound } from "../workers/core/errors";
-import { capsuleKey, type EnvironmentHost, noRunner } from "./environment-host";
-import type { CapsuleRollouts } from "./environment-rollouts";
-import { attempt, type Outcome } from "../workers/core/outcome";
-import type { RunnerMessage } from "../proto/frames/runner";
-import type { InstanceRow, StoredLogLine, StoredSample } from "./runner-reports";
+import { bounded, notFound } from "../../../workers/core/errors";
+import { capsuleKey, type EnvironmentHost, noRunner } from "../host";
+import type { CapsuleRollouts } from "../rollouts/rollouts";
+import { attempt, type Outcome } from "../../../workers/core/outcome";
+import type { RunnerMessage } from "../../../proto/frames/runner";
+import type { InstanceRow, StoredLogLine, StoredSample } from "./reports";
 
 export class CapsuleInstances {
   /** Logs calls waiting for the next lines (long poll). */

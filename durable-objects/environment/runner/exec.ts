@@ -1,11 +1,11 @@
 /** Execute sessions: a client's WebSocket relayed to and from a command the runner runs in an instance. */
-import { bounded, notFound } from "../workers/core/errors";
-import { type EnvironmentHost, noRunner } from "./environment-host";
-import type { Json } from "./lib/event-log";
-import { attempt, type Outcome } from "../workers/core/outcome";
-import type { ServerMessage } from "../proto/frames/runner";
-import type { Watched } from "./socket-liveness";
-import { badTicket, socketError, type Tickets } from "./lib/tickets";
+import { bounded, notFound } from "../../../workers/core/errors";
+import { type EnvironmentHost, noRunner } from "../host";
+import type { Json } from "../../lib/event-log";
+import { attempt, type Outcome } from "../../../workers/core/outcome";
+import type { ServerMessage } from "../../../proto/frames/runner";
+import type { Watched } from "../../lib/socket-liveness";
+import { badTicket, socketError, type Tickets } from "../../lib/tickets";
 
 /** The session an Execute ticket opens, as the Worker authorized it: what `exec-start` tells the runner. */
 export type ExecSession = Omit<Extract<ServerMessage, { type: "exec-start" }>, "type" | "sessionId">;

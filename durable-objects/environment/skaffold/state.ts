@@ -3,10 +3,10 @@
  * (pkg/skaffold/event/event.go, `handleExec` and the reset helpers): the same status strings,
  * the same state changes and the same entry texts; and which Skaffold events a rollout of a
  * capsule makes (`rolloutEvents`). Pure functions over protobuf messages; the Skaffold session
- * of an environment (skaffold-session.ts) stores what they return.
+ * of an environment (skaffold/session.ts) stores what they return.
  */
 import { clone, create, type MessageInitShape } from "@bufbuild/protobuf";
-import { StatusCode } from "../proto/gen/skaffold/enums/enums_pb";
+import { StatusCode } from "../../../proto/gen/skaffold/enums/enums_pb";
 import {
   type ActionableErr,
   type Event,
@@ -16,8 +16,8 @@ import {
   type State,
   StateSchema,
   StatusCheckStateSchema,
-} from "../proto/gen/skaffold/v1/skaffold_pb";
-import type { RolloutSummary } from "./rollout/rollout";
+} from "../../../proto/gen/skaffold/v1/skaffold_pb";
+import type { RolloutSummary } from "../../rollout/rollout";
 
 /** The status strings Skaffold's code emits (not the spellings of its proto comments). */
 export const Status = {

@@ -1,8 +1,8 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { StatusCode } from "../proto/gen/skaffold/enums/enums_pb";
-import { EventSchema, IntentSchema, type State } from "../proto/gen/skaffold/v1/skaffold_pb";
-import type { RolloutSummary } from "./rollout/rollout";
+import { StatusCode } from "../../../proto/gen/skaffold/enums/enums_pb";
+import { EventSchema, IntentSchema, type State } from "../../../proto/gen/skaffold/v1/skaffold_pb";
+import type { RolloutSummary } from "../../rollout/rollout";
 import {
   applyIntent,
   fold,
@@ -15,7 +15,7 @@ import {
   rolloutEvents,
   setAutoTrigger,
   Status,
-} from "./skaffold-state";
+} from "./state";
 
 type EventInit = MessageInitShape<typeof EventSchema>["eventType"];
 
