@@ -5,6 +5,10 @@
  * triggers start, and unindexes services that finished deleting.
  */
 import type { Env } from "../env";
+import type { Columns } from "./row";
+import type { automationIndex } from "./schema";
+
+type EnvironmentOf = Columns<typeof automationIndex, "environment_id">;
 
 /** What an indexed id names. */
 export type AutomationKind = "service" | "task" | "execution";
@@ -20,6 +24,12 @@ export function indexStatements(env: Env, environmentId: string, items: { id: st
   ];
 }
 
+/** Runs `indexStatements` on its own. */
+export async function indexItems(env: Env, environmentId: string, items: { id: string; kind: AutomationKind }[]): Promise<void> {
+  const statements = indexStatements(env, environmentId, items);
+  if (statements.length) await env.DB.batch(statements);
+}
+
 /** Removes the rows of `ids`. */
 export async function unindex(env: Env, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
@@ -28,7 +38,7 @@ export async function unindex(env: Env, ids: string[]): Promise<void> {
 
 /** The environment holding the `kind` item `id`, or null. */
 export async function environmentOfItem(env: Env, id: string, kind: AutomationKind): Promise<string | null> {
-  const row = await env.DB.prepare("SELECT environment_id FROM automation_index WHERE id = ? AND kind = ?").bind(id, kind).first<{ environment_id: string }>();
+  const row = await env.DB.prepare("SELECT environment_id FROM automation_index WHERE id = ? AND kind = ?").bind(id, kind).first<EnvironmentOf>();
   return row?.environment_id ?? null;
 }
 
@@ -37,7 +47,7 @@ export async function environmentsWith(env: Env, kind: AutomationKind, ids: stri
   const rows = ids.length
     ? await env.DB.prepare("SELECT DISTINCT environment_id FROM automation_index WHERE kind = ? AND id IN (SELECT value FROM json_each(?))")
         .bind(kind, JSON.stringify(ids))
-        .all<{ environment_id: string }>()
-    : await env.DB.prepare("SELECT DISTINCT environment_id FROM automation_index WHERE kind = ?").bind(kind).all<{ environment_id: string }>();
+        .all<EnvironmentOf>()
+    : await env.DB.prepare("SELECT DISTINCT environment_id FROM automation_index WHERE kind = ?").bind(kind).all<EnvironmentOf>();
   return rows.results.map((r) => r.environment_id);
 }

@@ -1,5 +1,8 @@
-/** The capsule a request names, and its row in D1. */
+/** The capsule a request names, and its row in D1 (`capsules`). */
 import type { Env } from "../env";
+import type { pageOf } from "../core/pagination";
+import { count, query, type Query, readBatch, total } from "./batch";
+import { projectExistsQuery } from "./projects";
 import type { Columns } from "./row";
 import type { capsules } from "./schema";
 import { bounded, invalidArgument, notFound } from "../core/errors";
@@ -28,3 +31,65 @@ export async function requireCapsule(env: Env, projectId: string, capsuleId: str
   return row;
 }
 
+/** Whether the capsule exists, for batches that check it with their own statements. */
+export const capsuleExistsQuery = (env: Env, projectId: string, capsuleId: string): Query<{ one: number }> =>
+  query(env.DB.prepare("SELECT 1 AS one FROM capsules WHERE project_id = ? AND id = ?").bind(projectId, capsuleId));
+
+/**
+ * Inserts a capsule, only into an existing project (one statement, so a concurrent project
+ * delete cannot orphan it) and only once. Answers whether the project exists and whether the
+ * capsule was inserted.
+ */
+export async function insertCapsule(
+  env: Env,
+  c: { projectId: string; id: string; updatedBy: string; now: number },
+): Promise<{ projectFound: boolean; inserted: boolean }> {
+  const project = projectExistsQuery(env, c.projectId);
+  const [inserted, found] = await env.DB.batch([
+    env.DB.prepare(
+      `INSERT INTO capsules (project_id, id, updated_by, created_at, updated_at)
+       SELECT ?1, ?2, ?3, ?4, ?4 WHERE EXISTS (SELECT 1 FROM projects WHERE id = ?1) ON CONFLICT DO NOTHING`,
+    ).bind(c.projectId, c.id, c.updatedBy, c.now),
+    project.statement,
+  ]);
+  return { projectFound: project.rows(found!).length > 0, inserted: inserted!.meta.changes > 0 };
+}
+
+/**
+ * Deletes a capsule and its images in one transaction, unless it is still deployed somewhere:
+ * then answers the environments it is deployed in (comma-separated) and deletes nothing.
+ */
+export async function deleteCapsule(env: Env, projectId: string, capsuleId: string): Promise<{ deployedIn: string | null; deleted: boolean }> {
+  const deployed = "EXISTS (SELECT 1 FROM deployments WHERE project_id = ?1 AND capsule_id = ?2)";
+  const [where, deleted] = await env.DB.batch<{ envs: string | null }>([
+    env.DB.prepare(`SELECT group_concat(environment_id, ', ') AS envs FROM deployments WHERE project_id = ?1 AND capsule_id = ?2`).bind(projectId, capsuleId),
+    env.DB.prepare(`DELETE FROM capsules WHERE project_id = ?1 AND id = ?2 AND NOT ${deployed}`).bind(projectId, capsuleId),
+    env.DB.prepare(`DELETE FROM images WHERE project_id = ?1 AND capsule_id = ?2 AND NOT ${deployed}`).bind(projectId, capsuleId),
+  ]);
+  return { deployedIn: where!.results[0]?.envs ?? null, deleted: deleted!.meta.changes > 0 };
+}
+
+/** Records who last touched the capsule and when; false if there is no such capsule. */
+export async function touchCapsule(env: Env, projectId: string, capsuleId: string, updatedBy: string, now: number): Promise<boolean> {
+  const res = await env.DB.prepare("UPDATE capsules SET updated_at = ?, updated_by = ? WHERE project_id = ? AND id = ?")
+    .bind(now, updatedBy, projectId, capsuleId)
+    .run();
+  return res.meta.changes > 0;
+}
+
+/** A page of the project's capsules by id, their total, and whether the project exists, in one read. */
+export async function listCapsulesPage(env: Env, projectId: string, page: ReturnType<typeof pageOf>) {
+  const [project, rows, n] = await readBatch(
+    env.DB,
+    projectExistsQuery(env, projectId),
+    query<CapsuleRow>(
+      env.DB.prepare(`SELECT id, updated_by, updated_at FROM capsules WHERE project_id = ? ORDER BY id ${page.descending ? "DESC" : "ASC"} LIMIT ? OFFSET ?`).bind(
+        projectId,
+        page.limit,
+        page.offset,
+      ),
+    ),
+    count(env.DB.prepare("SELECT COUNT(*) AS n FROM capsules WHERE project_id = ?").bind(projectId)),
+  );
+  return { projectFound: project.length > 0, rows, total: total(n) };
+}

@@ -3,6 +3,12 @@
  * may not be deleted). Written by the environment's object as it deploys and rolls back.
  */
 import type { Env } from "../env";
+import { readBatch } from "./batch";
+import { capsuleExistsQuery } from "./capsules";
+import { deployEnvironmentQuery } from "./environments";
+import { imageIdsQuery } from "./images";
+import type { Columns } from "./row";
+import type { deployments } from "./schema";
 
 /** A deploy's row: the capsule's rollout id just allocated (d1/rollout-ids.ts) in the same batch. */
 export function recordDeploymentStatement(
@@ -28,4 +34,26 @@ export function dropDeploymentStatement(
     d.environmentId,
     d.rolloutId,
   );
+}
+
+/** An environment the capsule's current rollout runs the image in (then it may not be deleted), or null. */
+export async function imageInUse(env: Env, projectId: string, capsuleId: string, imageId: string): Promise<string | null> {
+  const row = await env.DB.prepare("SELECT environment_id FROM deployments WHERE project_id = ? AND capsule_id = ? AND image_id = ? LIMIT 1")
+    .bind(projectId, capsuleId, imageId)
+    .first<Columns<typeof deployments, "environment_id">>();
+  return row?.environment_id ?? null;
+}
+
+/**
+ * What a deploy checks, read together: whether the capsule exists, its environment's row
+ * (undefined: no such environment) and the capsule's image ids.
+ */
+export async function deployTarget(env: Env, projectId: string, capsuleId: string, environmentId: string) {
+  const [capsule, environment, images] = await readBatch(
+    env.DB,
+    capsuleExistsQuery(env, projectId, capsuleId),
+    deployEnvironmentQuery(env, environmentId, projectId),
+    imageIdsQuery(env, projectId, capsuleId),
+  );
+  return { capsuleFound: capsule.length > 0, environment: environment[0], imageIds: images.map((r) => r.id) };
 }

@@ -1,6 +1,14 @@
-/** Registering an image to a capsule: Image.Add and a deploy's `add_image` write it the same way. */
+/**
+ * `images`: the images registered to each capsule. Image.Add and a deploy's `add_image` write
+ * them the same way (`insertImage`).
+ */
 import type { Env } from "../env";
 import type { ImageRef } from "../core/image-reference";
+import type { pageOf } from "../core/pagination";
+import { count, query, readBatch, total } from "./batch";
+import { capsuleExistsQuery } from "./capsules";
+import type { Columns } from "./row";
+import type { images } from "./schema";
 
 export interface NewImage {
   projectId: string;
@@ -41,15 +49,44 @@ export function insertImage(env: Env, i: NewImage): D1PreparedStatement {
 }
 
 /** An image as the API shows it: the columns `IMAGE_COLUMNS` selects. */
-export interface ImageRow {
-  id: string;
-  repository: string;
-  tag: string;
-  digest: string;
-  origin: string;
-  labels: string;
-  created_by: string;
-  created_at: number;
+export type ImageRow = Columns<typeof images, "id" | "repository" | "tag" | "digest" | "origin" | "labels" | "created_by" | "created_at">;
+const IMAGE_COLUMNS = "id, repository, tag, digest, origin, labels, created_by, created_at";
+
+/** Adds an image (`insertImage`), read with whether the capsule exists; `added` is false for a repeated add. */
+export async function addImage(env: Env, i: NewImage): Promise<{ capsuleFound: boolean; added: boolean }> {
+  const capsule = capsuleExistsQuery(env, i.projectId, i.capsuleId);
+  const [inserted, found] = await env.DB.batch([insertImage(env, i), capsule.statement]);
+  return { capsuleFound: capsule.rows(found!).length > 0, added: inserted!.meta.changes > 0 };
 }
-/** The columns of an `ImageRow`. */
-export const IMAGE_COLUMNS = "id, repository, tag, digest, origin, labels, created_by, created_at";
+
+export const getImage = (env: Env, projectId: string, capsuleId: string, id: string) =>
+  env.DB.prepare(`SELECT ${IMAGE_COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?`).bind(projectId, capsuleId, id).first<ImageRow>();
+
+/**
+ * A page of the capsule's images, newest first (the useful order for picking an image to
+ * deploy; `descending` reverses it), their total, and whether the capsule exists, in one read.
+ */
+export async function listImagesPage(env: Env, projectId: string, capsuleId: string, page: ReturnType<typeof pageOf>) {
+  const order = page.descending ? "ASC" : "DESC";
+  const [capsule, rows, n] = await readBatch(
+    env.DB,
+    capsuleExistsQuery(env, projectId, capsuleId),
+    query<ImageRow>(
+      env.DB.prepare(
+        `SELECT ${IMAGE_COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? ORDER BY created_at ${order}, rowid ${order} LIMIT ? OFFSET ?`,
+      ).bind(projectId, capsuleId, page.limit, page.offset),
+    ),
+    count(env.DB.prepare("SELECT COUNT(*) AS n FROM images WHERE project_id = ? AND capsule_id = ?").bind(projectId, capsuleId)),
+  );
+  return { capsuleFound: capsule.length > 0, rows, total: total(n) };
+}
+
+/** The ids of the capsule's images, for batches that read them with their own statements. */
+export const imageIdsQuery = (env: Env, projectId: string, capsuleId: string) =>
+  query<Columns<typeof images, "id">>(env.DB.prepare("SELECT id FROM images WHERE project_id = ? AND capsule_id = ?").bind(projectId, capsuleId));
+
+/** Deletes an image; false if the capsule has no such image. */
+export async function deleteImage(env: Env, projectId: string, capsuleId: string, id: string): Promise<boolean> {
+  const res = await env.DB.prepare("DELETE FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?").bind(projectId, capsuleId, id).run();
+  return res.meta.changes > 0;
+}

@@ -1,11 +1,15 @@
 /**
- * Pull credentials of the Docker registries in the project settings, for the runner: only
- * those of the registry an image is on, decrypted, in the shape of the runner protocol.
+ * `docker_registries`: the Docker registries of the project settings, and their pull
+ * credentials for the runner: only those of the registry an image is on, decrypted, in the
+ * shape of the runner protocol.
  */
 import { z } from "zod";
+import { alreadyExists } from "../core/errors";
 import { parseReference } from "../core/image-reference";
 import type { RegistryAuth } from "../../proto/frames/runner";
 import type { Env } from "../env";
+import type { Columns } from "./row";
+import type { dockerRegistries } from "./schema";
 import { decryptSecret } from "./secrets";
 
 /** Docker Hub's names: a registry stored as any of them is the one `index.docker.io` images are on. */
@@ -22,11 +26,45 @@ export async function registryAuthsFor(env: Env, imageId: string): Promise<Regis
   } catch {
     return [];
   }
-  const rows = await env.DB.prepare("SELECT id, host, secret FROM docker_registries").all<{ id: string; host: string; secret: string }>();
+  const rows = await env.DB.prepare("SELECT id, host, secret FROM docker_registries").all<Columns<typeof dockerRegistries, "id" | "host" | "secret">>();
   const out: RegistryAuth[] = [];
   for (const r of rows.results.filter((x) => same(x.host, registry))) {
     const secret = StoredSecret.parse(JSON.parse(new TextDecoder().decode(await decryptSecret(env, r.secret, `docker-registry/${r.id}`))));
     out.push({ host: r.host, ...secret });
   }
   return out;
+}
+
+/** The registries of project `projectId`, in the order they were added. */
+export async function listRegistries(env: Env, projectId: string): Promise<Columns<typeof dockerRegistries, "id" | "host">[]> {
+  const rows = await env.DB.prepare("SELECT id, host FROM docker_registries WHERE project_id = ? ORDER BY created_at, host")
+    .bind(projectId)
+    .all<Columns<typeof dockerRegistries, "id" | "host">>();
+  return rows.results;
+}
+
+/** A registry to add (its `secret` already encrypted) or, by id, one to delete. */
+export type RegistryChange = { add: Columns<typeof dockerRegistries, "id" | "project_id" | "host" | "secret"> } | { deleteId: string };
+
+/**
+ * Applies `changes` in one atomic batch, added at `now`; already_exists if a concurrent update
+ * added one of the hosts first.
+ */
+export async function updateRegistries(env: Env, changes: RegistryChange[], now: number): Promise<void> {
+  if (changes.length === 0) return;
+  const statements = changes.map((c) =>
+    "add" in c
+      ? env.DB.prepare("INSERT INTO docker_registries (id, project_id, host, secret, created_at) VALUES (?, ?, ?, ?, ?)").bind(
+          c.add.id,
+          c.add.project_id,
+          c.add.host,
+          c.add.secret,
+          now,
+        )
+      : env.DB.prepare("DELETE FROM docker_registries WHERE id = ?").bind(c.deleteId),
+  );
+  await env.DB.batch(statements).catch((err: unknown) => {
+    if (String(err).includes("UNIQUE constraint failed: docker_registries.")) throw alreadyExists("docker registry with this host");
+    throw err;
+  });
 }

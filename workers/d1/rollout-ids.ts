@@ -1,4 +1,6 @@
 import type { Env } from "../env";
+import type { Columns } from "./row";
+import type { rolloutCounters } from "./schema";
 
 /**
  * The statement that allocates a capsule's next rollout id (RETURNING `last_id`): 1, 2, 3 …
@@ -14,6 +16,6 @@ export function rolloutIdStatement(env: Env, projectId: string, capsuleId: strin
 
 /** The next rollout id of a capsule, allocated on its own. */
 export async function nextRolloutId(env: Env, projectId: string, capsuleId: string): Promise<bigint> {
-  const row = await rolloutIdStatement(env, projectId, capsuleId).first<{ last_id: number }>();
+  const row = await rolloutIdStatement(env, projectId, capsuleId).first<Columns<typeof rolloutCounters, "last_id">>();
   return BigInt(row!.last_id);
 }

@@ -16,6 +16,8 @@ import type { DeployAction } from "../core/actions";
 import { allows, type Scope } from "../auth/principal";
 import { capsuleScope } from "../auth/scopes";
 import { namedCapsule } from "../d1/capsules";
+import { deployTarget } from "../d1/deployments";
+import { defaultEnvironmentId } from "../d1/environments";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
 import { bounded, failedPrecondition, invalidArgument, notFound, permissionDenied } from "../core/errors";
@@ -30,9 +32,9 @@ import { authorOf } from "./user-messages";
  */
 export async function environmentOf(env: Env, req: { environmentId: string }): Promise<string> {
   if (req.environmentId) return req.environmentId;
-  const row = await env.DB.prepare("SELECT id FROM environments WHERE is_default = 1").first<{ id: string }>();
-  if (!row) throw invalidArgument("environment_id", "is required: there is no default environment");
-  return row.id;
+  const id = await defaultEnvironmentId(env);
+  if (id === null) throw invalidArgument("environment_id", "is required: there is no default environment");
+  return id;
 }
 
 /** A rollout's object; not_found unless it was started. */
@@ -76,24 +78,16 @@ const rolloutMessage = (r: { config: Uint8Array; status: Uint8Array; identity: {
 });
 
 /** The checks of a deploy target in one D1 batch: capsule, environment, project active there, images. */
-async function deployTarget(env: Env, projectId: string, capsuleId: string, environmentId: string) {
-  const [capsule, environment, images] = await env.DB.batch<Record<string, unknown>>([
-    env.DB.prepare("SELECT 1 AS one FROM capsules WHERE project_id = ? AND id = ?").bind(projectId, capsuleId),
-    env.DB.prepare(
-      `SELECT namespace_template, global, EXISTS (SELECT 1 FROM environment_projects WHERE environment_id = ?1 AND project_id = ?2) AS active
-       FROM environments WHERE id = ?1`,
-    ).bind(environmentId, projectId),
-    env.DB.prepare("SELECT id FROM images WHERE project_id = ? AND capsule_id = ?").bind(projectId, capsuleId),
-  ]);
-  if (!capsule!.results.length) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
-  const e = environment!.results[0] as { namespace_template: string; global: number; active: number } | undefined;
+async function checkedDeployTarget(env: Env, projectId: string, capsuleId: string, environmentId: string) {
+  const { capsuleFound, environment: e, imageIds } = await deployTarget(env, projectId, capsuleId, environmentId);
+  if (!capsuleFound) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
   if (!e) throw notFound(`environment ${bounded(environmentId)}`);
   if (!e.global && !e.active) {
     throw failedPrecondition(`project ${projectId} is not active in environment ${environmentId}: add it to the environment (add_project) first`);
   }
   return {
     namespace: renderNamespace(parseNamespaceTemplate(e.namespace_template), projectId, environmentId),
-    imageIds: images!.results.map((r) => r.id as string),
+    imageIds,
   };
 }
 
@@ -116,7 +110,7 @@ export const rolloutHandlers: Pick<
     const { projectId, capsuleId } = namedCapsule(req);
     const environmentId = await environmentOf(env, req);
     checkDeployActions(ctx, req, environmentId);
-    const target = await deployTarget(env, projectId, capsuleId, environmentId);
+    const target = await checkedDeployTarget(env, projectId, capsuleId, environmentId);
     const result = unwrap(
       await env.ENVIRONMENTS.getByName(environmentId).deploy({
         request: toBinary(DeployRequestSchema, create(DeployRequestSchema, { ...req, environmentId })),

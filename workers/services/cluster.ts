@@ -3,6 +3,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ClusterType, type GetConfigResponseSchema, Service } from "../../proto/gen/api/v1/cluster/service_pb";
 import { scoped } from "../auth/scopes";
 import { defaults } from "../core/config";
+import { clusterOfEnvironment } from "../d1/environments";
 import type { Env } from "../env";
 import type { ClusterConfig } from "../core/config";
 import { envOf } from "./context";
@@ -72,14 +73,12 @@ export const clusters = defineService(
     async getConfig(req, ctx) {
       const env = envOf(ctx);
       if (!req.environmentId) throw invalidArgument("environment_id", "is required");
-      const row = await env.DB.prepare("SELECT cluster_id FROM environments WHERE id = ?")
-        .bind(req.environmentId)
-        .first<{ cluster_id: string }>();
-      if (!row) throw notFound(`environment ${bounded(req.environmentId)}`);
-      const cluster = clustersOf(env).find((c) => c.id === row.cluster_id);
+      const clusterId = await clusterOfEnvironment(env, req.environmentId);
+      if (clusterId === null) throw notFound(`environment ${bounded(req.environmentId)}`);
+      const cluster = clustersOf(env).find((c) => c.id === clusterId);
       if (!cluster) {
         throw failedPrecondition(
-          `environment ${req.environmentId} runs on cluster ${row.cluster_id}, which is no longer configured: add it back to the CLUSTERS var or move the environment`,
+          `environment ${req.environmentId} runs on cluster ${clusterId}, which is no longer configured: add it back to the CLUSTERS var or move the environment`,
         );
       }
       return configOf(cluster);

@@ -5,7 +5,18 @@ import { allows, type Principal } from "../auth/principal";
 import { scoped } from "../auth/scopes";
 import { defaultNamespaceTemplate, platformVersion } from "../core/config";
 import { requireExisting } from "../d1/exists";
-import { deleteStatements, type EnvironmentRow, SELECT_ENVIRONMENTS } from "../d1/environments";
+import {
+  deleteEnvironment,
+  environmentExists,
+  environmentScope,
+  type EnvironmentWrite,
+  insertEnvironmentRows,
+  listEnvironments,
+  namespaceTemplates,
+  undoInsertEnvironmentRows,
+  updateEnvironment,
+} from "../d1/environments";
+import { existingProjects } from "../d1/projects";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
 import { alreadyExists, bounded, failedPrecondition, invalidArgument, notFound, permissionDenied, quote } from "../core/errors";
@@ -13,7 +24,6 @@ import { checkDnsLabel, isDnsLabel } from "../core/names";
 import { pageOf } from "../core/pagination";
 import { clustersOf } from "./cluster";
 import { defineService } from "./registry";
-import { query, readBatch } from "../d1/batch";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");
 const viewScope = (id: string) => ({ environment: id, resource: `environment/${id}` });
@@ -67,15 +77,9 @@ function checkNamespaceTemplate(template: string, environmentId: string): void {
 }
 
 /** What an environment's Update messages change. */
-export interface EnvironmentState {
-  isDefault: boolean;
-  global: boolean;
-  /** Global because no client scoped it yet (see `globalByDefault` in d1/schema.ts). */
-  globalByDefault: boolean;
+export interface EnvironmentState extends EnvironmentWrite {
   /** Projects the environment is explicitly active in (environment_projects). */
   projects: Set<string>;
-  added: Set<string>;
-  removed: Set<string>;
 }
 
 /** Applies `updates` in order to `s`; project existence is checked afterwards, in one query. */
@@ -119,37 +123,9 @@ function applyUpdates(s: EnvironmentState, updates: Update[], field: string, env
 async function requireProjects(env: Env, ids: Iterable<string>): Promise<void> {
   const wanted = [...ids];
   if (wanted.length === 0) return;
-  const found = await env.DB.prepare("SELECT id FROM projects WHERE id IN (SELECT value FROM json_each(?))")
-    .bind(JSON.stringify(wanted))
-    .all<{ id: string }>();
-  const known = new Set(found.results.map((r) => r.id));
+  const known = await existingProjects(env, wanted);
   const missing = wanted.find((id) => !known.has(id));
   if (missing !== undefined) throw notFound(`project ${bounded(missing)}`);
-}
-
-/**
- * Statements writing `s` to environment `id`, for one batch. Each is guarded by the
- * environment's existence, so a concurrent Delete leaves no orphan rows behind.
- */
-function writeStatements(env: Env, id: string, s: EnvironmentState, now: number): D1PreparedStatement[] {
-  const exists = "EXISTS (SELECT 1 FROM environments WHERE id = ?1)";
-  return [
-    env.DB.prepare("UPDATE environments SET is_default = ?2, global = ?3, global_by_default = ?4, updated_at = ?5 WHERE id = ?1").bind(
-      id,
-      s.isDefault ? 1 : 0,
-      s.global ? 1 : 0,
-      s.globalByDefault ? 1 : 0,
-      now,
-    ),
-    // At most one default environment: setting one clears the others in the same batch.
-    ...(s.isDefault
-      ? [env.DB.prepare(`UPDATE environments SET is_default = 0, updated_at = ?2 WHERE is_default = 1 AND id != ?1 AND ${exists}`).bind(id, now)]
-      : []),
-    ...[...s.added].map((p) =>
-      env.DB.prepare(`INSERT OR IGNORE INTO environment_projects (environment_id, project_id) SELECT ?1, id FROM projects WHERE id = ?2 AND ${exists}`).bind(id, p),
-    ),
-    ...[...s.removed].map((p) => env.DB.prepare("DELETE FROM environment_projects WHERE environment_id = ? AND project_id = ?").bind(id, p)),
-  ];
 }
 
 /** A new environment, checked: what `insertEnvironment` writes. */
@@ -169,23 +145,15 @@ export interface NewEnvironment {
  */
 export async function insertEnvironment(env: Env, e: NewEnvironment): Promise<number> {
   const { id, state: s } = e;
-  if (await env.DB.prepare("SELECT 1 AS one FROM environments WHERE id = ?").bind(id).first()) throw alreadyExists(`environment ${bounded(id)}`);
+  if (await environmentExists(env, id)) throw alreadyExists(`environment ${bounded(id)}`);
   await requireProjects(env, s.added);
   const now = Date.now();
-  await env.DB.batch([
-    env.DB.prepare(
-      "INSERT INTO environments (id, cluster_id, namespace_template, is_default, ephemeral, global, created_at, updated_at) VALUES (?, ?, ?, 0, ?, 0, ?, ?)",
-    ).bind(id, e.clusterId, e.namespaceTemplate, e.ephemeral ? 1 : 0, now, now),
-    ...writeStatements(env, id, s, now),
-  ]);
+  await insertEnvironmentRows(env, e, s, now);
   try {
     await env.ENVIRONMENTS.getByName(id).initialize({ environmentId: id, ephemeral: e.ephemeral, createdAt: now });
   } catch (err) {
     // Without its object the environment cannot work: undo the rows of this incarnation so Create can be retried.
-    await env.DB.batch([
-      env.DB.prepare("DELETE FROM environment_projects WHERE environment_id = ?1 AND EXISTS (SELECT 1 FROM environments WHERE id = ?1 AND created_at = ?2)").bind(id, now),
-      env.DB.prepare("DELETE FROM environments WHERE id = ? AND created_at = ?").bind(id, now),
-    ]);
+    await undoInsertEnvironmentRows(env, id, now);
     throw err;
   }
   return now;
@@ -241,24 +209,19 @@ export const environments = defineService(
     async update(req, ctx) {
       const env = envOf(ctx);
       const id = req.environmentId;
-      const [row, projects] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare("SELECT is_default, global, global_by_default FROM environments WHERE id = ?").bind(id),
-        env.DB.prepare("SELECT project_id FROM environment_projects WHERE environment_id = ?").bind(id),
-      ]);
-      const current = row!.results[0] as { is_default: number; global: number; global_by_default: number } | undefined;
+      const { flags: current, projects } = await environmentScope(env, id);
       if (!current) throw notFound(`environment ${bounded(id)}`);
       const s: EnvironmentState = {
         isDefault: current.is_default === 1,
         global: current.global === 1,
         globalByDefault: current.global_by_default === 1,
-        projects: new Set(projects!.results.map((r) => r.project_id as string)),
+        projects: new Set(projects),
         added: new Set(),
         removed: new Set(),
       };
       applyUpdates(s, req.updates, "updates", id);
       await requireProjects(env, s.added);
-      const [updated] = await env.DB.batch(writeStatements(env, id, s, Date.now()));
-      if (updated!.meta.changes === 0) throw notFound(`environment ${bounded(id)}`);
+      if (!(await updateEnvironment(env, id, s, Date.now()))) throw notFound(`environment ${bounded(id)}`);
       await env.ENVIRONMENTS.getByName(id).publish("environment.updated", {
         default: s.isDefault,
         global: s.global,
@@ -281,8 +244,7 @@ export const environments = defineService(
           `environment ${id} still has ${capsules.length} capsule(s) deployed (${names}${capsules.length > 10 ? ", ..." : ""}): remove them first, or delete with force`,
         );
       }
-      const [deleted] = await env.DB.batch(deleteStatements(env, id));
-      if (deleted!.meta.changes === 0) throw notFound(`environment ${bounded(id)}`);
+      if (!(await deleteEnvironment(env, id))) throw notFound(`environment ${bounded(id)}`);
       // If this fails the rows are gone already; a later Create of the same name wipes the stale object first.
       await object.destroy();
       return {};
@@ -293,17 +255,8 @@ export const environments = defineService(
       const p = principalOf(ctx);
       const page = pageOf(req.pagination);
       const filter = req.projectFilter;
-      const [rows, project] = await readBatch(
-        env.DB,
-        query<EnvironmentRow>(env.DB.prepare(
-          `${SELECT_ENVIRONMENTS}
-           WHERE (?1 = 0 OR e.ephemeral = 0)
-             AND (?2 = '' OR e.global = 1 OR EXISTS (SELECT 1 FROM environment_projects ep WHERE ep.environment_id = e.id AND ep.project_id = ?2))
-           ORDER BY e.id ${page.descending ? "DESC" : "ASC"}`,
-        ).bind(req.excludeEphemeral ? 1 : 0, filter)),
-        query<{ one: number }>(env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(filter)),
-      );
-      if (filter && project.length === 0) throw notFound(`project ${bounded(filter)}`);
+      const { rows, projectFound } = await listEnvironments(env, { excludeEphemeral: req.excludeEphemeral, projectId: filter, descending: page.descending });
+      if (filter && !projectFound) throw notFound(`project ${bounded(filter)}`);
       // Permissions may be scoped to single environments, which SQL cannot see: filter, then page.
       // Environments number in the hundreds at most, so reading them all is cheap.
       const visible = rows.filter((r) => allows(p, "environment:view", viewScope(r.id)));
@@ -333,14 +286,11 @@ export const environments = defineService(
           throw permissionDenied(`environment:view on environment ${pe.environmentId} is not granted to this caller`);
         }
       }
-      const [envRows, projectRows] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare("SELECT id, namespace_template FROM environments WHERE id IN (SELECT value FROM json_each(?))").bind(
-          JSON.stringify(pairs.map((pe) => pe.environmentId)),
-        ),
-        env.DB.prepare("SELECT id FROM projects WHERE id IN (SELECT value FROM json_each(?))").bind(JSON.stringify(pairs.map((pe) => pe.projectId))),
-      ]);
-      const templates = new Map(envRows!.results.map((r) => [r.id as string, r.namespace_template as string]));
-      const projects = new Set(projectRows!.results.map((r) => r.id as string));
+      const { templates, projects } = await namespaceTemplates(
+        env,
+        pairs.map((pe) => pe.environmentId),
+        pairs.map((pe) => pe.projectId),
+      );
       return {
         namespaces: pairs.map((pe, i) => {
           const template = templates.get(pe.environmentId);

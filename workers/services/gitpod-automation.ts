@@ -51,7 +51,7 @@ import { checkUuid, uuidv7 } from "../core/gitpod-ids";
 import { gitpodPage, pageToken } from "../core/gitpod-pages";
 import { afterResponse, envOf, principalOf } from "./context";
 import { bounded, invalidArgument, notFound, permissionDenied } from "../core/errors";
-import { type AutomationKind, environmentOfItem, environmentsWith, indexStatements, unindex } from "../d1/automation-index";
+import { type AutomationKind, environmentOfItem, environmentsWith, indexItems, unindex } from "../d1/automation-index";
 import { defineService } from "./registry";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");
@@ -95,7 +95,7 @@ async function run(ctx: HandlerContext, environmentId: string, call: AutomationC
 async function write(ctx: HandlerContext, environmentId: string, call: AutomationCall, fresh: { id: string; kind: Kind }[] = []): Promise<AutomationResult> {
   const env = envOf(ctx);
   // Indexed before the object may create the items.
-  if (fresh.length) await env.DB.batch(indexStatements(env, environmentId, fresh));
+  await indexItems(env, environmentId, fresh);
   let result: AutomationResult | null;
   try {
     result = await run(ctx, environmentId, call);

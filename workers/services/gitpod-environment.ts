@@ -39,7 +39,8 @@ import { gitpodPage, pageToken } from "../core/gitpod-pages";
 import { envOf, principalOf } from "./context";
 import { bounded, invalidArgument, notFound } from "../core/errors";
 import { clustersOf } from "./cluster";
-import { deleteStatements } from "../d1/environments";
+import { devEnvironmentExists, type DevEnvironmentFilter, listDevEnvironments } from "../d1/dev-environments";
+import { deleteEnvironment } from "../d1/environments";
 import { type EnvironmentState, insertEnvironment } from "./environment";
 import { defineService } from "./registry";
 import { searchPattern } from "../core/pagination";
@@ -52,7 +53,7 @@ const edit = { action: "environment:edit:ephemeral", scope: environment } as con
 /** The object of an existing developer environment: not_found for anything else, without waking an object for it. */
 async function devObject(env: Env, environmentId: string) {
   const id = checkUuid("environment_id", environmentId);
-  if (!(await env.DB.prepare("SELECT 1 AS one FROM dev_environments WHERE id = ?").bind(id).first())) throw notFound(`environment ${bounded(id)}`);
+  if (!(await devEnvironmentExists(env, id))) throw notFound(`environment ${bounded(id)}`);
   return { id, object: env.ENVIRONMENTS.getByName(id) };
 }
 
@@ -113,50 +114,39 @@ async function createDev(ctx: HandlerContext, input: CreateInput) {
     return { environment: environmentFrom(unwrap(await object.createDevEnvironment(toBinary(EnvironmentMetadataSchema, metadata), toBinary(EnvironmentSpecSchema, spec)))) };
   } catch (err) {
     // Half an environment helps no one: the Rig side goes too, so nothing is left behind.
-    await env.DB.batch(deleteStatements(env, id));
+    await deleteEnvironment(env, id);
     await object.destroy();
     throw err;
   }
 }
 
-/** ListEnvironments' filter as SQL over `dev_environments`, with its parameters. */
-function filterSql(req: ListEnvironmentsRequest, now: number): { where: string[]; params: unknown[] } {
+/** ListEnvironments' filter, checked in the order of its fields. */
+function filterOf(req: ListEnvironmentsRequest, now: number): DevEnvironmentFilter {
   const f = req.filter;
-  const where: string[] = [];
-  const params: unknown[] = [];
-  const anyOf = (field: string, column: string, values: readonly unknown[] | undefined, uuid = false) => {
-    if (!values?.length) return;
+  const anyOf = (field: string, values: readonly string[] | undefined, uuid = false) => {
+    if (!values?.length) return undefined;
     if (values.length > 25) throw invalidArgument(`filter.${field}`, "may list at most 25 values");
     // Ids are stored lower-cased, as checkUuid returns them.
-    params.push(JSON.stringify(uuid ? values.map((v, i) => checkUuid(`filter.${field}[${i}]`, String(v))) : values));
-    where.push(`${column} IN (SELECT value FROM json_each(?${params.length}))`);
+    return uuid ? values.map((v, i) => checkUuid(`filter.${field}[${i}]`, v)) : [...values];
   };
-  anyOf("status_phases", "phase", f?.statusPhases.map((p) => EnvironmentPhase[p]));
-  anyOf("creator_ids", "creator_id", f?.creatorIds, true);
-  anyOf("runner_ids", "runner_id", f?.runnerIds, true);
-  anyOf("project_ids", "project_id", f?.projectIds);
-  anyOf("session_ids", "json_extract(environment, '$.metadata.sessionId')", f?.sessionIds);
-  // Every runner of edgeplane is a remote one; environments have no role but the default one and no lockdown.
-  if (f?.runnerKinds.length && !f.runnerKinds.includes(RUNNER_KIND)) where.push("0");
-  if (f?.roles.length && !f.roles.some((r) => r === EnvironmentRole.DEFAULT || r === EnvironmentRole.UNSPECIFIED)) where.push("0");
-  if (f?.lockdownBefore) where.push("0");
-  if (f?.createdBefore) {
-    // Ids are UUIDv7, whose first 48 bits are the creation time: "created before" is a range of ids.
-    params.push(uuidv7(timestampDate(f.createdBefore).getTime()).slice(0, 14));
-    where.push(`id < ?${params.length}`);
-  }
-  if (f?.search) {
-    params.push(searchPattern("filter.search", f.search, true));
-    const like = (column: string) => `lower(${column}) LIKE ?${params.length} ESCAPE '\\'`;
-    const fields = ["id", ...["name", "originalContextUrl"].map((k) => `json_extract(environment, '$.metadata.${k}')`), "json_extract(environment, '$.spec.content.initializer.specs[0].git.remoteUri')"];
-    where.push(`(${fields.map((c) => `coalesce(${like(c)}, 0)`).join(" OR ")})`);
-  }
-  // Archived environments are listed only when asked for, as Gitpod's own list does.
   const archival = f?.archivalStatus ?? Archival.UNSPECIFIED;
-  if (archival !== Archival.ALL) params.push(now);
-  if (archival === Archival.ACTIVE || archival === Archival.UNSPECIFIED) where.push(`(archive_at IS NULL OR archive_at > ?${params.length})`);
-  if (archival === Archival.ARCHIVED) where.push(`archive_at <= ?${params.length}`);
-  return { where, params };
+  return {
+    phases: anyOf("status_phases", f?.statusPhases.map((p) => EnvironmentPhase[p])),
+    creatorIds: anyOf("creator_ids", f?.creatorIds, true),
+    runnerIds: anyOf("runner_ids", f?.runnerIds, true),
+    projectIds: anyOf("project_ids", f?.projectIds),
+    sessionIds: anyOf("session_ids", f?.sessionIds),
+    // Every runner of edgeplane is a remote one; environments have no role but the default one and no lockdown.
+    none:
+      (!!f?.runnerKinds.length && !f.runnerKinds.includes(RUNNER_KIND)) ||
+      (!!f?.roles.length && !f.roles.some((r) => r === EnvironmentRole.DEFAULT || r === EnvironmentRole.UNSPECIFIED)) ||
+      !!f?.lockdownBefore,
+    idBefore: f?.createdBefore ? uuidv7(timestampDate(f.createdBefore).getTime()).slice(0, 14) : undefined,
+    search: f?.search ? searchPattern("filter.search", f.search, true) : undefined,
+    // Archived environments are listed only when asked for, as Gitpod's own list does.
+    archival: archival === Archival.ARCHIVED ? "archived" : archival === Archival.ACTIVE || archival === Archival.UNSPECIFIED ? "active" : "all",
+    now,
+  };
 }
 
 export const gitpodEnvironments = defineService(
@@ -201,19 +191,9 @@ export const gitpodEnvironments = defineService(
       if (sort.field === SortField.ARCHIVED_AT) throw invalidArgument("sort.field", "only SORT_FIELD_ID is supported");
       const ascending = sort.order === SortOrder.ASC;
       const now = Date.now();
-      const { where, params } = filterSql(req, now);
-      const filtered = where.length ? `WHERE ${where.join(" AND ")}` : "";
-      const cursor = after ? `${where.length ? "AND" : "WHERE"} id ${ascending ? ">" : "<"} ?${params.length + 1}` : "";
       // The count is asked for on the first page only.
       const counted = req.count?.include === true && !after;
-      const [rows, count] = await env.DB.batch<Record<string, unknown>>([
-        env.DB.prepare(`SELECT id, environment, archive_at FROM dev_environments ${filtered} ${cursor} ORDER BY id ${ascending ? "ASC" : "DESC"} LIMIT ${page.size + 1}`).bind(
-          ...params,
-          ...(after ? [after] : []),
-        ),
-        ...(counted ? [env.DB.prepare(`SELECT COUNT(*) AS n FROM dev_environments ${filtered}`).bind(...params)] : []),
-      ]);
-      const found = rows!.results as { id: string; environment: string; archive_at: number | null }[];
+      const { rows: found, count } = await listDevEnvironments(env, filterOf(req, now), { after, ascending, size: page.size, counted });
       const items = found.slice(0, page.size).map((r) => {
         const e = fromJsonString(EnvironmentSchema, r.environment);
         if (r.archive_at !== null && r.archive_at <= now) e.metadata!.archivedAt = timestampFromMs(r.archive_at);
@@ -222,7 +202,7 @@ export const gitpodEnvironments = defineService(
       return {
         environments: items,
         pagination: { nextToken: found.length > page.size ? pageToken({ after: items.at(-1)!.id }) : "" },
-        ...(counted ? { count: { value: Number(count!.results[0]!.n), relation: CountResponseRelation.EQ } } : {}),
+        ...(count !== null ? { count: { value: count, relation: CountResponseRelation.EQ } } : {}),
       };
     },
 

@@ -4,17 +4,16 @@ import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { OriginSchema } from "../../proto/gen/api/v1/capsule/image_pb";
 import { Service } from "../../proto/gen/api/v1/image/service_pb";
 import { scoped } from "../auth/scopes";
-import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
 import { bounded, failedPrecondition, invalidArgument, notFound } from "../core/errors";
 import { pageOf } from "../core/pagination";
 import { checkDigest, checkRegistry, checkRepository, DOCKER_HUB, formatReference, parseReference } from "../core/image-reference";
 import { Registry } from "../images/registry";
 import { namedCapsule, requireCapsule } from "../d1/capsules";
-import { IMAGE_COLUMNS, type ImageRow, insertImage } from "../d1/images";
+import { imageInUse } from "../d1/deployments";
+import { addImage, deleteImage, getImage, type ImageRow, listImagesPage } from "../d1/images";
 import { defineService } from "./registry";
 import { authorOf } from "./user-messages";
-import { count, query, readBatch, total } from "../d1/batch";
 
 const image = scoped<{ imageId?: string; projectId?: string }>("image", "imageId");
 const anyImage = scoped("image");
@@ -35,14 +34,6 @@ const imageMessage = (r: ImageRow) => ({
 function imageIdOf(value: string): string {
   if (!value) throw invalidArgument("image_id", "is required");
   return formatReference(parseReference(value, "image_id"));
-}
-
-/** Whether the capsule's current rollout in some environment runs the image, in which case it may not be deleted. */
-export async function imageInUse(env: Env, projectId: string, capsuleId: string, imageId: string): Promise<string | null> {
-  const row = await env.DB.prepare("SELECT environment_id FROM deployments WHERE project_id = ? AND capsule_id = ? AND image_id = ? LIMIT 1")
-    .bind(projectId, capsuleId, imageId)
-    .first<{ environment_id: string }>();
-  return row?.environment_id ?? null;
 }
 
 /** Where an image came from, read from the OCI source and revision labels its build set. */
@@ -94,10 +85,7 @@ export const images = defineService(
     async get(req, ctx) {
       const { projectId, capsuleId } = namedCapsule(req);
       const id = imageIdOf(req.imageId);
-      const row = await envOf(ctx)
-        .DB.prepare(`SELECT ${IMAGE_COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?`)
-        .bind(projectId, capsuleId, id)
-        .first<ImageRow>();
+      const row = await getImage(envOf(ctx), projectId, capsuleId, id);
       if (!row) throw notFound(`image ${bounded(id)} in capsule ${bounded(capsuleId)} of project ${bounded(projectId)}`);
       return { image: imageMessage(row) };
     },
@@ -120,32 +108,25 @@ export const images = defineService(
       const id = formatReference(ref);
       const origin = req.origin ? toJsonString(OriginSchema, req.origin) : "{}";
       // A repeated add changes nothing and reports so.
-      const [inserted, capsule] = await env.DB.batch([
-        insertImage(env, { projectId, capsuleId, id, ref, origin, labels: req.labels, createdBy: authorOf(principalOf(ctx)), now: Date.now() }),
-        env.DB.prepare("SELECT 1 AS one FROM capsules WHERE project_id = ? AND id = ?").bind(projectId, capsuleId),
-      ]);
-      if (!capsule!.results.length) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
-      return { imageId: id, addedNewImage: inserted!.meta.changes > 0 };
+      const { capsuleFound, added } = await addImage(env, {
+        projectId,
+        capsuleId,
+        id,
+        ref,
+        origin,
+        labels: req.labels,
+        createdBy: authorOf(principalOf(ctx)),
+        now: Date.now(),
+      });
+      if (!capsuleFound) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
+      return { imageId: id, addedNewImage: added };
     },
 
     async list(req, ctx) {
-      const env = envOf(ctx);
       const { projectId, capsuleId } = namedCapsule(req);
-      const page = pageOf(req.pagination);
-      // Newest first, the useful order for picking an image to deploy; `descending` reverses it.
-      const order = page.descending ? "ASC" : "DESC";
-      const [capsule, rows, n] = await readBatch(
-        env.DB,
-        query<{ one: number }>(env.DB.prepare("SELECT 1 AS one FROM capsules WHERE project_id = ? AND id = ?").bind(projectId, capsuleId)),
-        query<ImageRow>(
-          env.DB.prepare(
-            `SELECT ${IMAGE_COLUMNS} FROM images WHERE project_id = ? AND capsule_id = ? ORDER BY created_at ${order}, rowid ${order} LIMIT ? OFFSET ?`,
-          ).bind(projectId, capsuleId, page.limit, page.offset),
-        ),
-        count(env.DB.prepare("SELECT COUNT(*) AS n FROM images WHERE project_id = ? AND capsule_id = ?").bind(projectId, capsuleId)),
-      );
-      if (!capsule.length) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
-      return { images: rows.map(imageMessage), total: total(n) };
+      const { capsuleFound, rows, total } = await listImagesPage(envOf(ctx), projectId, capsuleId, pageOf(req.pagination));
+      if (!capsuleFound) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
+      return { images: rows.map(imageMessage), total };
     },
 
     async delete(req, ctx) {
@@ -156,8 +137,7 @@ export const images = defineService(
       if (where) {
         throw failedPrecondition(`image ${id} is running in capsule ${capsuleId} in environment ${where}: deploy another image there first, then delete this one`);
       }
-      const res = await env.DB.prepare("DELETE FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?").bind(projectId, capsuleId, id).run();
-      if (res.meta.changes === 0) throw notFound(`image ${bounded(id)} in capsule ${bounded(capsuleId)} of project ${bounded(projectId)}`);
+      if (!(await deleteImage(env, projectId, capsuleId, id))) throw notFound(`image ${bounded(id)} in capsule ${bounded(capsuleId)} of project ${bounded(projectId)}`);
       return {};
     },
   },

@@ -2,8 +2,8 @@
 import { Plan } from "../../proto/gen/api/v1/project/project_pb";
 import { Service } from "../../proto/gen/api/v1/project/settings/service_pb";
 import type { AddDockerRegistry } from "../../proto/gen/api/v1/project/settings/settings_pb";
+import { listRegistries, type RegistryChange, updateRegistries } from "../d1/registries";
 import { encryptSecret } from "../d1/secrets";
-import type { Env } from "../env";
 import { envOf } from "./context";
 import { alreadyExists, bounded, invalidArgument, notFound } from "../core/errors";
 import { DNS_LABEL_SOURCE } from "../core/names";
@@ -40,13 +40,6 @@ function registrySecret(add: AddDockerRegistry, field: string): string {
   throw invalidArgument(field, "set auth or credentials");
 }
 
-async function registries(env: Env) {
-  const rows = await env.DB.prepare("SELECT id, host FROM docker_registries WHERE project_id = ? ORDER BY created_at, host")
-    .bind(INSTALLATION_WIDE)
-    .all<{ id: string; host: string }>();
-  return rows.results;
-}
-
 export const projectSettings = defineService(
   Service,
   {
@@ -56,7 +49,7 @@ export const projectSettings = defineService(
   },
   {
     async getSettings(_req, ctx) {
-      const rows = await registries(envOf(ctx));
+      const rows = await listRegistries(envOf(ctx), INSTALLATION_WIDE);
       // The secret stays in D1: clients only learn that a registry has one.
       return { settings: { dockerRegistries: rows.map((r) => ({ secretId: r.id, host: r.host })) } };
     },
@@ -64,9 +57,8 @@ export const projectSettings = defineService(
     async updateSettings(req, ctx) {
       const env = envOf(ctx);
       // Applied in order against the current hosts, then written in one atomic batch.
-      const hosts = new Map((await registries(env)).map((r) => [r.host, r.id]));
-      const statements: D1PreparedStatement[] = [];
-      const now = Date.now();
+      const hosts = new Map((await listRegistries(env, INSTALLATION_WIDE)).map((r) => [r.host, r.id]));
+      const changes: RegistryChange[] = [];
       for (const [i, u] of req.updates.entries()) {
         const f = u.field;
         const at = `updates[${i}]`;
@@ -76,32 +68,19 @@ export const projectSettings = defineService(
           if (hosts.has(host)) throw alreadyExists(`docker registry ${bounded(host)}`);
           const id = crypto.randomUUID();
           hosts.set(host, id);
-          statements.push(
-            env.DB.prepare("INSERT INTO docker_registries (id, project_id, host, secret, created_at) VALUES (?, ?, ?, ?, ?)").bind(
-              id,
-              INSTALLATION_WIDE,
-              host,
-              await encryptSecret(env, secret, `docker-registry/${id}`),
-              now,
-            ),
-          );
+          changes.push({ add: { id, project_id: INSTALLATION_WIDE, host, secret: await encryptSecret(env, secret, `docker-registry/${id}`) } });
         } else if (f.case === "deleteDockerRegistry") {
           const host = f.value.toLowerCase();
           const id = hosts.get(host);
           if (!id) throw notFound(`docker registry ${bounded(f.value)}`);
           hosts.delete(host);
-          statements.push(env.DB.prepare("DELETE FROM docker_registries WHERE id = ?").bind(id));
+          changes.push({ deleteId: id });
         } else {
           throw invalidArgument(`${at}.field`, "set add_docker_registry or delete_docker_registry");
         }
       }
-      if (statements.length) {
-        await env.DB.batch(statements).catch((err: unknown) => {
-          // A concurrent update added the same host between our read and this write.
-          if (String(err).includes("UNIQUE constraint failed: docker_registries.")) throw alreadyExists("docker registry with this host");
-          throw err;
-        });
-      }
+      // already_exists too if a concurrent update added the same host between our read and this write.
+      await updateRegistries(env, changes, Date.now());
       return {};
     },
 

@@ -1,0 +1,89 @@
+/**
+ * `projects`, and the `installation` row of `settings` (the id every project carries). A
+ * project's other rows (environment_projects, docker_registries) go with it.
+ */
+import type { Env } from "../env";
+import { alreadyExists, bounded } from "../core/errors";
+import { query, type Query } from "./batch";
+import type { Columns, Row } from "./row";
+import type { projects, settings } from "./schema";
+
+/** Columns a client may see: the key pair stays out of every read but PublicKey's. */
+export type ProjectRow = Columns<typeof projects, "id" | "name" | "installation_id" | "created_at" | "updated_at">;
+const COLUMNS = "id, name, installation_id, created_at, updated_at";
+
+/** Whether project `id` exists, for batches that check it with their own statements. */
+export const projectExistsQuery = (env: Env, id: string): Query<{ one: number }> =>
+  query(env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(id));
+
+/** Those of `ids` that are projects. */
+export const existingProjectsQuery = (env: Env, ids: string[]): Query<Columns<typeof projects, "id">> =>
+  query(env.DB.prepare("SELECT id FROM projects WHERE id IN (SELECT value FROM json_each(?))").bind(JSON.stringify(ids)));
+
+export const projectExists = async (env: Env, id: string): Promise<boolean> => !!(await projectExistsQuery(env, id).statement.first());
+
+export async function existingProjects(env: Env, ids: string[]): Promise<Set<string>> {
+  const q = existingProjectsQuery(env, ids);
+  return new Set(q.rows(await q.statement.all()).map((r) => r.id));
+}
+
+/**
+ * This installation's id, created once: INSERT OR IGNORE + RETURNING yields nothing when
+ * another request won, hence the read in the same batch.
+ */
+export async function installationId(env: Env): Promise<string> {
+  const fresh = JSON.stringify({ installationId: crypto.randomUUID() });
+  const [, row] = await env.DB.batch<Columns<typeof settings, "value">>([
+    env.DB.prepare("INSERT OR IGNORE INTO settings (key, value, updated_at) VALUES ('installation', ?, ?)").bind(fresh, Date.now()),
+    env.DB.prepare("SELECT value FROM settings WHERE key = 'installation'"),
+  ]);
+  return (JSON.parse(row!.results[0]!.value) as { installationId: string }).installationId;
+}
+
+/** Inserts a project; already_exists if another request created it first. */
+export async function insertProject(env: Env, p: Row<typeof projects>): Promise<void> {
+  await env.DB.prepare(
+    "INSERT INTO projects (id, name, installation_id, public_key, private_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+  )
+    .bind(p.id, p.name, p.installation_id, p.public_key, p.private_key, p.created_at, p.updated_at)
+    .run()
+    .catch((err: unknown) => {
+      if (String(err).includes("UNIQUE constraint failed: projects.id")) throw alreadyExists(`project ${bounded(p.id)}`);
+      throw err;
+    });
+}
+
+/**
+ * Deletes a project with its rows, in one transaction and only while it has no capsules: a
+ * capsule (with its images and rollouts) is deleted on its own first, so nothing is left
+ * without its project. Answers whether it was deleted and, if not, how many capsules it has.
+ */
+export async function deleteProject(env: Env, id: string): Promise<{ deleted: boolean; capsules: number }> {
+  const gone = "NOT EXISTS (SELECT 1 FROM projects WHERE id = ?1)";
+  const [deleted, capsules] = await env.DB.batch<{ n: number }>([
+    env.DB.prepare("DELETE FROM projects WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1)").bind(id),
+    env.DB.prepare("SELECT COUNT(*) AS n FROM capsules WHERE project_id = ?").bind(id),
+    env.DB.prepare(`DELETE FROM environment_projects WHERE project_id = ?1 AND ${gone}`).bind(id),
+    env.DB.prepare(`DELETE FROM docker_registries WHERE project_id = ?1 AND ${gone}`).bind(id),
+  ]);
+  return { deleted: deleted!.meta.changes > 0, capsules: capsules!.results[0]!.n };
+}
+
+export const getProject = (env: Env, id: string) => env.DB.prepare(`SELECT ${COLUMNS} FROM projects WHERE id = ?`).bind(id).first<ProjectRow>();
+
+/** Every project, oldest first (or newest, `descending`); installations hold few projects. */
+export async function listProjects(env: Env, descending: boolean): Promise<ProjectRow[]> {
+  const rows = await env.DB.prepare(`SELECT ${COLUMNS} FROM projects ORDER BY created_at ${descending ? "DESC" : "ASC"}, id`).all<ProjectRow>();
+  return rows.results;
+}
+
+/** Renames project `id`; false if there is none. */
+export async function renameProject(env: Env, id: string, name: string, now: number): Promise<boolean> {
+  const res = await env.DB.prepare("UPDATE projects SET name = ?, updated_at = ? WHERE id = ? RETURNING 1 AS one").bind(name, now, id).all();
+  return res.results.length > 0;
+}
+
+export async function projectPublicKey(env: Env, id: string): Promise<string | null> {
+  const row = await env.DB.prepare("SELECT public_key FROM projects WHERE id = ?").bind(id).first<Columns<typeof projects, "public_key">>();
+  return row?.public_key ?? null;
+}
