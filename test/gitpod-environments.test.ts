@@ -334,6 +334,14 @@ describe("archiving", () => {
     expect(await listIn("gp-archive")).toEqual([]);
     expect(await listIn("gp-archive", { archivalStatus: "ARCHIVAL_STATUS_ARCHIVED" })).toEqual([id]);
     expect(await listIn("gp-archive", { archivalStatus: "ARCHIVAL_STATUS_ALL" })).toEqual([id]);
+    // A value the enum does not have (protobuf JSON takes numbers) is refused, not read as "all".
+    const unknown = await workerFetch(`${baseUrl}/gitpod.v1.EnvironmentService/ListEnvironments`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${admin.accessToken}` },
+      body: JSON.stringify({ filter: { projectIds: ["gp-archive"], archivalStatus: 9 } }),
+    });
+    expect(unknown.status).toBe(400);
+    expect(((await unknown.json()) as { code: string; message: string })).toMatchObject({ code: "invalid_argument", message: expect.stringContaining("archival_status") });
 
     await gitpod.environments.unarchive({ environmentId: id });
     expect((await get(id)).metadata).not.toHaveProperty("archivedAt");

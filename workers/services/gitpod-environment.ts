@@ -120,6 +120,14 @@ async function createDev(ctx: HandlerContext, input: CreateInput) {
   }
 }
 
+/** Archived environments are listed only when asked for, as Gitpod's own list does; an unknown value is refused. */
+const ARCHIVAL: Partial<Record<Archival, "active" | "archived" | "all">> = {
+  [Archival.UNSPECIFIED]: "active",
+  [Archival.ACTIVE]: "active",
+  [Archival.ARCHIVED]: "archived",
+  [Archival.ALL]: "all",
+};
+
 /** ListEnvironments' filter, checked in the order of its fields. */
 function filterOf(req: ListEnvironmentsRequest, now: number): DevEnvironmentFilter {
   const f = req.filter;
@@ -129,7 +137,8 @@ function filterOf(req: ListEnvironmentsRequest, now: number): DevEnvironmentFilt
     // Ids are stored lower-cased, as checkUuid returns them.
     return uuid ? values.map((v, i) => checkUuid(`filter.${field}[${i}]`, v)) : [...values];
   };
-  const archival = f?.archivalStatus ?? Archival.UNSPECIFIED;
+  const archival = ARCHIVAL[f?.archivalStatus ?? Archival.UNSPECIFIED];
+  if (!archival) throw invalidArgument("filter.archival_status", `has no value ${f?.archivalStatus}`);
   return {
     phases: anyOf("status_phases", f?.statusPhases.map((p) => EnvironmentPhase[p])),
     creatorIds: anyOf("creator_ids", f?.creatorIds, true),
@@ -143,8 +152,7 @@ function filterOf(req: ListEnvironmentsRequest, now: number): DevEnvironmentFilt
       !!f?.lockdownBefore,
     idBefore: f?.createdBefore ? uuidv7(timestampDate(f.createdBefore).getTime()).slice(0, 14) : undefined,
     search: f?.search ? searchPattern("filter.search", f.search, true) : undefined,
-    // Archived environments are listed only when asked for, as Gitpod's own list does.
-    archival: archival === Archival.ARCHIVED ? "archived" : archival === Archival.ACTIVE || archival === Archival.UNSPECIFIED ? "active" : "all",
+    archival,
     now,
   };
 }
