@@ -2,12 +2,10 @@
  * Who is calling. Resolving a bearer token costs one signature check and one D1 round
  * trip: the session row (revocation takes effect on the next request, not at expiry), the
  * subject's permissions (direct roles and roles of its groups) and the subject itself come
- * back in one batch, so handlers that only need the caller read nothing more.
+ * back in one batch (d1/principals.ts), so handlers that only need the caller read nothing more.
  */
 import { installationHmacKey } from "../d1/installation-keys";
-import { selectServiceAccounts, type ServiceAccountRow } from "../d1/service-accounts";
-import { selectUsers, type UserRow } from "../d1/users";
-import { mapRows, type Query, query, readBatch } from "../d1/batch";
+import { readPrincipal, type SubjectRow } from "../d1/principals";
 import type { Env } from "../env";
 import { unauthenticated } from "../core/errors";
 import type { Action } from "../core/actions";
@@ -24,7 +22,7 @@ export interface Principal {
   sessionId: string;
   permissions: Permission[];
   /** The caller's row, as of this request. */
-  subject: { type: "user"; row: UserRow } | { type: "service_account"; row: ServiceAccountRow };
+  subject: SubjectRow;
 }
 
 export function bearerToken(headers: Headers): string | undefined {
@@ -37,30 +35,13 @@ export function bearerToken(headers: Headers): string | undefined {
 
 export async function authenticate(env: Env, token: string): Promise<Principal> {
   const claims = await verifyAccessToken(await installationHmacKey(env), token);
-  const subjectQuery: Query<Principal["subject"]> =
-    claims.sty === "user"
-      ? mapRows(query<UserRow>(env.DB.prepare(selectUsers("WHERE u.id = ?")).bind(claims.sub)), (row) => ({ type: "user", row }))
-      : mapRows(query<ServiceAccountRow>(env.DB.prepare(selectServiceAccounts("WHERE s.id = ?")).bind(claims.sub)), (row) => ({ type: "service_account", row }));
-  const [sessions, perms, subjects] = await readBatch(
-    env.DB,
-    query<{ revoked_at: number | null; expires_at: number; refresh_generation: number }>(
-      env.DB.prepare("SELECT revoked_at, expires_at, refresh_generation FROM sessions WHERE id = ? AND subject_id = ?").bind(claims.jti, claims.sub),
-    ),
-    query<{ permissions: string }>(env.DB.prepare(
-      `SELECT r.permissions FROM role_assignments a JOIN roles r ON r.id = a.role_id
-       WHERE (a.subject_type = ?1 AND a.subject_id = ?2)
-          OR (a.subject_type = 'group' AND a.subject_id IN (SELECT group_id FROM group_members WHERE member_id = ?2))`,
-    ).bind(claims.sty, claims.sub)),
-    subjectQuery,
-  );
-  const live = sessions[0];
-  if (!live) throw unauthenticated("session not found: log in again");
-  if (live.revoked_at !== null) throw unauthenticated("session has been revoked: log in again");
-  if (live.expires_at <= Date.now()) throw unauthenticated("session has expired: log in again");
-  if (live.refresh_generation !== claims.gen) throw unauthenticated("access token was superseded by a token refresh: use the newest one");
-  const subject = subjects[0];
+  const { session, permissions: roles, subject } = await readPrincipal(env, claims.jti, { type: claims.sty, id: claims.sub });
+  if (!session) throw unauthenticated("session not found: log in again");
+  if (session.revoked_at !== null) throw unauthenticated("session has been revoked: log in again");
+  if (session.expires_at <= Date.now()) throw unauthenticated("session has expired: log in again");
+  if (session.refresh_generation !== claims.gen) throw unauthenticated("access token was superseded by a token refresh: use the newest one");
   if (!subject) throw unauthenticated(`${claims.sty.replace("_", " ")} no longer exists`);
-  const permissions = perms.flatMap((r) => JSON.parse(r.permissions) as Permission[]);
+  const permissions = roles.flatMap((r) => JSON.parse(r.permissions) as Permission[]);
   return {
     subjectType: claims.sty,
     subjectId: claims.sub,

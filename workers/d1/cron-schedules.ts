@@ -3,6 +3,8 @@
  * Written by the environment's object, which owns the jobs (workers/jobs.ts reads it).
  */
 import type { Env } from "../env";
+import type { Columns } from "./row";
+import type { cronSchedules } from "./schema";
 
 /** Statements that make the index of a capsule's jobs in an environment match `plan`. */
 export function scheduleStatements(
@@ -31,4 +33,12 @@ export async function setNextRun(
   await env.DB.prepare("UPDATE cron_schedules SET next_run_at = ? WHERE environment_id = ? AND project_id = ? AND capsule_id = ? AND job_name = ?")
     .bind(nextRunAt, job.environmentId, job.projectId, job.capsuleId, job.jobName)
     .run();
+}
+
+/** The environments with a job due to run by `dueBy`. */
+export async function environmentsWithJobsDue(env: Env, dueBy: number): Promise<string[]> {
+  const { results } = await env.DB.prepare("SELECT DISTINCT environment_id FROM cron_schedules WHERE next_run_at <= ?")
+    .bind(dueBy)
+    .all<Columns<typeof cronSchedules, "environment_id">>();
+  return results.map((r) => r.environment_id);
 }

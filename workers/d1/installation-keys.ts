@@ -5,6 +5,8 @@
  */
 import { b64 } from "../core/encoding";
 import type { Env } from "../env";
+import type { Columns } from "./row";
+import type { installationKeys } from "./schema";
 
 let cached: { source: string; key: CryptoKey } | undefined;
 
@@ -19,7 +21,7 @@ export async function installationHmacKey(env: Env): Promise<CryptoKey> {
   if (!secret) {
     const fresh = b64(crypto.getRandomValues(new Uint8Array(32)));
     // INSERT OR IGNORE + RETURNING yields nothing when another isolate won, hence the read.
-    const [, row] = await env.DB.batch<{ secret: string }>([
+    const [, row] = await env.DB.batch<Columns<typeof installationKeys, "secret">>([
       env.DB.prepare("INSERT OR IGNORE INTO installation_keys (id, secret, created_at) VALUES ('jwt', ?, ?)").bind(fresh, Date.now()),
       env.DB.prepare("SELECT secret FROM installation_keys WHERE id = 'jwt'"),
     ]);

@@ -5,6 +5,10 @@
 import { defaults } from "../core/config";
 import type { Env } from "../env";
 import { defaultHashConfig, type HashConfig } from "../core/passwords";
+import { query, readBatch } from "./batch";
+import type { Columns } from "./row";
+import type { settings } from "./schema";
+import { anyUserQuery } from "./users";
 
 /** model.LoginType numbers. */
 export const LoginType = { EMAIL_PASSWORD: 1, PHONE_PASSWORD: 2, USERNAME_PASSWORD: 3, SSO: 4 } as const;
@@ -55,13 +59,19 @@ const KEY = "users";
 /** The read, as a statement, for callers that batch it with their own. */
 export const userSettingsStatement = (env: Env) => env.DB.prepare("SELECT value FROM settings WHERE key = ?").bind(KEY);
 
-export const parseUserSettings = (row: { value: string } | undefined | null): UserSettings => ({
+export const parseUserSettings = (row: Columns<typeof settings, "value"> | undefined | null): UserSettings => ({
   ...defaultUserSettings(),
   ...(row ? (JSON.parse(row.value) as Partial<UserSettings>) : {}),
 });
 
 export async function loadUserSettings(env: Env): Promise<UserSettings> {
-  return parseUserSettings(await userSettingsStatement(env).first<{ value: string }>());
+  return parseUserSettings(await userSettingsStatement(env).first<Columns<typeof settings, "value">>());
+}
+
+/** The settings and whether any user exists yet (the first one may always register), in one round trip. */
+export async function loadSettingsForSignUp(env: Env): Promise<{ settings: UserSettings; anyUser: boolean }> {
+  const [stored, users] = await readBatch(env.DB, query<Columns<typeof settings, "value">>(userSettingsStatement(env)), anyUserQuery(env));
+  return { settings: parseUserSettings(stored[0]), anyUser: users.length !== 0 };
 }
 
 export function saveUserSettingsStatement(env: Env, s: UserSettings): D1PreparedStatement {

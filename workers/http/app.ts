@@ -1,6 +1,7 @@
 import { cors as connectCors } from "@connectrpc/connect";
 import { Hono } from "hono";
 import { cors } from "hono/cors";
+import { ping } from "../d1/health";
 import type { Env } from "../env";
 import { ownBody } from "./bodies";
 import { serveConnect } from "./connect";
@@ -36,7 +37,7 @@ app.get("/healthz", (c) => c.text("ok"));
 /** Readiness: the Worker can reach D1 (one round trip, also the benchmark's floor for an RPC that reads D1). */
 app.get("/readyz", async (c) => {
   try {
-    await c.env.DB.prepare("SELECT 1").run();
+    await ping(c.env);
     return c.text("ok");
   } catch (err) {
     console.error("readiness check failed", err);

@@ -7,6 +7,7 @@
  */
 import { defaults } from "../core/config";
 import type { Env } from "../env";
+import { claimEmail, dueEmails, insertEmail, markEmailFailed, markEmailSent, type OutboxRow } from "../d1/outbox";
 import { type EmailProviderConfig, loadUserSettings, type UserSettings } from "../d1/user-settings";
 import { sendViaMailjet, sendViaSmtp } from "./providers";
 
@@ -14,16 +15,6 @@ export interface Email {
   to: string;
   subject: string;
   body: string;
-}
-
-export interface OutboxRow {
-  id: string;
-  recipient: string;
-  subject: string;
-  body: string;
-  status: "pending" | "sent" | "failed" | "logged";
-  attempts: number;
-  last_error: string | null;
 }
 
 /**
@@ -35,12 +26,16 @@ export async function enqueueEmail(env: Env, email: Email, settings: UserSetting
   const provider = settings.emailProvider;
   const now = Date.now();
   const viaProvider = provider && provider.kind !== "default";
-  await env.DB.prepare(
-    `INSERT INTO outbox (id, channel, recipient, subject, body, status, provider, attempts, created_at, next_attempt_at)
-     VALUES (?, 'email', ?, ?, ?, ?, ?, 0, ?, ?)`,
-  )
-    .bind(id, email.to, email.subject, email.body, viaProvider ? "pending" : "logged", provider?.kind ?? "", now, viaProvider ? now : null)
-    .run();
+  await insertEmail(env, {
+    id,
+    recipient: email.to,
+    subject: email.subject,
+    body: email.body,
+    status: viaProvider ? "pending" : "logged",
+    provider: provider?.kind ?? "",
+    created_at: now,
+    next_attempt_at: viaProvider ? now : null,
+  });
   if (!viaProvider) {
     console.log(`[outbox] email to ${email.to}\nSubject: ${email.subject}\n\n${email.body}`);
     return { id };
@@ -54,24 +49,21 @@ export async function enqueueEmail(env: Env, email: Email, settings: UserSetting
  */
 export async function deliver(env: Env, id: string): Promise<void> {
   const now = Date.now();
-  const claimed = await env.DB.prepare(
-    `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?3
-     WHERE id = ?1 AND status = 'pending' AND next_attempt_at <= ?2 RETURNING *`,
-  )
-    .bind(id, now, now + backoff(1))
-    .first<OutboxRow>();
+  const claimed = await claimEmail(env, id, now, now + backoff(1));
   if (!claimed) return;
   const provider = (await loadUserSettings(env)).emailProvider;
   try {
     if (!provider || provider.kind === "default") throw new Error("no email provider is configured any more");
     await send(env, provider, claimed);
-    await env.DB.prepare("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?").bind(Date.now(), id).run();
+    await markEmailSent(env, id, Date.now());
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     const giveUp = claimed.attempts > defaults.outboxBackoffMs.length;
-    await env.DB.prepare("UPDATE outbox SET status = ?, last_error = ?, next_attempt_at = ? WHERE id = ?")
-      .bind(giveUp ? "failed" : "pending", message, giveUp ? null : now + backoff(claimed.attempts), id)
-      .run();
+    await markEmailFailed(env, id, {
+      status: giveUp ? "failed" : "pending",
+      last_error: message,
+      next_attempt_at: giveUp ? null : now + backoff(claimed.attempts),
+    });
     console.error(`[outbox] sending ${id} to ${claimed.recipient} failed (attempt ${claimed.attempts}${giveUp ? ", giving up" : ""}): ${message}`);
   }
 }
@@ -86,8 +78,5 @@ function send(env: Env, provider: EmailProviderConfig, row: OutboxRow): Promise<
 
 /** Cron: retries every pending email whose next attempt is due. */
 export async function retryDueEmails(env: Env): Promise<void> {
-  const due = await env.DB.prepare("SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50")
-    .bind(Date.now())
-    .all<{ id: string }>();
-  await Promise.all(due.results.map((r) => deliver(env, r.id)));
+  await Promise.all((await dueEmails(env, Date.now())).map((id) => deliver(env, id)));
 }

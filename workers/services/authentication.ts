@@ -7,27 +7,32 @@ import { identifierOf } from "../auth/identifiers";
 import { sha256Hex, timingSafeEqual } from "../core/encoding";
 import { checkPasswordPolicy } from "../core/password-policy";
 import { hashPassword, type StoredHash, verifyAgainstNothing, verifyPassword } from "../core/passwords";
-import { insertSessionStatement, refreshSession, revokeSessions, tokensForNewSession } from "../auth/sessions";
-import { clearLoginAttempts, countLoginAttempt } from "../auth/throttle";
+import { newSession, refreshSession, tokensForNewSession } from "../auth/sessions";
+import { countLoginAttempt } from "../auth/throttle";
 import { mintPurposeToken, verifyPurposeToken } from "../core/tokens";
 import { defaults } from "../core/config";
 import { installationHmacKey } from "../d1/installation-keys";
-import { findUser, getUser, groupsOf, type Identifier, type UserRow } from "../d1/users";
+import { findClientCredentials } from "../d1/service-accounts";
+import { insertLoginSession, revokeSession } from "../d1/sessions";
 import {
-  LoginType,
-  loadUserSettings,
-  parseUserSettings,
-  renderTemplate,
-  type UserSettings,
-  userSettingsStatement,
-} from "../d1/user-settings";
+  deleteUser,
+  findUser,
+  getUser,
+  groupsOf,
+  type Identifier,
+  registerUser,
+  resetPasswordWithCode,
+  setPasswordHash,
+  type UserRow,
+  verifyEmailWithCode,
+} from "../d1/users";
+import { LoginType, loadSettingsForSignUp, loadUserSettings, renderTemplate, type UserSettings } from "../d1/user-settings";
 import type { Env } from "../env";
 import { afterResponse, envOf, kRequest, principalOf } from "./context";
 import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../core/errors";
 import { enqueueEmail } from "../outbox/outbox";
 import { defineService } from "./registry";
 import { userInfo } from "./user-messages";
-import { deleteUserStatements } from "./user";
 
 const loginTypeOf: Record<Identifier["kind"], number> = {
   email: LoginType.EMAIL_PASSWORD,
@@ -100,16 +105,14 @@ export const authentication = defineService(
         const { clientId, clientSecret } = req.method.value;
         if (!clientId) throw invalidArgument("client_credentials.client_id", "is required");
         await countLoginAttempt(env, `client:${clientId}`);
-        const sa = await env.DB.prepare("SELECT id, secret_hash FROM service_accounts WHERE client_id = ?")
-          .bind(clientId)
-          .first<{ id: string; secret_hash: string }>();
+        const sa = await findClientCredentials(env, clientId);
         if (!sa || !timingSafeEqual(await sha256Hex(clientSecret), sa.secret_hash)) {
           throw unauthenticated("client id or secret is wrong");
         }
         const subject = { type: "service_account" as const, id: sa.id };
-        const { sessionId, statement } = insertSessionStatement(env, subject, 0, s, request);
-        await env.DB.batch([statement, clearLoginAttempts(env, `client:${clientId}`)]);
-        return { token: await tokensForNewSession(env, subject, sessionId, s), userId: sa.id };
+        const session = newSession(subject, 0, s, request);
+        await insertLoginSession(env, session, `client:${clientId}`);
+        return { token: await tokensForNewSession(env, subject, session.id, s), userId: sa.id };
       }
       if (req.method.case !== "userPassword") throw invalidArgument("method", "set user_password or client_credentials");
       const identifier = identifierOf(req.method.value.identifier?.identifier, "user_password.identifier");
@@ -130,13 +133,13 @@ export const authentication = defineService(
         throw failedPrecondition("the email address is not verified yet: verify it with the code sent by SendVerificationEmail");
       }
       const subject = { type: "user" as const, id: u.id };
-      const { sessionId, statement } = insertSessionStatement(env, subject, loginType, s, request);
-      await env.DB.batch([statement, clearLoginAttempts(env, throttleKey)]);
+      const session = newSession(subject, loginType, s, request);
+      await insertLoginSession(env, session, throttleKey);
       if (stored.alg !== ("bcrypt" in s.passwordHashing ? "bcrypt" : "scrypt")) {
         // New hashes use the configured algorithm: move this user over now that we know the password.
         afterResponse(ctx, rehash(env, u.id, req.method.value.password, s));
       }
-      return { token: await tokensForNewSession(env, subject, sessionId, s), userId: u.id, userInfo: userInfo(u) };
+      return { token: await tokensForNewSession(env, subject, session.id, s), userId: u.id, userInfo: userInfo(u) };
     },
 
     async register(req, ctx) {
@@ -152,22 +155,14 @@ export const authentication = defineService(
       const id = crypto.randomUUID();
       const now = Date.now();
       const subject = { type: "user" as const, id };
-      const session = insertSessionStatement(env, subject, loginType, s, ctx.values.get(kRequest));
+      const session = newSession(subject, loginType, s, ctx.values.get(kRequest));
       const needsVerification = s.isVerifiedEmailRequired && identifier.kind === "email";
-      // One transaction: the user is inserted only while registration is open (it always is for
-      // the very first user), that first user becomes admin, and the session exists only if the user does.
-      const results = await env.DB.batch([
-        env.DB.prepare(
-          `INSERT INTO users (id, ${identifier.kind}, password_hash, register_method, register_login_type, created_at, updated_at)
-           SELECT ?1, ?2, ?3, 'signup', ?4, ?5, ?5 WHERE ?6 OR NOT EXISTS (SELECT 1 FROM users)`,
-        ).bind(id, identifier.value, hash, loginType, now, s.allowRegister ? 1 : 0),
-        env.DB.prepare(
-          `INSERT INTO role_assignments (role_id, subject_type, subject_id, created_at)
-           SELECT 'admin', 'user', ?1, ?2 WHERE (SELECT COUNT(*) FROM users) = 1 AND EXISTS (SELECT 1 FROM users WHERE id = ?1)`,
-        ).bind(id, now),
-        ...(needsVerification ? [] : [session.statement]),
-      ]);
-      if (results[0]!.meta.changes === 0) {
+      const registered = await registerUser(
+        env,
+        { id, identifier, passwordHash: hash, loginType, now, open: s.allowRegister },
+        needsVerification ? undefined : session,
+      );
+      if (!registered) {
         throw permissionDenied("self-registration is disabled: ask an administrator to create your account");
       }
       const u = (await getUser(env, id))!;
@@ -179,7 +174,7 @@ export const authentication = defineService(
       }
       return {
         // With verification required, tokens come from Login once the email is verified.
-        token: needsVerification ? undefined : await tokensForNewSession(env, subject, session.sessionId, s),
+        token: needsVerification ? undefined : await tokensForNewSession(env, subject, session.id, s),
         userId: id,
         userInfo: userInfo(u),
       };
@@ -187,7 +182,7 @@ export const authentication = defineService(
 
     async logout(_req, ctx) {
       const p = principalOf(ctx);
-      await revokeSessions(envOf(ctx), "id = ?", p.sessionId).run();
+      await revokeSession(envOf(ctx), p.sessionId);
       return {};
     },
 
@@ -204,7 +199,7 @@ export const authentication = defineService(
       const env = envOf(ctx);
       const p = principalOf(ctx);
       if (p.subjectType !== "user") throw failedPrecondition("a service account cannot delete itself; delete it with service_account.Delete");
-      await env.DB.batch(deleteUserStatements(env, p.subjectId));
+      await deleteUser(env, p.subjectId);
       return {};
     },
 
@@ -216,17 +211,13 @@ export const authentication = defineService(
 
     async getAuthConfig(_req, ctx) {
       const env = envOf(ctx);
-      const [settingsRow, anyUser] = await env.DB.batch([
-        userSettingsStatement(env),
-        env.DB.prepare("SELECT 1 AS one FROM users LIMIT 1"),
-      ]);
-      const s = parseUserSettings(settingsRow!.results[0] as { value: string } | undefined);
+      const { settings: s, anyUser } = await loadSettingsForSignUp(env);
       return {
         name: env.PUBLIC_NAME ?? defaults.publicName,
         logoUrl: env.PUBLIC_LOGO_URL ?? "",
         validatePassword: true,
         loginTypes: s.loginMechanisms,
-        allowsRegister: s.allowRegister || anyUser!.results.length === 0,
+        allowsRegister: s.allowRegister || !anyUser,
         ssoOptions: [],
       };
     },
@@ -247,11 +238,7 @@ export const authentication = defineService(
       const u = await getUser(env, checked.userId);
       if (!u) throw notFound("user");
       if (identifier && u.email !== identifier.value) throw permissionDenied("the code was not sent to this email address");
-      const [consumed] = await env.DB.batch([
-        checked.consume,
-        env.DB.prepare("UPDATE users SET email_verified = 1, updated_at = ? WHERE id = ? AND changes() = 1").bind(Date.now(), u.id),
-      ]);
-      if (consumed!.meta.changes !== 1) throw failedPrecondition("the code was already used");
+      if (!(await verifyEmailWithCode(env, checked.codeId, u.id))) throw failedPrecondition("the code was already used");
       return {};
     },
 
@@ -287,15 +274,8 @@ export const authentication = defineService(
       });
       const s = await loadUserSettings(env);
       const hash = JSON.stringify(await hashPassword(req.newPassword, s.passwordHashing));
-      const now = Date.now();
       // The password changes only if this request consumed the code; every session ends with it.
-      const [consumed] = await env.DB.batch([
-        checked.consume,
-        env.DB.prepare("UPDATE users SET password_hash = ?, updated_at = ?, new_sessions_since = ? WHERE id = ? AND changes() = 1")
-          .bind(hash, now, now, checked.userId),
-        revokeSessions(env, "subject_id = ?", checked.userId),
-      ]);
-      if (consumed!.meta.changes !== 1) throw failedPrecondition("the code was already used");
+      if (!(await resetPasswordWithCode(env, checked.codeId, checked.userId, hash))) throw failedPrecondition("the code was already used");
       return {};
     },
   },
@@ -303,5 +283,5 @@ export const authentication = defineService(
 
 async function rehash(env: Env, userId: string, password: string, s: UserSettings) {
   const hash = JSON.stringify(await hashPassword(password, s.passwordHashing));
-  await env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?").bind(hash, userId).run();
+  await setPasswordHash(env, userId, hash);
 }

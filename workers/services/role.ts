@@ -3,11 +3,12 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Service } from "../../proto/gen/api/v1/role/service_pb";
 import type { EntityID, Permission } from "../../proto/gen/api/v1/role/role_pb";
 import { isGrantableAction } from "../core/actions";
-import { adminGuard } from "../auth/admins";
 import { requireGrantable } from "../auth/grants";
 import { scoped } from "../auth/scopes";
-import { type Entity, entityTable, requireExisting } from "../d1/exists";
+import { requireExisting } from "../d1/exists";
 import { metadataMap, updateMetadata } from "../d1/metadata";
+import { deleteRoleAssignment, type Holder, hasRoleAssignment, insertRoleAssignment } from "../d1/role-assignments";
+import { deleteRole, getRole, getRolePermissions, insertRole, listRolesPage, type RoleRow, updateRoleIfUnchanged } from "../d1/roles";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
 import { aborted, alreadyExists, bounded, failedPrecondition, invalidArgument, notFound, quote } from "../core/errors";
@@ -17,15 +18,6 @@ import { defineService } from "./registry";
 
 const role = scoped<{ roleId?: string }>("role", "roleId");
 const anyRole = scoped("role");
-
-interface RoleRow {
-  id: string;
-  permissions: string;
-  predefined: number;
-  metadata: string;
-  created_at: number;
-  updated_at: number;
-}
 
 /** Permissions as stored (and as the authorization check reads them). */
 type StoredPermission = { action: string; scope: { resource: string; environment: string; project: string } };
@@ -49,14 +41,14 @@ const roleMessage = (r: RoleRow) => ({
   updatedAt: timestampFromMs(r.updated_at),
 });
 
-async function getRole(env: Env, id: string): Promise<RoleRow> {
-  const r = await env.DB.prepare("SELECT * FROM roles WHERE id = ?").bind(id).first<RoleRow>();
+async function requireRole(env: Env, id: string): Promise<RoleRow> {
+  const r = await getRole(env, id);
   if (!r) throw notFound(`role ${bounded(id)}`);
   return r;
 }
 
 /** The entity as stored in role_assignments, after checking it exists. */
-async function entityOf(env: Env, e: EntityID | undefined): Promise<{ type: Entity; id: string }> {
+async function entityOf(env: Env, e: EntityID | undefined): Promise<{ type: Holder; id: string }> {
   const k = e?.kind;
   const type = k?.case === "userId" ? "user" : k?.case === "serviceAccountId" ? "service_account" : k?.case === "groupId" ? "group" : undefined;
   if (!type || !k?.value) throw invalidArgument("entity_id", "set user_id, service_account_id or group_id");
@@ -65,22 +57,14 @@ async function entityOf(env: Env, e: EntityID | undefined): Promise<{ type: Enti
 }
 
 /**
- * Assigns the role, as it was read (`permissions`, what the granter was checked against), in
- * one statement that also requires the entity: a Delete of either committed first leaves
- * nothing behind, and a role deleted and created again with other permissions is not granted.
+ * Assigns the role as it was read (`permissions`, what the granter was checked against): a
+ * Delete of either committed first leaves nothing behind, and a role deleted and created again
+ * with other permissions is not granted. When nothing was inserted, says why.
  */
-async function insertAssignment(env: Env, r: RoleRow, e: { type: Entity; id: string }): Promise<void> {
-  const res = await env.DB.prepare(
-    `INSERT OR IGNORE INTO role_assignments (role_id, subject_type, subject_id, created_at)
-     SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM roles WHERE id = ?1 AND permissions = ?5)
-       AND EXISTS (SELECT 1 FROM ${entityTable(e.type)} WHERE id = ?3)`,
-  )
-    .bind(r.id, e.type, e.id, Date.now(), r.permissions)
-    .run();
-  if (res.meta.changes === 1) return;
-  const held = await env.DB.prepare("SELECT 1 AS one FROM role_assignments WHERE role_id = ? AND subject_type = ? AND subject_id = ?").bind(r.id, e.type, e.id).first();
-  if (held) return;
-  const now = await env.DB.prepare("SELECT permissions FROM roles WHERE id = ?").bind(r.id).first<{ permissions: string }>();
+async function insertAssignment(env: Env, r: RoleRow, e: { type: Holder; id: string }): Promise<void> {
+  if (await insertRoleAssignment(env, r, e, Date.now())) return;
+  if (await hasRoleAssignment(env, r.id, e)) return;
+  const now = await getRolePermissions(env, r.id);
   if (!now) throw notFound(`role ${bounded(r.id)}`);
   if (now.permissions !== r.permissions) throw aborted(`role ${r.id} changed meanwhile: assign it again`);
   await requireExisting(env, e.type, e.id);
@@ -104,39 +88,29 @@ export const roles = defineService(
       const permissions = req.permissions.map((p, i) => permissionOf(p, `permissions[${i}]`));
       requireGrantable(principalOf(ctx), permissions, `role ${req.roleId}`);
       const now = Date.now();
-      const inserted = await env.DB.prepare(
-        "INSERT INTO roles (id, permissions, predefined, created_at, updated_at) VALUES (?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING",
-      )
-        .bind(req.roleId, JSON.stringify(permissions), now, now)
-        .run();
-      if (inserted.meta.changes === 0) throw alreadyExists(`role ${bounded(req.roleId)}`);
-      return { role: roleMessage(await getRole(env, req.roleId)) };
+      const inserted = await insertRole(env, { id: req.roleId, permissions: JSON.stringify(permissions) }, now);
+      if (!inserted) throw alreadyExists(`role ${bounded(req.roleId)}`);
+      return { role: roleMessage(await requireRole(env, req.roleId)) };
     },
 
     async delete(req, ctx) {
       const env = envOf(ctx);
-      const r = await getRole(env, req.roleId);
+      const r = await requireRole(env, req.roleId);
       if (r.predefined) throw failedPrecondition(`${r.id} is a predefined role and cannot be deleted`);
       // One transaction: nobody keeps an assignment of a role that no longer exists.
-      await env.DB.batch([
-        env.DB.prepare("DELETE FROM role_assignments WHERE role_id = ?").bind(r.id),
-        env.DB.prepare("DELETE FROM roles WHERE id = ?").bind(r.id),
-      ]);
+      await deleteRole(env, r.id);
       return {};
     },
 
     async list(req, ctx) {
       const env = envOf(ctx);
       const page = pageOf(req.pagination);
-      const { results } = await env.DB.prepare(`SELECT * FROM roles ORDER BY id ${page.descending ? "DESC" : "ASC"} LIMIT ? OFFSET ?`)
-        .bind(page.limit, page.offset)
-        .all<RoleRow>();
-      return { roles: results.map(roleMessage) };
+      return { roles: (await listRolesPage(env, page)).map(roleMessage) };
     },
 
     async update(req, ctx) {
       const env = envOf(ctx);
-      const r = await getRole(env, req.roleId);
+      const r = await requireRole(env, req.roleId);
       let permissions = JSON.parse(r.permissions) as StoredPermission[];
       let metadata = r.metadata;
       for (const [i, u] of req.updates.entries()) {
@@ -160,23 +134,20 @@ export const roles = defineService(
         }
       }
       // Compare-and-swap on what was read: a concurrent Update or Delete is not overwritten.
-      const res = await env.DB.prepare("UPDATE roles SET permissions = ?, metadata = ?, updated_at = ? WHERE id = ? AND permissions = ? AND metadata = ?")
-        .bind(JSON.stringify(permissions), metadata, Date.now(), r.id, r.permissions, r.metadata)
-        .run();
-      if (res.meta.changes === 0) {
-        await getRole(env, r.id);
+      if (!(await updateRoleIfUnchanged(env, r, { permissions: JSON.stringify(permissions), metadata }, Date.now()))) {
+        await requireRole(env, r.id);
         throw aborted(`role ${r.id} changed meanwhile: read it again and retry`);
       }
       return {};
     },
 
     async get(req, ctx) {
-      return { role: roleMessage(await getRole(envOf(ctx), req.roleId)) };
+      return { role: roleMessage(await requireRole(envOf(ctx), req.roleId)) };
     },
 
     async assign(req, ctx) {
       const env = envOf(ctx);
-      const r = await getRole(env, req.roleId);
+      const r = await requireRole(env, req.roleId);
       const e = await entityOf(env, req.entityId);
       requireGrantable(principalOf(ctx), JSON.parse(r.permissions) as StoredPermission[], `role ${r.id}`);
       await insertAssignment(env, r, e);
@@ -185,13 +156,9 @@ export const roles = defineService(
 
     async revoke(req, ctx) {
       const env = envOf(ctx);
-      await getRole(env, req.roleId);
+      await requireRole(env, req.roleId);
       const e = await entityOf(env, req.entityId);
-      const [res] = await env.DB.batch([
-        env.DB.prepare("DELETE FROM role_assignments WHERE role_id = ? AND subject_type = ? AND subject_id = ?").bind(req.roleId, e.type, e.id),
-        adminGuard(env),
-      ]);
-      if (res!.meta.changes === 0) throw notFound(`assignment of role ${bounded(req.roleId)} to ${e.type.replace("_", " ")} ${bounded(e.id)}`);
+      if (!(await deleteRoleAssignment(env, req.roleId, e))) throw notFound(`assignment of role ${bounded(req.roleId)} to ${e.type.replace("_", " ")} ${bounded(e.id)}`);
       return {};
     },
   },

@@ -7,25 +7,21 @@ import { identifierOf, normalizeEmail, normalizePhone, normalizeUsername } from 
 import { checkPasswordPolicy } from "../core/password-policy";
 import { b64 } from "../core/encoding";
 import { hashPassword, type StoredHash } from "../core/passwords";
-import { revokeSessions } from "../auth/sessions";
-import { adminGuard } from "../auth/admins";
 import { requireExisting } from "../d1/exists";
 import { updateMetadata } from "../d1/metadata";
-import { findUser, getUser, selectUsers, type UserRow } from "../d1/users";
+import { listSessionsPage } from "../d1/sessions";
+import { deleteUser, findUser, getUser, insertUser, listUsersPage, updateUser, type UserColumns, type UserRow } from "../d1/users";
 import { loadUserSettings, type UserSettings } from "../d1/user-settings";
-import type { Env } from "../env";
 import { envOf, principalOf } from "./context";
 import { bounded, invalidArgument, notFound } from "../core/errors";
 import { pageOf, searchPattern } from "../core/pagination";
 import { defineService } from "./registry";
 import { user, userEntry } from "./user-messages";
-import { count, query, readBatch, total } from "../d1/batch";
-import type { SessionRow } from "../d1/sessions";
 
 const userScope = (m: { userId?: string }) => ({ resource: `user/${m.userId || "*"}` });
 
 /** Columns an Update writes, or a statement-level effect (session reset). */
-type Changes = Partial<Record<keyof UserRow, string | number | null>> & { resetSessions?: boolean };
+type Changes = UserColumns & { resetSessions?: boolean };
 
 async function applyUpdates(s: UserSettings, updates: Update[], current: Pick<UserRow, "metadata">): Promise<Changes> {
   const c: Changes = {};
@@ -96,30 +92,6 @@ function importHash(h: HashingInstance, field: string): StoredHash {
   throw invalidArgument(`${field}.config`, "set bcrypt or scrypt");
 }
 
-/** Statements that delete a user and everything that grants it access, as one batch. */
-export function deleteUserStatements(env: Env, userId: string): D1PreparedStatement[] {
-  return [
-    env.DB.prepare("DELETE FROM users WHERE id = ?").bind(userId),
-    revokeSessions(env, "subject_id = ?", userId),
-    env.DB.prepare("DELETE FROM role_assignments WHERE subject_type = 'user' AND subject_id = ?").bind(userId),
-    env.DB.prepare("DELETE FROM group_members WHERE member_id = ?").bind(userId),
-    env.DB.prepare("DELETE FROM verification_codes WHERE user_id = ?").bind(userId),
-    adminGuard(env),
-  ];
-}
-
-/** One UPDATE for all column changes, plus a session reset when asked. */
-function updateStatements(env: Env, userId: string, c: Changes): D1PreparedStatement[] {
-  const { resetSessions, ...columns } = c;
-  const now = Date.now();
-  const sets = Object.entries({ ...columns, updated_at: now, ...(resetSessions ? { new_sessions_since: now } : {}) });
-  const out = [
-    env.DB.prepare(`UPDATE users SET ${sets.map(([k]) => `${k} = ?`).join(", ")} WHERE id = ?`).bind(...sets.map(([, v]) => v), userId),
-  ];
-  if (resetSessions || columns.password_hash) out.push(revokeSessions(env, "subject_id = ?", userId));
-  return out;
-}
-
 export const users = defineService(
   Service,
   {
@@ -143,14 +115,11 @@ export const users = defineService(
       const id = crypto.randomUUID();
       const now = Date.now();
       const { resetSessions: _, ...columns } = c;
-      const row = { ...columns, id, register_method: "system", created_by: p.subjectId, created_at: now, updated_at: now };
-      const keys = Object.keys(row);
-      await env.DB.batch([
-        env.DB.prepare(`INSERT INTO users (${keys.join(", ")}) VALUES (${keys.map(() => "?").join(", ")})`).bind(...Object.values(row)),
-        ...(req.initialGroupId
-          ? [env.DB.prepare("INSERT INTO group_members (group_id, member_id, member_type, joined_at) VALUES (?, ?, 'user', ?)").bind(req.initialGroupId, id, now)]
-          : []),
-      ]);
+      await insertUser(
+        env,
+        { ...columns, id, register_method: "system", created_by: p.subjectId, created_at: now, updated_at: now },
+        req.initialGroupId,
+      );
       return { user: user((await getUser(env, id))!) };
     },
 
@@ -162,14 +131,15 @@ export const users = defineService(
       if (c.email === null && c.username === null && c.phone_number === null) {
         throw invalidArgument("updates", "a user must keep at least one identifier");
       }
-      await env.DB.batch(updateStatements(env, req.userId, c));
+      const { resetSessions, ...columns } = c;
+      await updateUser(env, req.userId, columns, !!resetSessions);
       return {};
     },
 
     async delete(req, ctx) {
       const env = envOf(ctx);
       if (!(await getUser(env, req.userId))) throw notFound(`user ${bounded(req.userId)}`);
-      await env.DB.batch(deleteUserStatements(env, req.userId));
+      await deleteUser(env, req.userId);
       return {};
     },
 
@@ -191,37 +161,15 @@ export const users = defineService(
       const env = envOf(ctx);
       const page = pageOf(req.pagination);
       const search = searchPattern("search", req.search);
-      const where = `WHERE ?1 = '%%' OR email LIKE ?1 ESCAPE '\\' OR username LIKE ?1 ESCAPE '\\' OR phone_number LIKE ?1 ESCAPE '\\'
-        OR (first_name || ' ' || last_name) LIKE ?1 ESCAPE '\\'`;
-      const [list, n] = await readBatch(
-        env.DB,
-        query<UserRow>(
-          env.DB.prepare(selectUsers(`${where} ORDER BY created_at ${page.descending ? "DESC" : "ASC"}, id LIMIT ?2 OFFSET ?3`)).bind(
-            search,
-            page.limit,
-            page.offset,
-          ),
-        ),
-        count(env.DB.prepare(`SELECT COUNT(*) AS n FROM users ${where}`).bind(search)),
-      );
-      return { users: list.map(userEntry), total: total(n) };
+      const { rows, total } = await listUsersPage(env, search, page);
+      return { users: rows.map(userEntry), total };
     },
 
     async listSessions(req, ctx) {
       const env = envOf(ctx);
       if (!(await getUser(env, req.userId))) throw notFound(`user ${bounded(req.userId)}`);
       const page = pageOf(req.pagination);
-      const [rows, n] = await readBatch(
-        env.DB,
-        query<SessionRow>(
-          env.DB.prepare(`SELECT * FROM sessions WHERE subject_id = ? ORDER BY created_at ${page.descending ? "DESC" : "ASC"}, id LIMIT ? OFFSET ?`).bind(
-            req.userId,
-            page.limit,
-            page.offset,
-          ),
-        ),
-        count(env.DB.prepare("SELECT COUNT(*) AS n FROM sessions WHERE subject_id = ?").bind(req.userId)),
-      );
+      const { rows, total } = await listSessionsPage(env, req.userId, page);
       return {
         sessions: rows.map((r) => ({
           sessionId: r.id,
@@ -236,7 +184,7 @@ export const users = defineService(
             postalCode: r.postal_code,
           },
         })),
-        total: total(n),
+        total,
       };
     },
   },
