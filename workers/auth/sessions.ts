@@ -8,7 +8,7 @@
 import { defaults } from "../core/config";
 import { installationHmacKey } from "../d1/installation-keys";
 import { getRefreshState, type NewSession, revokeSession, rotateSession } from "../d1/sessions";
-import type { UserSettings } from "../d1/user-settings";
+import type { UserSettings } from "../d1/settings";
 import type { Env } from "../env";
 import { aborted, unauthenticated } from "../core/errors";
 import { mintAccessToken, mintRefreshToken, type SubjectType, verifyRefreshToken } from "../core/tokens";

@@ -3,6 +3,7 @@
  * by its own row type: `DB.batch<T>` gives every statement the same row type, which is what
  * made services cast their results.
  */
+import type { Env } from "../env";
 
 /** A SELECT and the row type it yields; the type is the d1/ module's word for the columns it names. */
 export interface Query<R> {
@@ -26,6 +27,12 @@ export async function readBatch(db: D1Database, ...queries: Query<unknown>[]): P
   const results = await db.batch(queries.map((q) => q.statement));
   return queries.map((q, i) => q.rows(results[i]!));
 }
+
+/**
+ * Runs statements of several d1/ modules as one D1 transaction: how an object commits its
+ * summary rows together (a deploy's rollout id, deployment, image and schedules).
+ */
+export const writeBatch = (env: Env, statements: D1PreparedStatement[]): Promise<D1Result[]> => env.DB.batch(statements);
 
 /** `q` with each row turned into `f(row)`. */
 export const mapRows = <R, S>(q: Query<R>, f: (row: R) => S): Query<S> => ({ statement: q.statement, rows: (r) => q.rows(r).map(f) });

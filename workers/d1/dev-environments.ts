@@ -11,8 +11,8 @@ import type { devEnvironments } from "./schema";
 export type DevEnvironmentSummary = typeof devEnvironments.$inferSelect;
 
 /** Writes the summary unless D1 already has a later revision (a slower write of an older state). */
-export function mirrorStatement(db: D1Database, s: DevEnvironmentSummary): D1PreparedStatement {
-  return db
+export function mirrorStatement(env: Env, s: DevEnvironmentSummary): D1PreparedStatement {
+  return env.DB
     .prepare(
       `INSERT INTO dev_environments (id, creator_id, project_id, runner_id, phase, archive_at, revision, environment)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)

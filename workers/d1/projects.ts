@@ -1,12 +1,11 @@
 /**
- * `projects`, and the `installation` row of `settings` (the id every project carries). A
- * project's other rows (environment_projects, docker_registries) go with it.
+ * `projects`. A project's other rows (environment_projects, docker_registries) go with it.
  */
 import type { Env } from "../env";
 import { alreadyExists, bounded } from "../core/errors";
 import { query, type Query } from "./batch";
 import type { Columns, Row } from "./row";
-import type { projects, settings } from "./schema";
+import type { projects } from "./schema";
 
 /** Columns a client may see: the key pair stays out of every read but PublicKey's. */
 export type ProjectRow = Columns<typeof projects, "id" | "name" | "installation_id" | "created_at" | "updated_at">;
@@ -27,18 +26,6 @@ export async function existingProjects(env: Env, ids: string[]): Promise<Set<str
   return new Set(q.rows(await q.statement.all()).map((r) => r.id));
 }
 
-/**
- * This installation's id, created once: INSERT OR IGNORE + RETURNING yields nothing when
- * another request won, hence the read in the same batch.
- */
-export async function installationId(env: Env): Promise<string> {
-  const fresh = JSON.stringify({ installationId: crypto.randomUUID() });
-  const [, row] = await env.DB.batch<Columns<typeof settings, "value">>([
-    env.DB.prepare("INSERT OR IGNORE INTO settings (key, value, updated_at) VALUES ('installation', ?, ?)").bind(fresh, Date.now()),
-    env.DB.prepare("SELECT value FROM settings WHERE key = 'installation'"),
-  ]);
-  return (JSON.parse(row!.results[0]!.value) as { installationId: string }).installationId;
-}
 
 /** Inserts a project; already_exists if another request created it first. */
 export async function insertProject(env: Env, p: Row<typeof projects>): Promise<void> {

@@ -14,8 +14,13 @@ export function rolloutIdStatement(env: Env, projectId: string, capsuleId: strin
   ).bind(projectId, capsuleId);
 }
 
+type Allocated = Columns<typeof rolloutCounters, "last_id">;
+
+/** The id `rolloutIdStatement` allocated, from its result in a batch. */
+export const allocatedRolloutId = (result: D1Result): number => (result as D1Result<Allocated>).results[0]!.last_id;
+
 /** The next rollout id of a capsule, allocated on its own. */
 export async function nextRolloutId(env: Env, projectId: string, capsuleId: string): Promise<bigint> {
-  const row = await rolloutIdStatement(env, projectId, capsuleId).first<Columns<typeof rolloutCounters, "last_id">>();
+  const row = await rolloutIdStatement(env, projectId, capsuleId).first<Allocated>();
   return BigInt(row!.last_id);
 }

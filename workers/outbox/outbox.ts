@@ -8,7 +8,7 @@
 import { defaults } from "../core/config";
 import type { Env } from "../env";
 import { claimEmail, dueEmails, insertEmail, markEmailFailed, markEmailSent, type OutboxRow } from "../d1/outbox";
-import { type EmailProviderConfig, loadUserSettings, type UserSettings } from "../d1/user-settings";
+import { type EmailProviderConfig, loadUserSettings, type UserSettings } from "../d1/settings";
 import { sendViaMailjet, sendViaSmtp } from "./providers";
 
 export interface Email {

@@ -1,6 +1,6 @@
 import { LogLevel, WorkerMailer } from "worker-mailer";
 import { defaults } from "../core/config";
-import type { EmailProviderConfig } from "../d1/user-settings";
+import type { EmailProviderConfig } from "../d1/settings";
 import type { Env } from "../env";
 import type { Email } from "./outbox";
 

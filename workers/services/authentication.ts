@@ -26,7 +26,7 @@ import {
   type UserRow,
   verifyEmailWithCode,
 } from "../d1/users";
-import { LoginType, loadSettingsForSignUp, loadUserSettings, renderTemplate, type UserSettings } from "../d1/user-settings";
+import { LoginType, loadSettingsForSignUp, loadUserSettings, renderTemplate, type UserSettings } from "../d1/settings";
 import type { Env } from "../env";
 import { afterResponse, envOf, kRequest, principalOf } from "./context";
 import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../core/errors";

@@ -7,13 +7,13 @@ import {
   deleteProject,
   getProject,
   insertProject,
-  installationId,
   listProjects,
   type ProjectRow,
   projectExists,
   projectPublicKey,
   renameProject,
 } from "../d1/projects";
+import { installationId } from "../d1/settings";
 import { encryptSecret } from "../d1/secrets";
 import { b64 } from "../core/encoding";
 import { allows } from "../auth/principal";

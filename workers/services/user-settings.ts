@@ -22,7 +22,7 @@ import {
   saveUserSettingsStatement,
   type TemplateKey,
   type UserSettings,
-} from "../d1/user-settings";
+} from "../d1/settings";
 import { envOf } from "./context";
 import { invalidArgument } from "../core/errors";
 import { defineService } from "./registry";

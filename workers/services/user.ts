@@ -11,7 +11,7 @@ import { requireExisting } from "../d1/exists";
 import { updateMetadata } from "../d1/metadata";
 import { listSessionsPage } from "../d1/sessions";
 import { deleteUser, findUser, getUser, insertUser, listUsersPage, updateUser, type UserColumns, type UserRow } from "../d1/users";
-import { loadUserSettings, type UserSettings } from "../d1/user-settings";
+import { loadUserSettings, type UserSettings } from "../d1/settings";
 import { envOf, principalOf } from "./context";
 import { bounded, invalidArgument, notFound } from "../core/errors";
 import { pageOf, searchPattern } from "../core/pagination";

@@ -4,6 +4,7 @@ import { verifyEnvironmentToken } from "../../../workers/core/environment-tokens
 import { installationHmacKey } from "../../../workers/d1/installation-keys";
 import { alreadyExists, bounded, failedPrecondition, notFound } from "../../../workers/core/errors";
 import { deleteStatements } from "../../../workers/d1/environments";
+import { writeBatch } from "../../../workers/d1/batch";
 import * as devEnv from "./store";
 import { onReport, onUser, phaseByName, PHASE_NAMES, phaseName } from "./phases";
 import type { EnvironmentAutomations } from "../automations/automations";
@@ -119,7 +120,7 @@ export class DevEnvironment {
       if (prev && c.statusChanged) stream.publish("dev-environment.status-updated", data);
       if (c.specChanged) this.host.toRunner(devEnv.desiredMessage(environmentId, c.state));
       const executions = prev ? this.automations.onPhase(prev.phase, c.state) : [];
-      await env.DB.batch([devEnv.summaryStatement(env.DB, environmentId, c), ...this.automations.indexExecutions(environmentId, executions)]);
+      await writeBatch(env, [devEnv.summaryStatement(env, environmentId, c), ...this.automations.indexExecutions(environmentId, executions)]);
     }
     return devEnv.environmentBinary(environmentId, c.state);
   }
@@ -139,7 +140,7 @@ export class DevEnvironment {
     // Gone without passing STOPPING (force, or no machine): what runs in it is stopped all the same.
     this.automations.op((store, op) => store.environmentStopped(op));
     this.host.stream.publish("dev-environment.deleted", { environmentId, phase: "DELETED" });
-    await this.host.env.DB.batch(deleteStatements(this.host.env, environmentId));
+    await writeBatch(this.host.env, deleteStatements(this.host.env, environmentId));
     await this.host.destroy();
   }
 

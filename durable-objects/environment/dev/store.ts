@@ -30,6 +30,7 @@ import {
   type UpdateEnvironmentRequest,
   UpdateEnvironmentRequestSchema,
 } from "../../../proto/gen/gitpod/v1/environment_pb";
+import type { Env } from "../../../workers/env";
 import { mirrorStatement } from "../../../workers/d1/dev-environments";
 import { defaults } from "../../../workers/core/config";
 import { archiveTime, type PhaseState, type Transition } from "./phases";
@@ -311,10 +312,10 @@ export const eventData = (environmentId: string, s: DevEnvironmentState) => ({
  * The D1 statement mirroring the environment into `dev_environments`, unless D1 already has
  * a later revision. The snapshot leaves out `archivedAt`, which depends on when it is read.
  */
-export function summaryStatement(db: D1Database, id: string, c: Committed): D1PreparedStatement {
+export function summaryStatement(env: Env, id: string, c: Committed): D1PreparedStatement {
   const s = c.state;
   const snapshot = environmentOf(id, s, Number.NEGATIVE_INFINITY);
-  return mirrorStatement(db, {
+  return mirrorStatement(env, {
     id,
     creatorId: s.metadata.creator?.id ?? "",
     projectId: s.metadata.projectId,

@@ -12,7 +12,8 @@ import { parseReference } from "../../../workers/core/image-reference";
 import { applyChanges } from "../../../workers/core/rollouts/changes";
 import { scheduleStatements } from "../../../workers/d1/cron-schedules";
 import { dropDeploymentStatement, recordDeploymentStatement } from "../../../workers/d1/deployments";
-import { rolloutIdStatement } from "../../../workers/d1/rollout-ids";
+import { allocatedRolloutId, rolloutIdStatement } from "../../../workers/d1/rollout-ids";
+import { writeBatch } from "../../../workers/d1/batch";
 import { renderResources } from "../../../workers/core/rollouts/resources";
 import { capsuleKey, type EnvironmentHost } from "../host";
 import type { JobExecutions } from "../jobs/jobs";
@@ -142,14 +143,14 @@ export class CapsuleRollouts {
     const plan = this.host.open().jobs.plan(projectId, capsuleId, config.cronJobs, now);
     // One D1 transaction allocates the id and records the deployment. D1 before this object's
     // commit: an image marked in use a moment early is safe; one deployed but not marked is not.
-    const [counter, deployment] = await env.DB.batch<{ last_id: number }>([
+    const [counter, deployment] = await writeBatch(env, [
       rolloutIdStatement(env, projectId, capsuleId),
       recordDeploymentStatement(env, { projectId, capsuleId, environmentId, imageId: config.imageId, now }),
       // Registered as Image.Add would, without asking the registry (the change named the image).
       ...(added ? [insertImage(env, { projectId, capsuleId, id: config.imageId, ref: parseReference(config.imageId), createdBy: input.createdBy, now })] : []),
       ...scheduleStatements(env, { environmentId, projectId, capsuleId }, plan),
     ]);
-    const rolloutId = counter!.results[0]!.last_id;
+    const rolloutId = allocatedRolloutId(counter!);
     if (deployment!.meta.changes === 0) throw notFound(`capsule ${bounded(capsuleId)} in project ${bounded(projectId)}`);
 
     const configBytes = toBinary(RolloutConfigSchema, config);
@@ -278,7 +279,7 @@ export class CapsuleRollouts {
         const { environmentId } = this.host.requireIdentity();
         const state = this.capsuleState(projectId, capsuleId);
         if (state.desired_rollout_id === rolloutId) {
-          await env.DB.batch([
+          await writeBatch(env, [
             dropDeploymentStatement(env, { projectId, capsuleId, environmentId, rolloutId }),
             ...scheduleStatements(env, { environmentId, projectId, capsuleId }, []),
           ]);

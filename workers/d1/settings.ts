@@ -1,6 +1,7 @@
 /**
- * Installation-wide user settings (api.v1.user.settings), stored as one JSON document in
- * D1 and read with defaults filled in, so a fresh installation needs no set-up.
+ * The `settings` table: installation-wide user settings (api.v1.user.settings), stored as one
+ * JSON document and read with defaults filled in, so a fresh installation needs no set-up; and
+ * the installation's id, which every project carries.
  */
 import { defaults } from "../core/config";
 import type { Env } from "../env";
@@ -100,4 +101,17 @@ export function renderTemplate(s: UserSettings, key: TemplateKey, values: Record
   const t = s.templates[key] ?? defaultTemplates[key];
   const fill = (text: string) => text.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (all, name: string) => values[name] ?? all);
   return { subject: fill(t.subject), body: fill(t.body) };
+}
+
+/**
+ * This installation's id, created once: INSERT OR IGNORE + RETURNING yields nothing when
+ * another request won, hence the read in the same batch.
+ */
+export async function installationId(env: Env): Promise<string> {
+  const fresh = JSON.stringify({ installationId: crypto.randomUUID() });
+  const [, row] = await env.DB.batch<Columns<typeof settings, "value">>([
+    env.DB.prepare("INSERT OR IGNORE INTO settings (key, value, updated_at) VALUES ('installation', ?, ?)").bind(fresh, Date.now()),
+    env.DB.prepare("SELECT value FROM settings WHERE key = 'installation'"),
+  ]);
+  return (JSON.parse(row!.results[0]!.value) as { installationId: string }).installationId;
 }
