@@ -51,3 +51,6 @@ export async function environmentsWith(env: Env, kind: AutomationKind, ids: stri
     : await env.DB.prepare("SELECT DISTINCT environment_id FROM automation_index WHERE kind = ?").bind(kind).all<EnvironmentOf>();
   return rows.results.map((r) => r.environment_id);
 }
+
+/** Unindexes every automation of environment `environmentId`. */
+export const unindexEnvironment = (env: Env, environmentId: string) => env.DB.prepare("DELETE FROM automation_index WHERE environment_id = ?").bind(environmentId);

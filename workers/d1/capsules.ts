@@ -55,19 +55,14 @@ export async function insertCapsule(
   return { projectFound: project.rows(found!).length > 0, inserted: inserted!.meta.changes > 0 };
 }
 
-/**
- * Deletes a capsule and its images in one transaction, unless it is still deployed somewhere:
- * then answers the environments it is deployed in (comma-separated) and deletes nothing.
- */
-export async function deleteCapsule(env: Env, projectId: string, capsuleId: string): Promise<{ deployedIn: string | null; deleted: boolean }> {
-  const deployed = "EXISTS (SELECT 1 FROM deployments WHERE project_id = ?1 AND capsule_id = ?2)";
-  const [where, deleted] = await env.DB.batch<{ envs: string | null }>([
-    env.DB.prepare(`SELECT group_concat(environment_id, ', ') AS envs FROM deployments WHERE project_id = ?1 AND capsule_id = ?2`).bind(projectId, capsuleId),
-    env.DB.prepare(`DELETE FROM capsules WHERE project_id = ?1 AND id = ?2 AND NOT ${deployed}`).bind(projectId, capsuleId),
-    env.DB.prepare(`DELETE FROM images WHERE project_id = ?1 AND capsule_id = ?2 AND NOT ${deployed}`).bind(projectId, capsuleId),
-  ]);
-  return { deployedIn: where!.results[0]?.envs ?? null, deleted: deleted!.meta.changes > 0 };
-}
+/** How many capsules project `projectId` has. */
+export const capsuleCountQuery = (env: Env, projectId: string) => count(env.DB.prepare("SELECT COUNT(*) AS n FROM capsules WHERE project_id = ?").bind(projectId));
+
+/** Deletes the capsule unless it is deployed somewhere. */
+export const deleteUndeployedCapsule = (env: Env, projectId: string, capsuleId: string) =>
+  env.DB.prepare(
+    "DELETE FROM capsules WHERE project_id = ?1 AND id = ?2 AND NOT EXISTS (SELECT 1 FROM deployments WHERE project_id = ?1 AND capsule_id = ?2)",
+  ).bind(projectId, capsuleId);
 
 /** Records who last touched the capsule and when; false if there is no such capsule. */
 export async function touchCapsule(env: Env, projectId: string, capsuleId: string, updatedBy: string, now: number): Promise<boolean> {

@@ -42,3 +42,6 @@ export async function environmentsWithJobsDue(env: Env, dueBy: number): Promise<
     .all<Columns<typeof cronSchedules, "environment_id">>();
   return results.map((r) => r.environment_id);
 }
+
+/** Drops the index of every job in environment `environmentId`. */
+export const unscheduleEnvironment = (env: Env, environmentId: string) => env.DB.prepare("DELETE FROM cron_schedules WHERE environment_id = ?").bind(environmentId);

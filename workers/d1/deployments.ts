@@ -3,7 +3,7 @@
  * may not be deleted). Written by the environment's object as it deploys and rolls back.
  */
 import type { Env } from "../env";
-import { readBatch } from "./batch";
+import { query, type Query, readBatch } from "./batch";
 import { capsuleExistsQuery } from "./capsules";
 import { deployEnvironmentQuery } from "./environments";
 import { imageIdsQuery } from "./images";
@@ -57,3 +57,10 @@ export async function deployTarget(env: Env, projectId: string, capsuleId: strin
   );
   return { capsuleFound: capsule.length > 0, environment: environment[0], imageIds: images.map((r) => r.id) };
 }
+
+/** Forgets every deployment into environment `environmentId`. */
+export const deleteDeploymentsIn = (env: Env, environmentId: string) => env.DB.prepare("DELETE FROM deployments WHERE environment_id = ?").bind(environmentId);
+
+/** Where the capsule is deployed (comma-separated environment ids), or null. */
+export const deployedInQuery = (env: Env, projectId: string, capsuleId: string): Query<{ envs: string | null }> =>
+  query(env.DB.prepare("SELECT group_concat(environment_id, ', ') AS envs FROM deployments WHERE project_id = ?1 AND capsule_id = ?2").bind(projectId, capsuleId));

@@ -100,3 +100,6 @@ export async function listDevEnvironments(
   const [found, counted] = await env.DB.batch([rows.statement, ...(page.counted ? [n.statement] : [])]);
   return { rows: rows.rows(found!), count: counted ? n.rows(counted)[0]!.n : null };
 }
+
+/** Deletes the summary of developer environment `id`. */
+export const deleteDevEnvironmentSummary = (env: Env, id: string) => env.DB.prepare("DELETE FROM dev_environments WHERE id = ?").bind(id);

@@ -5,28 +5,15 @@ import { existingProjectsQuery, projectExistsQuery } from "./projects";
 import type { Columns } from "./row";
 import type { environmentProjects, environments } from "./schema";
 
-/**
- * The D1 statements deleting environment `id`'s rows, the first one its `environments` row.
- * The object's own state goes with its `destroy()`, which callers run after the batch; the
- * automations' index goes here, in the same batch, so no row outlives the environment even if
- * `destroy()` fails.
- */
-export function deleteStatements(env: Env, id: string): D1PreparedStatement[] {
-  return [
-    env.DB.prepare("DELETE FROM environments WHERE id = ?").bind(id),
-    env.DB.prepare("DELETE FROM environment_projects WHERE environment_id = ?").bind(id),
-    env.DB.prepare("DELETE FROM deployments WHERE environment_id = ?").bind(id),
-    env.DB.prepare("DELETE FROM cron_schedules WHERE environment_id = ?").bind(id),
-    env.DB.prepare("DELETE FROM dev_environments WHERE id = ?").bind(id),
-    env.DB.prepare("DELETE FROM automation_index WHERE environment_id = ?").bind(id),
-  ];
-}
+/** Deletes environment `id`'s row (first in `deleteEnvironmentStatements`, so its changes tell whether it existed). */
+export const deleteEnvironmentRow = (env: Env, id: string) => env.DB.prepare("DELETE FROM environments WHERE id = ?").bind(id);
 
-/** Runs `deleteStatements` in one batch; false if there was no such environment. */
-export async function deleteEnvironment(env: Env, id: string): Promise<boolean> {
-  const [deleted] = await env.DB.batch(deleteStatements(env, id));
-  return deleted!.meta.changes > 0;
-}
+/** Deletes the environment's links to projects. */
+export const unlinkEnvironment = (env: Env, id: string) => env.DB.prepare("DELETE FROM environment_projects WHERE environment_id = ?").bind(id);
+
+/** Deletes the links of project `projectId`, once its row is gone (in the same batch). */
+export const unlinkDeletedProject = (env: Env, projectId: string) =>
+  env.DB.prepare("DELETE FROM environment_projects WHERE project_id = ?1 AND NOT EXISTS (SELECT 1 FROM projects WHERE id = ?1)").bind(projectId);
 
 /** An environment with, from `environment_projects`, the JSON array of its project ids (sorted). */
 export type EnvironmentRow = Columns<typeof environments, "id" | "cluster_id" | "namespace_template" | "is_default" | "ephemeral" | "global"> & {

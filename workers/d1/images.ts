@@ -90,3 +90,9 @@ export async function deleteImage(env: Env, projectId: string, capsuleId: string
   const res = await env.DB.prepare("DELETE FROM images WHERE project_id = ? AND capsule_id = ? AND id = ?").bind(projectId, capsuleId, id).run();
   return res.meta.changes > 0;
 }
+
+/** Deletes the capsule's images unless it is deployed somewhere (with `deleteUndeployedCapsule`). */
+export const deleteImagesOfUndeployedCapsule = (env: Env, projectId: string, capsuleId: string) =>
+  env.DB.prepare(
+    "DELETE FROM images WHERE project_id = ?1 AND capsule_id = ?2 AND NOT EXISTS (SELECT 1 FROM deployments WHERE project_id = ?1 AND capsule_id = ?2)",
+  ).bind(projectId, capsuleId);

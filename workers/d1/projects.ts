@@ -1,5 +1,5 @@
 /**
- * `projects`. A project's other rows (environment_projects, docker_registries) go with it.
+ * `projects`. A project's other rows go with it (cascades.ts).
  */
 import type { Env } from "../env";
 import { alreadyExists, bounded } from "../core/errors";
@@ -40,21 +40,9 @@ export async function insertProject(env: Env, p: Row<typeof projects>): Promise<
     });
 }
 
-/**
- * Deletes a project with its rows, in one transaction and only while it has no capsules: a
- * capsule (with its images and rollouts) is deleted on its own first, so nothing is left
- * without its project. Answers whether it was deleted and, if not, how many capsules it has.
- */
-export async function deleteProject(env: Env, id: string): Promise<{ deleted: boolean; capsules: number }> {
-  const gone = "NOT EXISTS (SELECT 1 FROM projects WHERE id = ?1)";
-  const [deleted, capsules] = await env.DB.batch<{ n: number }>([
-    env.DB.prepare("DELETE FROM projects WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1)").bind(id),
-    env.DB.prepare("SELECT COUNT(*) AS n FROM capsules WHERE project_id = ?").bind(id),
-    env.DB.prepare(`DELETE FROM environment_projects WHERE project_id = ?1 AND ${gone}`).bind(id),
-    env.DB.prepare(`DELETE FROM docker_registries WHERE project_id = ?1 AND ${gone}`).bind(id),
-  ]);
-  return { deleted: deleted!.meta.changes > 0, capsules: capsules!.results[0]!.n };
-}
+/** Deletes project `id` unless it has capsules. */
+export const deleteProjectRow = (env: Env, id: string) =>
+  env.DB.prepare("DELETE FROM projects WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM capsules WHERE project_id = ?1)").bind(id);
 
 export const getProject = (env: Env, id: string) => env.DB.prepare(`SELECT ${COLUMNS} FROM projects WHERE id = ?`).bind(id).first<ProjectRow>();
 

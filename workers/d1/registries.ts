@@ -68,3 +68,7 @@ export async function updateRegistries(env: Env, changes: RegistryChange[], now:
     throw err;
   });
 }
+
+/** Deletes the registries of project `projectId`, once its row is gone (in the same batch). */
+export const deleteRegistriesOfDeletedProject = (env: Env, projectId: string) =>
+  env.DB.prepare("DELETE FROM docker_registries WHERE project_id = ?1 AND NOT EXISTS (SELECT 1 FROM projects WHERE id = ?1)").bind(projectId);

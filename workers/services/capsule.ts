@@ -4,7 +4,6 @@ import { Service } from "../../proto/gen/api/v1/capsule/service_pb";
 import { capsuleScope, scoped } from "../auth/scopes";
 import {
   type CapsuleRow,
-  deleteCapsule,
   insertCapsule,
   listCapsulesPage,
   namedCapsule,
@@ -12,6 +11,7 @@ import {
   requireCapsule,
   touchCapsule,
 } from "../d1/capsules";
+import { deleteCapsule } from "../d1/cascades";
 import { envOf, principalOf } from "./context";
 import { alreadyExists, bounded, failedPrecondition, notFound } from "../core/errors";
 import { checkDnsLabel } from "../core/names";

@@ -6,7 +6,6 @@ import { scoped } from "../auth/scopes";
 import { defaultNamespaceTemplate, platformVersion } from "../core/config";
 import { requireExisting } from "../d1/exists";
 import {
-  deleteEnvironment,
   environmentExists,
   environmentScope,
   type EnvironmentWrite,
@@ -16,6 +15,7 @@ import {
   undoInsertEnvironmentRows,
   updateEnvironment,
 } from "../d1/environments";
+import { deleteEnvironment } from "../d1/cascades";
 import { existingProjects } from "../d1/projects";
 import type { Env } from "../env";
 import { envOf, principalOf } from "./context";

@@ -40,7 +40,7 @@ import { envOf, principalOf } from "./context";
 import { bounded, invalidArgument, notFound } from "../core/errors";
 import { clustersOf } from "./cluster";
 import { devEnvironmentExists, type DevEnvironmentFilter, listDevEnvironments } from "../d1/dev-environments";
-import { deleteEnvironment } from "../d1/environments";
+import { deleteEnvironment } from "../d1/cascades";
 import { type EnvironmentState, insertEnvironment } from "./environment";
 import { defineService } from "./registry";
 import { searchPattern } from "../core/pagination";

@@ -4,7 +4,6 @@ import type { Update } from "../../proto/gen/api/v1/project/project_pb";
 import { Service } from "../../proto/gen/api/v1/project/service_pb";
 import { projectAndEnvironmentExist } from "../d1/environments";
 import {
-  deleteProject,
   getProject,
   insertProject,
   listProjects,
@@ -13,6 +12,7 @@ import {
   projectPublicKey,
   renameProject,
 } from "../d1/projects";
+import { deleteProject } from "../d1/cascades";
 import { installationId } from "../d1/settings";
 import { encryptSecret } from "../d1/secrets";
 import { b64 } from "../core/encoding";

@@ -3,7 +3,7 @@ import { EnvironmentPhase } from "../../../proto/gen/gitpod/v1/environment_pb";
 import { verifyEnvironmentToken } from "../../../workers/core/environment-tokens";
 import { installationHmacKey } from "../../../workers/d1/installation-keys";
 import { alreadyExists, bounded, failedPrecondition, notFound } from "../../../workers/core/errors";
-import { deleteStatements } from "../../../workers/d1/environments";
+import { deleteEnvironmentStatements } from "../../../workers/d1/cascades";
 import { writeBatch } from "../../../workers/d1/batch";
 import * as devEnv from "./store";
 import { onReport, onUser, phaseByName, PHASE_NAMES, phaseName } from "./phases";
@@ -140,7 +140,7 @@ export class DevEnvironment {
     // Gone without passing STOPPING (force, or no machine): what runs in it is stopped all the same.
     this.automations.op((store, op) => store.environmentStopped(op));
     this.host.stream.publish("dev-environment.deleted", { environmentId, phase: "DELETED" });
-    await writeBatch(this.host.env, deleteStatements(this.host.env, environmentId));
+    await writeBatch(this.host.env, deleteEnvironmentStatements(this.host.env, environmentId));
     await this.host.destroy();
   }
 
