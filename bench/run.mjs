@@ -80,6 +80,8 @@ for (const [groupId, roles] of [["team-a", ["readers", "group-readers"]], ["team
 }
 
 async function measure(name, { path, ...opts }) {
+  // Progress on stderr: a whole run takes minutes and prints its table only at the end.
+  process.stderr.write(`bench: ${name}\n`);
   const result = await autocannon({ url: `${base}${path}`, connections, duration: seconds, ...opts });
   const bad = result.non2xx + result.errors;
   if (bad > 0) throw new Error(`${name}: ${bad} failed requests (${JSON.stringify({ non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts, statusCodeStats: result.statusCodeStats })})`);
@@ -110,8 +112,11 @@ const runs = [
   }),
 ];
 // Deploy latency first: after the stream benchmarks workerd is still closing thousands of sockets.
+process.stderr.write("bench: deploy latency\n");
 const deploy = await benchDeploy(mf, rpc, admin);
+process.stderr.write("bench: streams\n");
 runs.push(...(await benchStreams(mf, rpc, admin)), ...deploy.results);
+process.stderr.write("bench: runner on Docker\n");
 const runner = await benchRunner(base, rpc, admin);
 runs.push(...runner.results);
 await mf.dispose();
