@@ -315,7 +315,7 @@ describe("environment.Service Delete", () => {
       // A later call starts from empty storage, not from the deleted environment.
       expect(await obj.events(0)).toEqual([]);
       expect(obj.identity()).toBeNull();
-      expect(await obj.deployedCapsules()).toEqual([]);
+      expect(obj.rollouts().deployed()).toEqual([]);
     });
 
     // The name is free again, and its new object starts over.

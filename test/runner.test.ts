@@ -9,7 +9,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { rolloutName } from "../durable-objects/contract";
+import { held, rolloutName } from "../durable-objects/contract";
 import type { ServerMessage } from "../proto/frames/runner";
 import type { ChangeSchema } from "../proto/gen/api/v1/capsule/change_pb";
 import { State as InstanceState } from "../proto/gen/api/v1/capsule/instance_pb";
@@ -42,6 +42,11 @@ const replicas = (n: number): Change => ({ field: { case: "replicas", value: n }
 
 let admin: Awaited<ReturnType<typeof fileAdmin>>;
 const capsules = () => client(CapsuleService, admin.accessToken);
+/** The environment's runner as its object last saw it. The API's stub goes at once: one still held keeps the object from being evicted. */
+const runnerInfo = async (environmentId: string) => {
+  using runner = held(env.ENVIRONMENTS.getByName(environmentId).runner());
+  return await runner.info();
+};
 
 let counter = 0;
 /** A fresh capsule in project `runs`. */
@@ -216,7 +221,7 @@ describe("runner connection", () => {
     await deploy(environmentId, a, [replicas(2)]);
     await second.waitFor(desiredFor(a, 2));
     await until(a, 2n, settled, "settled by the second runner");
-    expect(await env.ENVIRONMENTS.getByName(environmentId).runnerInfo()).toMatchObject({ connected: true, name: "second" });
+    expect(await runnerInfo(environmentId)).toMatchObject({ connected: true, name: "second" });
   });
 });
 
@@ -321,7 +326,7 @@ describe("objects evicted mid-rollout", () => {
     await evictDurableObject(env.ENVIRONMENTS.getByName(environmentId));
     // Hibernation, not a disconnect: the socket stays open and the object still knows its runner.
     expect(await pending(runner.closed)).toBe(true);
-    expect(await env.ENVIRONMENTS.getByName(environmentId).runnerInfo()).toMatchObject({ connected: true, name: "evict-env-runner" });
+    expect(await runnerInfo(environmentId)).toMatchObject({ connected: true, name: "evict-env-runner" });
 
     runner.send({ type: "applied", projectId: PROJECT, capsuleId: c, rolloutId: 1, resources: [{ kind: "Deployment", name: c }] });
     runner.reportInstances(PROJECT, c, [{ instanceId: `${c}-0`, rolloutId: 1, ready: true, state: "running" }]);
@@ -343,7 +348,7 @@ describe("objects evicted mid-rollout", () => {
     // The runtime drops the socket without a close frame, and the object gets no close event:
     // the sweep of silent sockets, still due on the object's alarm, records the disconnect.
     expect(await runner.closed).toMatchObject({ code: 1006 });
-    expect(await env.ENVIRONMENTS.getByName(environmentId).runnerInfo()).toMatchObject({ connected: false });
+    expect(await runnerInfo(environmentId)).toMatchObject({ connected: false });
     await until(c, 1n, (r) => /disconnected/.test(runnerStep(r).message), "the step says the runner disconnected");
     expect((await rollout(c, 1n)).status!.state).toBe(State.RESOURCE_CREATION);
     const types = await runInDurableObject(env.ENVIRONMENTS.getByName(environmentId), async (o) => (await o.events()).map((e) => e.type));
@@ -379,7 +384,7 @@ describe("a runner that vanishes", () => {
     expect(await x.session.closed).toMatchObject({ code: 1011, reason: "the runner disconnected" });
     const gone = await x.events.waitFor((e) => e.some((ev) => ev.type === "runner.disconnected"), "runner.disconnected");
     expect(gone.filter((e) => e.type === "runner.disconnected").map((e) => e.data)).toEqual([{ name: x.runner.name }]);
-    const info = await env.ENVIRONMENTS.getByName(x.environmentId).runnerInfo();
+    const info = await runnerInfo(x.environmentId);
     expect(info).toMatchObject({ connected: false, name: x.runner.name });
     expect(info.disconnectedAt).toBeGreaterThan(0);
     await until(x.waiting, 1n, (r) => /disconnected/.test(runnerStep(r).message), "the waiting rollout says the runner disconnected");

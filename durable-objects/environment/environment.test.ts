@@ -2,10 +2,15 @@ import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { EnvironmentDO } from "./environment";
 import type { LoggedEvent } from "../lib/event-log";
+import { held } from "../contract";
 
 const stubOf = (name: string) => env.ENVIRONMENTS.getByName(name);
 /** Read inside the object: RPC stub types of recursive JSON are too deep for tsc. */
 const eventsOf = (stub: DurableObjectStub<EnvironmentDO>): Promise<LoggedEvent[]> => runInDurableObject(stub, (obj: EnvironmentDO) => obj.events(0));
+const deployedOf = async (stub: DurableObjectStub<EnvironmentDO>) => {
+  using rollouts = held(stub.rollouts());
+  return await rollouts.deployed();
+};
 
 describe("EnvironmentDO lifecycle", () => {
   it("initializes once per incarnation, across eviction", async () => {
@@ -24,10 +29,10 @@ describe("EnvironmentDO lifecycle", () => {
     await runInDurableObject(stub, (_obj: EnvironmentDO, state) => {
       state.storage.sql.exec("INSERT INTO capsule_state (project_id, capsule_id, desired_rollout_id, updated_at) VALUES ('p', 'old', 1, 1)");
     });
-    expect(await stub.deployedCapsules()).toEqual([{ projectId: "p", capsuleId: "old" }]);
+    expect(await deployedOf(stub)).toEqual([{ projectId: "p", capsuleId: "old" }]);
     // A new incarnation (its deletion never reached the object) starts over.
     expect(await stub.initialize({ environmentId: "unit-stale", ephemeral: true, createdAt: 2 })).toBe(true);
-    expect(await stub.deployedCapsules()).toEqual([]);
+    expect(await deployedOf(stub)).toEqual([]);
     expect((await eventsOf(stub)).map((e) => e.data)).toEqual([{ environmentId: "unit-stale", ephemeral: true }]);
   });
 

@@ -2,24 +2,28 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../../workers/env";
 import { notFound } from "../../workers/core/errors";
 import type { AutomationCall, AutomationCaller, AutomationResult } from "./automations/store";
-import { CronJobs, type ExecutionQuery, type ExecutionRow } from "./jobs/store";
+import { CronJobs } from "./jobs/store";
 import { EnvironmentAutomations } from "./automations/automations";
+import { DevApi } from "./dev/api";
 import { DevEnvironment } from "./dev/dev";
-import { EXEC, type ExecSession, ExecSessions } from "./runner/exec";
+import { EXEC, ExecSessions } from "./runner/exec";
 import type { EnvironmentHost, EnvironmentIdentity, EnvironmentStores } from "./host";
+import { InstancesApi } from "./instances/api";
 import { CapsuleInstances } from "./instances/instances";
+import { JobsApi } from "./jobs/api";
 import { JOB_ATTEMPT, JOB_DEADLINE, JobExecutions } from "./jobs/jobs";
-import { CapsuleRollouts, type DeployedCapsule, type DeployInput, type DeployResult, START_ROLLOUT } from "./rollouts/rollouts";
-import { RUNNER, RunnerConnection, type RunnerInfo } from "./runner/runner";
+import { RolloutsApi } from "./rollouts/api";
+import { CapsuleRollouts, START_ROLLOUT } from "./rollouts/rollouts";
+import { RunnerApi } from "./runner/api";
+import { RUNNER, RunnerConnection } from "./runner/runner";
+import { SkaffoldApi } from "./skaffold/api";
 import { EnvironmentSkaffold } from "./skaffold/skaffold";
-import type { Author } from "../contract";
 import { EventLog, type LoggedEvent } from "../lib/event-log";
 import { EventStream } from "../lib/event-stream";
 import type { Outcome } from "../../workers/core/outcome";
 import type { RolloutSummary } from "../rollout/rollout";
-import { RunnerReports, type StoredLogLine, type StoredSample } from "./instances/reports";
+import { RunnerReports } from "./instances/reports";
 import type { ServerMessage } from "../../proto/frames/runner";
-import type { SkaffoldLogRow } from "./skaffold/session";
 import { answerClose, SOCKET_SWEEP, SocketLiveness } from "../lib/socket-liveness";
 import { requireUpgrade, Tickets } from "../lib/tickets";
 import { Timers } from "../lib/timers";
@@ -27,9 +31,7 @@ import { migrateStorage } from "../lib/storage-migrations";
 import { environmentMigrations } from "./schema";
 
 export type { EnvironmentIdentity } from "./host";
-export type { DeployedCapsule, DeployInput, DeployResult } from "./rollouts/rollouts";
-export type { ExecSession } from "./runner/exec";
-export { type RunnerInfo, SUPERSEDED } from "./runner/runner";
+export { SUPERSEDED } from "./runner/runner";
 
 /**
  * One per environment (named by its id). Owns what must be ordered within an environment:
@@ -39,8 +41,9 @@ export { type RunnerInfo, SUPERSEDED } from "./runner/runner";
  * object is handling right now and is empty whenever it could be evicted.
  *
  * The class holds the object's storage, queue and lifecycle, and takes the calls, sockets and
- * alarm; each concern's logic is a module of its own (environment-*.ts), built here with an
- * EnvironmentHost (host.ts) and the other concerns it calls.
+ * alarm; each concern's logic is a folder of its own, built here with an EnvironmentHost
+ * (host.ts) and the other concerns it calls. What the Worker calls of a concern is its
+ * `api.ts`, an RpcTarget one method here returns (`stub.dev().get()`, one round trip).
  */
 export class EnvironmentDO extends DurableObject<Env> {
   /** The event log, once the schema exists in storage; cleared by `destroy`, which drops every table. */
@@ -53,13 +56,13 @@ export class EnvironmentDO extends DurableObject<Env> {
   /** Per capsule, the tail of the work queued on it: deploys, aborts and runner reports run one at a time. */
   private readonly queues = new Map<string, Promise<unknown>>();
 
-  private readonly skaffold: EnvironmentSkaffold;
+  private readonly environmentSkaffold: EnvironmentSkaffold;
   private readonly automations: EnvironmentAutomations;
-  private readonly dev: DevEnvironment;
-  private readonly jobs: JobExecutions;
-  private readonly rollouts: CapsuleRollouts;
-  private readonly instances: CapsuleInstances;
-  private readonly exec: ExecSessions;
+  private readonly devEnvironment: DevEnvironment;
+  private readonly jobExecutions: JobExecutions;
+  private readonly capsuleRollouts: CapsuleRollouts;
+  private readonly capsuleInstances: CapsuleInstances;
+  private readonly execSessions: ExecSessions;
   private readonly runnerLink: RunnerConnection;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -79,14 +82,14 @@ export class EnvironmentDO extends DurableObject<Env> {
       toRunner: (msg: ServerMessage) => this.runnerLink.send(msg),
       destroy: () => this.destroy(),
     };
-    this.skaffold = new EnvironmentSkaffold(host);
+    const skaffold = (this.environmentSkaffold = new EnvironmentSkaffold(host));
     this.automations = new EnvironmentAutomations(host);
-    this.dev = new DevEnvironment(host, this.automations);
-    this.jobs = new JobExecutions(host);
-    this.rollouts = new CapsuleRollouts(host, this.jobs, this.skaffold);
-    this.instances = new CapsuleInstances(host, this.rollouts);
-    this.exec = new ExecSessions(host, tickets);
-    const { skaffold, automations, dev, jobs, rollouts, instances, exec } = this;
+    const dev = (this.devEnvironment = new DevEnvironment(host, this.automations));
+    const jobs = (this.jobExecutions = new JobExecutions(host));
+    const rollouts = (this.capsuleRollouts = new CapsuleRollouts(host, jobs, skaffold));
+    const instances = (this.capsuleInstances = new CapsuleInstances(host, rollouts));
+    const exec = (this.execSessions = new ExecSessions(host, tickets));
+    const { automations } = this;
     this.runnerLink = new RunnerConnection(host, tickets, { rollouts, jobs, instances, exec, automations, skaffold, dev });
   }
 
@@ -153,11 +156,6 @@ export class EnvironmentDO extends DurableObject<Env> {
     return id;
   }
 
-  /** Capsules with a rollout the runner should run here, by project then capsule. */
-  async deployedCapsules(): Promise<DeployedCapsule[]> {
-    return this.rollouts.deployed();
-  }
-
   /** Appends an event to the environment's log and sends it to its subscribers. */
   async publish(type: string, data: LoggedEvent["data"]): Promise<number> {
     return this.stream.publish(type, data).seq;
@@ -178,7 +176,7 @@ export class EnvironmentDO extends DurableObject<Env> {
    * rollouts outlive it (their ids are not reused), so the ones not yet ended are stopped.
    */
   async destroy(): Promise<void> {
-    await this.rollouts.stopLive();
+    await this.capsuleRollouts.stopLive();
     this.runnerLink.sendAll({ type: "error", code: "not_found", message: "the environment was deleted" });
     // The deletion's own events (dev-environment.deleted) are still pending: subscribers get them before the close.
     this.stream.flush();
@@ -189,9 +187,9 @@ export class EnvironmentDO extends DurableObject<Env> {
     this.reportStore = undefined;
     this.jobStore = undefined;
     this.timerStore = undefined;
-    this.skaffold.reset();
+    this.environmentSkaffold.reset();
     this.automations.reset();
-    this.dev.reset();
+    this.devEnvironment.reset();
   }
 
   /** Runs the timers that are due: rollouts to hand over again, job attempts and deadlines, the sweep of silent sockets. */
@@ -199,9 +197,9 @@ export class EnvironmentDO extends DurableObject<Env> {
     if (!this.identity()) return;
     const { timers } = this.open();
     for (const t of timers.takeDue()) {
-      if (t.kind === START_ROLLOUT) await this.rollouts.retryStart(t.key);
-      else if (t.kind === JOB_ATTEMPT) await this.jobs.attempt(t.key);
-      else if (t.kind === JOB_DEADLINE) await this.jobs.deadlineReached(t.key);
+      if (t.kind === START_ROLLOUT) await this.capsuleRollouts.retryStart(t.key);
+      else if (t.kind === JOB_ATTEMPT) await this.jobExecutions.attempt(t.key);
+      else if (t.kind === JOB_DEADLINE) await this.jobExecutions.deadlineReached(t.key);
       else if (t.kind === SOCKET_SWEEP) {
         await this.liveness.sweep(timers, (ws) => this.onSocketGone(ws));
         await this.runnerLink.reconcile();
@@ -210,125 +208,36 @@ export class EnvironmentDO extends DurableObject<Env> {
     await timers.rearm();
   }
 
-  // ---- Deploys and rollouts (rollouts/rollouts.ts) ----------------------------------------
-
-  /** Deploy: the capsule's next rollout, from its current configuration and the request's changes. */
-  async deploy(input: DeployInput): Promise<Outcome<DeployResult>> {
-    return this.rollouts.deploy(input);
-  }
-
-  /** A rollout's object changed by itself (its readiness timeout). */
+  /** A rollout's object changed by itself (its readiness timeout): the RolloutDO calls this. */
   async rolloutChanged(summary: RolloutSummary): Promise<void> {
-    this.rollouts.track(summary);
+    this.capsuleRollouts.track(summary);
   }
 
-  /** AbortRollout of a rollout of this environment. */
-  async abortRollout(projectId: string, capsuleId: string, rolloutId: number, createdBy: Author): Promise<Outcome<void>> {
-    return this.rollouts.abort(projectId, capsuleId, rolloutId, createdBy);
+  // ---- The concerns' APIs: what the Worker calls, one RpcTarget each ------------------------
+
+  /** Deploys and rollouts (rollouts/api.ts). */
+  rollouts(): RolloutsApi {
+    return new RolloutsApi(this.capsuleRollouts);
   }
 
-  /** StopRollout: the runner removes the rollout's resources, and the capsule no longer runs it. */
-  async stopRollout(projectId: string, capsuleId: string, rolloutId: number, createdBy: Author): Promise<Outcome<void>> {
-    return this.rollouts.stop(projectId, capsuleId, rolloutId, createdBy);
+  /** Instances, logs and metrics (instances/api.ts). */
+  instances(): InstancesApi {
+    return new InstancesApi(this.capsuleInstances);
   }
 
-  /** A capsule's rollout ids in this environment, newest first unless `ascending`, and how many there are. */
-  async listRollouts(projectId: string, capsuleId: string, offset: number, limit: number, ascending: boolean): Promise<{ ids: number[]; total: number }> {
-    return this.rollouts.list(projectId, capsuleId, offset, limit, ascending);
+  /** Cron jobs (jobs/api.ts). */
+  jobs(): JobsApi {
+    return new JobsApi(this.jobExecutions);
   }
 
-  /** The capsule's current rollout here (what new deploys build on), or null before the first. */
-  async currentRollout(projectId: string, capsuleId: string): Promise<number | null> {
-    return this.rollouts.capsuleState(projectId, capsuleId).current_rollout_id;
+  /** The runner and Execute sessions (runner/api.ts). */
+  runner(): RunnerApi {
+    return new RunnerApi(this.runnerLink, this.execSessions);
   }
 
-  // ---- The runner (runner/runner.ts) -----------------------------------------------------
-
-  /** The environment's runner as last seen. */
-  async runnerInfo(): Promise<RunnerInfo> {
-    return this.runnerLink.info();
-  }
-
-  /** A ticket for the runner's WebSocket; the Worker has checked `runner:connect`. */
-  async issueRunnerTicket(subject: string): Promise<{ ticket: string; expiresAt: number }> {
-    return this.runnerLink.issueTicket(subject);
-  }
-
-  // ---- Instances, logs, metrics (instances/instances.ts) ------------------------------------
-
-  async listInstances(projectId: string, capsuleId: string, opts: { includeDeleted?: boolean; excludeExisting?: boolean }) {
-    return this.instances.list(projectId, capsuleId, opts);
-  }
-
-  async instance(projectId: string, capsuleId: string, instanceId: string) {
-    return this.instances.get(projectId, capsuleId, instanceId);
-  }
-
-  /** RestartInstance: relayed to the runner, which reports the restart in its next instances. */
-  async restartInstance(projectId: string, capsuleId: string, instanceId: string): Promise<Outcome<void>> {
-    return this.instances.restart(projectId, capsuleId, instanceId);
-  }
-
-  /** Log lines after `after`; with `waitMs`, a long poll for new ones. */
-  async logs(projectId: string, capsuleId: string, q: { instanceId?: string; after: number; sinceMs?: number; waitMs?: number }): Promise<StoredLogLine[]> {
-    return this.instances.logs(projectId, capsuleId, q);
-  }
-
-  /** Metric samples; answers failed_precondition while no runner has ever reported here. */
-  async metrics(projectId: string, capsuleId: string, q: { instanceId?: string; sinceMs?: number }): Promise<Outcome<StoredSample[]>> {
-    return this.instances.metrics(projectId, capsuleId, q);
-  }
-
-  async customMetrics(projectId: string, capsuleId: string): Promise<Outcome<{ name: string; value: number; time: number }[]>> {
-    return this.instances.customMetrics(projectId, capsuleId);
-  }
-
-  // ---- Cron jobs (jobs/jobs.ts) ---------------------------------------------------------
-
-  /** Called by the Cron Trigger: starts an execution for every job due by `dueBy`. Returns how many started. */
-  async runDueJobs(dueBy = Date.now()): Promise<number> {
-    return this.jobs.runDue(dueBy);
-  }
-
-  /** GetJobExecutions: a page of a capsule's executions here, with the total. */
-  async jobExecutions(q: ExecutionQuery): Promise<{ rows: Omit<ExecutionRow, "job">[]; total: number }> {
-    return this.jobs.list(q);
-  }
-
-  // ---- Execute (runner/exec.ts) -----------------------------------------------------------
-
-  /** A ticket for an Execute session; the Worker has checked `capsule:execute`. */
-  async issueExecTicket(subject: string, session: ExecSession): Promise<Outcome<{ ticket: string; expiresAt: number }>> {
-    return this.exec.issueTicket(subject, session);
-  }
-
-  // ---- Developer environment (dev/dev.ts) ----------------------------------------------
-
-  /** CreateEnvironment, once the Worker has made the environment's Rig side (`initialize`); the gitpod.v1.Environment, binary. */
-  async createDevEnvironment(metadata: Uint8Array, spec: Uint8Array): Promise<Outcome<Uint8Array>> {
-    return this.dev.create(metadata, spec);
-  }
-
-  /** GetEnvironment: the gitpod.v1.Environment, binary. */
-  async devEnvironment(): Promise<Outcome<Uint8Array>> {
-    return this.dev.get();
-  }
-
-  /** Start, Stop, Unarchive, Update (an UpdateEnvironmentRequest, binary) and MarkActive: failed_precondition when the phase forbids it. */
-  async changeDevEnvironment(
-    change: { op: "start" | "stop" | "unarchive" } | { op: "update"; request: Uint8Array } | { op: "mark-active"; source: string; at: number },
-  ): Promise<Outcome<void>> {
-    return this.dev.change(change);
-  }
-
-  /** DeleteEnvironment: through the runner when it may hold a machine, at once without one or with `force`. */
-  async deleteDevEnvironment(force: boolean): Promise<Outcome<void>> {
-    return this.dev.delete(force);
-  }
-
-  /** WatchEvents: a ticket for the environment's event stream and the last event so far, to follow from. */
-  async watchFrom(subject: string): Promise<Outcome<{ ticket: string; after: number }>> {
-    return this.dev.watchFrom(subject);
+  /** The developer environment, gitpod.v1.EnvironmentService (dev/api.ts). */
+  dev(): DevApi {
+    return new DevApi(this.devEnvironment);
   }
 
   // ---- Automations (automations/automations.ts) ------------------------------------------------
@@ -338,31 +247,11 @@ export class EnvironmentDO extends DurableObject<Env> {
     return this.automations.call(call, caller);
   }
 
-  // ---- Skaffold (skaffold/skaffold.ts) ------------------------------------------------------
+  // ---- Skaffold ---------------------------------------------------------------------------
 
-  /** GetState: proto.State, binary. */
-  async skaffoldState(): Promise<Outcome<Uint8Array>> {
-    return this.skaffold.state();
-  }
-
-  /** Events: the Skaffold log entries after `after`, oldest first; with `waitMs`, a long poll. */
-  async skaffoldEvents(after: number, waitMs = 0): Promise<Outcome<SkaffoldLogRow[]>> {
-    return this.skaffold.events(after, waitMs);
-  }
-
-  /** Handle: folds a proto.Event (binary) into the State and logs it. */
-  async skaffoldHandle(event: Uint8Array): Promise<Outcome<void>> {
-    return this.skaffold.handle(event);
-  }
-
-  /** Execute: hands a proto.Intent (binary) to the runner, or keeps it until one connects. */
-  async skaffoldExecute(intent: Uint8Array): Promise<Outcome<void>> {
-    return this.skaffold.execute(intent);
-  }
-
-  /** AutoBuild, AutoSync, AutoDeploy: already_exists when `enabled` is the trigger's value already. */
-  async skaffoldAutoTrigger(phase: "build" | "sync" | "deploy", enabled: boolean): Promise<Outcome<void>> {
-    return this.skaffold.autoTrigger(phase, enabled);
+  /** proto.SkaffoldService (skaffold/api.ts). */
+  skaffold(): SkaffoldApi {
+    return new SkaffoldApi(this.environmentSkaffold);
   }
 
   // ---- Sockets ---------------------------------------------------------------------------------
@@ -372,7 +261,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     const notUpgrade = requireUpgrade(request);
     if (notUpgrade) return notUpgrade;
     const path = new URL(request.url).pathname;
-    const res = path.endsWith("/runner") ? this.runnerLink.accept(request) : path.endsWith("/exec") ? this.exec.accept(request) : this.stream.subscribe(request);
+    const res = path.endsWith("/runner") ? this.runnerLink.accept(request) : path.endsWith("/exec") ? this.execSessions.accept(request) : this.stream.subscribe(request);
     if (res.status === 101) await this.liveness.watch(this.open().timers);
     return res;
   }
@@ -382,7 +271,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     const text = typeof message === "string" ? message : new TextDecoder().decode(message);
     try {
       if (tags.includes(RUNNER)) await this.runnerLink.onMessage(ws, text);
-      else if (tags.includes(EXEC)) this.exec.onMessage(ws, text);
+      else if (tags.includes(EXEC)) this.execSessions.onMessage(ws, text);
     } catch (err) {
       // What a socket closed meanwhile still sent (the environment was deleted, the runner superseded) is moot.
       if (ws.readyState !== WebSocket.OPEN) return;
@@ -406,6 +295,6 @@ export class EnvironmentDO extends DurableObject<Env> {
   private async onSocketGone(ws: WebSocket): Promise<void> {
     const tags = this.ctx.getTags(ws);
     if (tags.includes(RUNNER)) await this.runnerLink.onGone(ws);
-    else if (tags.includes(EXEC)) this.exec.onGone(ws);
+    else if (tags.includes(EXEC)) this.execSessions.onGone(ws);
   }
 }

@@ -13,7 +13,7 @@ import { fromJson, type JsonObject } from "@bufbuild/protobuf";
 import { type Context, Hono } from "hono";
 import { ExecuteRequest_StartSchema } from "../../proto/gen/api/v1/capsule/service_pb";
 import { unwrap } from "../core/outcome";
-import { type EnvironmentDO, rolloutName } from "../../durable-objects/contract";
+import { type EnvironmentDO, held, rolloutName } from "../../durable-objects/contract";
 import type { Action } from "../core/actions";
 import type { Principal, Scope } from "../auth/principal";
 import { namedCapsule } from "../d1/capsules";
@@ -69,7 +69,10 @@ function environmentSocket(
 
 // The event stream carries the events of every capsule in the environment.
 environmentSocket("events", "capsule:view", (id) => ({ environment: id, resource: "capsule/*" }), (o, subject) => o.issueStreamTicket(subject));
-environmentSocket("runner", "runner:connect", (id) => ({ environment: id, resource: `environment/${id}` }), (o, subject) => o.issueRunnerTicket(subject));
+environmentSocket("runner", "runner:connect", (id) => ({ environment: id, resource: `environment/${id}` }), async (o, subject) => {
+  using runner = held(o.runner());
+  return await runner.issueTicket(subject);
+});
 
 /** The body is an api.v1.capsule.ExecuteRequest.Start in protobuf JSON, plus projectId. */
 streams.post("/environments/:id/exec/tickets", async (c) => {
@@ -87,8 +90,9 @@ streams.post("/environments/:id/exec/tickets", async (c) => {
   if (!start.command) throw invalidArgument("command", "is required");
   const principal = await ticketCaller(c, "capsule:execute", { resource: `capsule/${capsuleId}`, project: projectId as string, environment: id });
   await requireExisting(c.env, "environment", id);
+  using runner = held(c.env.ENVIRONMENTS.getByName(id).runner());
   const t = unwrap(
-    await c.env.ENVIRONMENTS.getByName(id).issueExecTicket(subjectOf(principal), {
+    await runner.issueExecTicket(subjectOf(principal), {
       projectId: projectId as string,
       capsuleId,
       instanceId: start.instanceId,

@@ -9,7 +9,7 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import { State as InstanceState } from "../../proto/gen/api/v1/capsule/instance_pb";
 import { ReadyState, StageState, StatusSchema, StepState } from "../../proto/gen/api/v1/capsule/instance/status_pb";
 import type { Service } from "../../proto/gen/api/v1/capsule/service_pb";
-import type { InstanceRow } from "../../durable-objects/contract";
+import { held, type InstanceRow } from "../../durable-objects/contract";
 import { unwrap } from "../core/outcome";
 import { namedCapsule, requireCapsule } from "../d1/capsules";
 import { requireExisting } from "../d1/exists";
@@ -81,13 +81,13 @@ function statusMessage(r: Row) {
   });
 }
 
-/** The capsule and environment a request names, both checked to exist, and the environment's object. */
+/** The capsule and environment a request names, both checked to exist, and the instances API of the environment's object. */
 async function target(ctx: HandlerContext, req: { projectId: string; capsuleId: string; environmentId: string }) {
   const env = envOf(ctx);
   const { projectId, capsuleId } = namedCapsule(req);
   const environmentId = await environmentOf(env, req);
   await Promise.all([requireCapsule(env, projectId, capsuleId), requireExisting(env, "environment", environmentId)]);
-  return { projectId, capsuleId, object: env.ENVIRONMENTS.getByName(environmentId) };
+  return { projectId, capsuleId, api: held(env.ENVIRONMENTS.getByName(environmentId).instances()) };
 }
 
 export const instanceHandlers: Pick<
@@ -95,45 +95,50 @@ export const instanceHandlers: Pick<
   "listInstances" | "getInstanceStatus" | "listInstanceStatuses" | "restartInstance" | "logs" | "capsuleMetrics" | "getCustomInstanceMetrics" | "execute"
 > = {
   async listInstances(req, ctx) {
-    const { projectId, capsuleId, object } = await target(ctx, req);
-    const rows = await object.listInstances(projectId, capsuleId, req);
+    const { projectId, capsuleId, api } = await target(ctx, req);
+    using instances = api;
+    const rows = await instances.list(projectId, capsuleId, req);
     const page = pageOf(req.pagination);
     return { instances: page.slice(rows).map(instanceMessage), total: BigInt(rows.length) };
   },
 
   async listInstanceStatuses(req, ctx) {
-    const { projectId, capsuleId, object } = await target(ctx, req);
-    const rows = await object.listInstances(projectId, capsuleId, req);
+    const { projectId, capsuleId, api } = await target(ctx, req);
+    using instances = api;
+    const rows = await instances.list(projectId, capsuleId, req);
     const page = pageOf(req.pagination);
     return { instances: page.slice(rows).map(statusMessage), total: BigInt(rows.length) };
   },
 
   async getInstanceStatus(req, ctx) {
     if (!req.instanceId) throw invalidArgument("instance_id", "is required");
-    const { projectId, capsuleId, object } = await target(ctx, req);
-    const row = await object.instance(projectId, capsuleId, req.instanceId);
+    const { projectId, capsuleId, api } = await target(ctx, req);
+    using instances = api;
+    const row = await instances.get(projectId, capsuleId, req.instanceId);
     if (!row) throw notFound(`instance ${bounded(req.instanceId)} of capsule ${bounded(capsuleId)}`);
     return { status: statusMessage(row) };
   },
 
   async restartInstance(req, ctx) {
     if (!req.instanceId) throw invalidArgument("instance_id", "is required");
-    const { projectId, capsuleId, object } = await target(ctx, req);
-    unwrap(await object.restartInstance(projectId, capsuleId, req.instanceId));
+    const { projectId, capsuleId, api } = await target(ctx, req);
+    using instances = api;
+    unwrap(await instances.restart(projectId, capsuleId, req.instanceId));
     return {};
   },
 
   /** History first (from `since`), then, with `follow`, new lines as the runner sends them. */
   async *logs(req, ctx) {
-    const { projectId, capsuleId, object } = await target(ctx, req);
-    if (req.instanceId && !(await object.instance(projectId, capsuleId, req.instanceId))) {
+    const { projectId, capsuleId, api } = await target(ctx, req);
+    using instances = api;
+    if (req.instanceId && !(await instances.get(projectId, capsuleId, req.instanceId))) {
       throw notFound(`instance ${bounded(req.instanceId)} of capsule ${bounded(capsuleId)}`);
     }
     const sinceMs = req.since ? Date.now() - (Number(req.since.seconds) * 1000 + Math.floor(req.since.nanos / 1e6)) : undefined;
     let after = 0;
     for (;;) {
       const waitMs = req.follow ? FOLLOW_POLL_MS : 0;
-      const lines = await object.logs(projectId, capsuleId, { instanceId: req.instanceId || undefined, after, sinceMs, waitMs });
+      const lines = await instances.logs(projectId, capsuleId, { instanceId: req.instanceId || undefined, after, sinceMs, waitMs });
       for (const l of lines) {
         const data = new TextEncoder().encode(l.text.endsWith("\n") ? l.text : `${l.text}\n`);
         yield {
@@ -151,9 +156,10 @@ export const instanceHandlers: Pick<
   },
 
   async capsuleMetrics(req, ctx) {
-    const { projectId, capsuleId, object } = await target(ctx, req);
+    const { projectId, capsuleId, api } = await target(ctx, req);
+    using instances = api;
     const samples = unwrap(
-      await object.metrics(projectId, capsuleId, { instanceId: req.instanceId || undefined, sinceMs: req.since ? timestampMs(req.since) : undefined }),
+      await instances.metrics(projectId, capsuleId, { instanceId: req.instanceId || undefined, sinceMs: req.since ? timestampMs(req.since) : undefined }),
     );
     return {
       instanceMetrics: samples.map((s) => ({
@@ -165,8 +171,9 @@ export const instanceHandlers: Pick<
   },
 
   async getCustomInstanceMetrics(req, ctx) {
-    const { projectId, capsuleId, object } = await target(ctx, req);
-    const metrics = unwrap(await object.customMetrics(projectId, capsuleId));
+    const { projectId, capsuleId, api } = await target(ctx, req);
+    using instances = api;
+    const metrics = unwrap(await instances.customMetrics(projectId, capsuleId));
     return { metrics: metrics.map((m) => ({ name: m.name, latestValue: m.value, latestTimestamp: timestampFromMs(m.time) })) };
   },
 

@@ -3,6 +3,7 @@ import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { JobState } from "../../proto/gen/api/v1/capsule/job_pb";
 import type { Service } from "../../proto/gen/api/v1/capsule/service_pb";
+import { held } from "../../durable-objects/contract";
 import { namedCapsule, requireCapsule } from "../d1/capsules";
 import { requireExisting } from "../d1/exists";
 import { envOf } from "./context";
@@ -26,7 +27,8 @@ export const jobHandlers: Pick<ServiceImpl<typeof Service>, "getJobExecutions"> 
     }
     await Promise.all([requireCapsule(env, projectId, capsuleId), requireExisting(env, "environment", environmentId)]);
     const page = pageOf(req.pagination);
-    const { rows, total } = await env.ENVIRONMENTS.getByName(environmentId).jobExecutions({
+    using jobs = held(env.ENVIRONMENTS.getByName(environmentId).jobs());
+    const { rows, total } = await jobs.executions({
       projectId,
       capsuleId,
       jobName: req.jobName || undefined,

@@ -2,7 +2,7 @@
  * api.v1.capsule.Service: Deploy and rollouts. The Worker authorizes and checks D1; the
  * environment's object sequences deploys and each rollout's object owns its status.
  */
-import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { EventSchema } from "../../proto/gen/api/v1/capsule/event_pb";
@@ -10,7 +10,7 @@ import { RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
 import { StatusSchema } from "../../proto/gen/api/v1/capsule/rollout/status_pb";
 import type { AuthorSchema } from "../../proto/gen/model/author_pb";
 import { DeployRequestSchema, type Service } from "../../proto/gen/api/v1/capsule/service_pb";
-import { type Author, type EnvironmentDO, type RolloutIdentity, rolloutName } from "../../durable-objects/contract";
+import { type Author, type EnvironmentDO, held, type RolloutIdentity, rolloutName } from "../../durable-objects/contract";
 import { type Outcome, unwrap } from "../core/outcome";
 import type { DeployAction } from "../core/actions";
 import { allows, type Scope } from "../auth/principal";
@@ -64,11 +64,12 @@ export async function rolloutScope(m: { projectId: string; capsuleId: string; ro
 async function inRolloutEnvironment(
   ctx: HandlerContext,
   req: { projectId: string; capsuleId: string; rolloutId: bigint },
-  act: (object: DurableObjectStub<EnvironmentDO>, id: RolloutIdentity, by: Author) => Promise<Outcome<void>>,
+  act: (rollouts: ReturnType<DurableObjectStub<EnvironmentDO>["rollouts"]>, id: RolloutIdentity, by: Author) => Promise<Outcome<void>>,
 ): Promise<void> {
   const env = envOf(ctx);
   const { rollout } = await requireRollout(env, req);
-  unwrap(await act(env.ENVIRONMENTS.getByName(rollout.identity.environmentId), rollout.identity, authorOf(principalOf(ctx))));
+  using rollouts = held(env.ENVIRONMENTS.getByName(rollout.identity.environmentId).rollouts());
+  unwrap(await act(rollouts, rollout.identity, authorOf(principalOf(ctx))));
 }
 
 const rolloutMessage = (r: { config: Uint8Array; status: Uint8Array; identity: { rolloutId: number } }) => ({
@@ -111,15 +112,16 @@ export const rolloutHandlers: Pick<
     const environmentId = await environmentOf(env, req);
     checkDeployActions(ctx, req, environmentId);
     const target = await checkedDeployTarget(env, projectId, capsuleId, environmentId);
+    using rollouts = held(env.ENVIRONMENTS.getByName(environmentId).rollouts());
     const result = unwrap(
-      await env.ENVIRONMENTS.getByName(environmentId).deploy({
-        request: toBinary(DeployRequestSchema, create(DeployRequestSchema, { ...req, environmentId })),
+      await rollouts.deploy({
+        request: create(DeployRequestSchema, { ...req, environmentId }),
         createdBy: authorOf(principalOf(ctx)),
         imageIds: target.imageIds,
         namespace: target.namespace,
       }),
     );
-    return { rolloutId: BigInt(result.rolloutId), rolloutConfig: fromBinary(RolloutConfigSchema, result.config), resourceYaml: result.resources };
+    return { rolloutId: BigInt(result.rolloutId), rolloutConfig: result.config, resourceYaml: result.resources };
   },
 
   async getRollout(req, ctx) {
@@ -133,18 +135,19 @@ export const rolloutHandlers: Pick<
     const environmentId = await environmentOf(env, req);
     const page = pageOf(req.pagination);
     // Newest first, as Rig lists them; `descending` reverses it.
-    const { ids, total } = await env.ENVIRONMENTS.getByName(environmentId).listRollouts(projectId, capsuleId, page.offset, page.limit, page.descending);
+    using inEnvironment = held(env.ENVIRONMENTS.getByName(environmentId).rollouts());
+    const { ids, total } = await inEnvironment.list(projectId, capsuleId, page.offset, page.limit, page.descending);
     const rollouts = await Promise.all(ids.map((id) => env.ROLLOUTS.getByName(rolloutName(projectId, capsuleId, id)).get()));
     return { rollouts: rollouts.filter((r) => r !== null).map(rolloutMessage), total: BigInt(total) };
   },
 
   async abortRollout(req, ctx) {
-    await inRolloutEnvironment(ctx, req, (object, id, by) => object.abortRollout(id.projectId, id.capsuleId, id.rolloutId, by));
+    await inRolloutEnvironment(ctx, req, (rollouts, id, by) => rollouts.abort(id.projectId, id.capsuleId, id.rolloutId, by));
     return {};
   },
 
   async stopRollout(req, ctx) {
-    await inRolloutEnvironment(ctx, req, (object, id, by) => object.stopRollout(id.projectId, id.capsuleId, id.rolloutId, by));
+    await inRolloutEnvironment(ctx, req, (rollouts, id, by) => rollouts.stop(id.projectId, id.capsuleId, id.rolloutId, by));
     return {};
   },
 
@@ -154,7 +157,8 @@ export const rolloutHandlers: Pick<
     let rolloutId = req.rolloutId;
     if (rolloutId === 0n) {
       // No rollout named: the capsule's current one in the environment.
-      const current = await env.ENVIRONMENTS.getByName(await environmentOf(env, req)).currentRollout(projectId, capsuleId);
+      using rollouts = held(env.ENVIRONMENTS.getByName(await environmentOf(env, req)).rollouts());
+      const current = await rollouts.current(projectId, capsuleId);
       if (current === null) return { events: [], total: 0n };
       rolloutId = BigInt(current);
     }

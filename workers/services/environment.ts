@@ -1,6 +1,7 @@
 /** api.v1.environment.Service: deployment targets, each owned by an EnvironmentDO. */
 import type { Update } from "../../proto/gen/api/v1/environment/environment_pb";
 import { Service } from "../../proto/gen/api/v1/environment/service_pb";
+import { held } from "../../durable-objects/contract";
 import { allows, type Principal } from "../auth/principal";
 import { scoped } from "../auth/scopes";
 import { defaultNamespaceTemplate, platformVersion } from "../core/config";
@@ -237,7 +238,8 @@ export const environments = defineService(
       await requireExisting(env, "environment", id);
       const object = env.ENVIRONMENTS.getByName(id);
       // The object owns what runs in the environment, so it is the one to ask.
-      const capsules = await object.deployedCapsules();
+      using rollouts = held(object.rollouts());
+      const capsules = await rollouts.deployed();
       if (capsules.length > 0 && !req.force) {
         const names = capsules.slice(0, 10).map((c) => `${c.projectId}/${c.capsuleId}`).join(", ");
         throw failedPrecondition(

@@ -7,10 +7,11 @@
  * one for ListEnvironments. Gitpod's SDK is the client this is measured against: see
  * ../shared/research/gitpod-api.md for what it sends and expects.
  */
-import { create, fromBinary, fromJsonString, toBinary } from "@bufbuild/protobuf";
+import { create, fromJsonString } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext } from "@connectrpc/connect";
 import { unwrap } from "../core/outcome";
+import { held } from "../../durable-objects/contract";
 import {
   EnvironmentMetadataSchema,
   EnvironmentPhase,
@@ -23,7 +24,6 @@ import {
   type ListEnvironmentsRequest,
   ListEnvironmentsRequest_ArchivalStatus as Archival,
   ListEnvironmentsRequest_SortField as SortField,
-  UpdateEnvironmentRequestSchema,
 } from "../../proto/gen/gitpod/v1/environment_pb";
 import { Principal } from "../../proto/gen/gitpod/v1/identity_pb";
 import { SortOrder } from "../../proto/gen/gitpod/v1/pagination_pb";
@@ -57,7 +57,11 @@ async function devObject(env: Env, environmentId: string) {
   return { id, object: env.ENVIRONMENTS.getByName(id) };
 }
 
-const environmentFrom = (bytes: Uint8Array) => fromBinary(EnvironmentSchema, bytes);
+/** What the object of an existing developer environment answers for EnvironmentService, for `using`. */
+async function devApi(env: Env, environmentId: string) {
+  const { object } = await devObject(env, environmentId);
+  return held(object.dev());
+}
 
 interface CreateInput {
   spec?: EnvironmentSpec;
@@ -111,7 +115,8 @@ async function createDev(ctx: HandlerContext, input: CreateInput) {
   });
   const object = env.ENVIRONMENTS.getByName(id);
   try {
-    return { environment: environmentFrom(unwrap(await object.createDevEnvironment(toBinary(EnvironmentMetadataSchema, metadata), toBinary(EnvironmentSpecSchema, spec)))) };
+    using dev = held(object.dev());
+    return { environment: unwrap(await dev.create(metadata, spec)) };
   } catch (err) {
     // Half an environment helps no one: the Rig side goes too, so nothing is left behind.
     await deleteEnvironment(env, id);
@@ -186,8 +191,8 @@ export const gitpodEnvironments = defineService(
     },
 
     async getEnvironment(req, ctx) {
-      const { object } = await devObject(envOf(ctx), req.environmentId);
-      return { environment: environmentFrom(unwrap(await object.devEnvironment())) };
+      using dev = await devApi(envOf(ctx), req.environmentId);
+      return { environment: unwrap(await dev.get()) };
     },
 
     async listEnvironments(req, ctx) {
@@ -228,42 +233,42 @@ export const gitpodEnvironments = defineService(
     },
 
     async startEnvironment(req, ctx) {
-      const { object } = await devObject(envOf(ctx), req.environmentId);
-      unwrap(await object.changeDevEnvironment({ op: "start" }));
+      using dev = await devApi(envOf(ctx), req.environmentId);
+      unwrap(await dev.start());
       return {};
     },
 
     async stopEnvironment(req, ctx) {
-      const { object } = await devObject(envOf(ctx), req.environmentId);
-      unwrap(await object.changeDevEnvironment({ op: "stop" }));
+      using dev = await devApi(envOf(ctx), req.environmentId);
+      unwrap(await dev.stop());
       return {};
     },
 
     async unarchiveEnvironment(req, ctx) {
-      const { object } = await devObject(envOf(ctx), req.environmentId);
-      unwrap(await object.changeDevEnvironment({ op: "unarchive" }));
+      using dev = await devApi(envOf(ctx), req.environmentId);
+      unwrap(await dev.unarchive());
       return {};
     },
 
     async updateEnvironment(req, ctx) {
-      const { object } = await devObject(envOf(ctx), req.environmentId);
+      using dev = await devApi(envOf(ctx), req.environmentId);
       checkUpdate(req);
-      unwrap(await object.changeDevEnvironment({ op: "update", request: toBinary(UpdateEnvironmentRequestSchema, req) }));
+      unwrap(await dev.update(req));
       return {};
     },
 
     async markEnvironmentActive(req, ctx) {
-      const { object } = await devObject(envOf(ctx), req.environmentId);
+      using dev = await devApi(envOf(ctx), req.environmentId);
       const source = req.activitySignal?.source ?? "";
       if (source.length < 3 || source.length > 80) throw invalidArgument("activity_signal.source", "must be 3 to 80 characters");
       const at = req.activitySignal?.timestamp ? timestampDate(req.activitySignal.timestamp).getTime() : Date.now();
-      unwrap(await object.changeDevEnvironment({ op: "mark-active", source, at }));
+      unwrap(await dev.markActive(source, at));
       return {};
     },
 
     async deleteEnvironment(req, ctx) {
-      const { object } = await devObject(envOf(ctx), req.environmentId);
-      unwrap(await object.deleteDevEnvironment(req.force));
+      using dev = await devApi(envOf(ctx), req.environmentId);
+      unwrap(await dev.delete(req.force));
       return {};
     },
 

@@ -8,6 +8,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { unwrap } from "../core/outcome";
+import { held } from "../../durable-objects/contract";
 import {
   EventService,
   ResourceOperation,
@@ -84,7 +85,8 @@ export async function openWatch(env: Env, principal: Principal, req: WatchEvents
   const wanted = filterOf(req);
   await requireExisting(env, "environment", environmentId);
   const stub = env.ENVIRONMENTS.getByName(environmentId);
-  const { ticket, after } = unwrap(await stub.watchFrom(`${principal.subjectType}/${principal.subjectId}`));
+  using dev = held(stub.dev());
+  const { ticket, after } = unwrap(await dev.watchFrom(`${principal.subjectType}/${principal.subjectId}`));
   const res = await stub.fetch(`https://environment/events?ticket=${ticket}&after=${after}`, { headers: { upgrade: "websocket" } });
   const ws = res.webSocket;
   if (!ws) throw unavailable(`the event stream of environment ${environmentId} could not be opened (${res.status}): try again`);

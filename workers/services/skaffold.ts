@@ -5,22 +5,10 @@
  * session (durable-objects/environment/skaffold/session.ts). See docs/skaffold.md.
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import {
-  type Event,
-  EventSchema,
-  type Intent,
-  IntentSchema,
-  type LogEntry,
-  LogEntrySchema,
-  SkaffoldService,
-  type State,
-  StateSchema,
-  type TriggerState,
-} from "../../proto/gen/skaffold/v1/skaffold_pb";
+import { type Event, type Intent, type LogEntry, SkaffoldService, type State, type TriggerState } from "../../proto/gen/skaffold/v1/skaffold_pb";
 import type { Outcome } from "../core/outcome";
 import { unwrap } from "../core/outcome";
-import type { SkaffoldPhase as Phase } from "../../durable-objects/contract";
+import { held, type SkaffoldLogRow, type SkaffoldPhase as Phase } from "../../durable-objects/contract";
 import type { Scope } from "../auth/principal";
 import type { Env } from "../env";
 import { envOf } from "./context";
@@ -39,7 +27,7 @@ export function environmentIdOf(url: URL): string | undefined {
   try {
     return id === undefined ? undefined : decodeURIComponent(id);
   } catch {
-    return id; // Malformed escapes: no environment has this id, which `object` answers.
+    return id; // Malformed escapes: no environment has this id, which `session` answers.
   }
 }
 
@@ -63,10 +51,10 @@ export const skaffoldRules = {
   handle: edit,
 } satisfies Rules<typeof SkaffoldService>;
 
-/** The environment's object; an id no environment can have is not_found without asking it. */
-function object(env: Env, id: string | undefined) {
+/** The Skaffold API of the environment's object, for `using`; an id no environment can have is not_found without asking it. */
+function session(env: Env, id: string | undefined) {
   if (!id || !isDnsLabel(id)) throw notFound(`environment ${id ?? ""}`);
-  return env.ENVIRONMENTS.getByName(id);
+  return held(env.ENVIRONMENTS.getByName(id).skaffold());
 }
 
 /** An answer of the object; its not_found (no such environment) names the environment. */
@@ -78,7 +66,8 @@ function settle<T>(id: string, outcome: Outcome<T>): T {
 /** The operations of the service on one environment, for the Connect handlers and the gateway. */
 export const skaffoldOps = {
   async state(env: Env, id: string): Promise<State> {
-    return fromBinary(StateSchema, settle(id, await object(env, id).skaffoldState()));
+    using api = session(env, id);
+    return settle(id, await api.state());
   },
 
   /**
@@ -89,46 +78,61 @@ export const skaffoldOps = {
    * neither a gap nor a duplicate.
    */
   async events(env: Env, id: string, signal: AbortSignal): Promise<AsyncGenerator<LogEntry>> {
-    let stub = object(env, id);
-    const first = settle(id, await stub.skaffoldEvents(0, 0));
+    // One stub for the stream's polls, let go when it ends (or a restart breaks it).
+    let api = session(env, id);
+    let first: SkaffoldLogRow[];
+    try {
+      first = settle(id, await api.events(0, 0));
+    } catch (err) {
+      api[Symbol.dispose]();
+      throw err;
+    }
     return (async function* () {
       let rows = first;
       let after = 0;
       let failures = 0;
-      for (;;) {
-        for (const r of rows) {
-          yield fromBinary(LogEntrySchema, r.entry);
-          after = r.seq;
-        }
-        if (signal.aborted) return;
-        try {
-          rows = settle(id, await stub.skaffoldEvents(after, EVENTS_POLL_MS));
-          failures = 0;
-        } catch (err) {
-          // The object restarted (eviction, a deploy): its log is in storage, so ask a new stub for what follows.
-          if (!(err as { retryable?: boolean }).retryable || ++failures > EVENTS_RETRIES) {
-            throw err instanceof ConnectError ? err : unavailable(`the event stream of environment ${id} was interrupted: reconnect to replay it`);
+      try {
+        for (;;) {
+          for (const r of rows) {
+            yield r.entry;
+            after = r.seq;
           }
-          stub = object(env, id);
-          rows = [];
+          if (signal.aborted) return;
+          try {
+            rows = settle(id, await api.events(after, EVENTS_POLL_MS));
+            failures = 0;
+          } catch (err) {
+            // The object restarted (eviction, a deploy): its log is in storage, so ask a new stub for what follows.
+            if (!(err as { retryable?: boolean }).retryable || ++failures > EVENTS_RETRIES) {
+              throw err instanceof ConnectError ? err : unavailable(`the event stream of environment ${id} was interrupted: reconnect to replay it`);
+            }
+            api[Symbol.dispose]();
+            api = session(env, id);
+            rows = [];
+          }
         }
+      } finally {
+        api[Symbol.dispose]();
       }
     })();
   },
 
   async execute(env: Env, id: string, intent: Intent | undefined): Promise<void> {
-    settle(id, await object(env, id).skaffoldExecute(intent ? toBinary(IntentSchema, intent) : new Uint8Array()));
+    using api = session(env, id);
+    settle(id, await api.execute(intent));
   },
 
   /** AutoBuild, AutoSync, AutoDeploy: `enabled` must be present (false is a value). */
   async trigger(env: Env, id: string, phase: Phase, state: TriggerState | undefined): Promise<void> {
     // Skaffold's words, which its clients may show.
     if (state?.val.case !== "enabled") throw new ConnectError("missing required boolean parameter 'enabled'", Code.InvalidArgument);
-    settle(id, await object(env, id).skaffoldAutoTrigger(phase, state.val.value));
+    using api = session(env, id);
+    settle(id, await api.autoTrigger(phase, state.val.value));
   },
 
   async handle(env: Env, id: string, event: Event): Promise<void> {
-    settle(id, await object(env, id).skaffoldHandle(toBinary(EventSchema, event)));
+    using api = session(env, id);
+    settle(id, await api.handle(event));
   },
 };
 

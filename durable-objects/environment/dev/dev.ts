@@ -1,5 +1,11 @@
 /** The developer environment (gitpod.v1.EnvironmentService) an EnvironmentDO may hold: user changes, runner reports, and its end. */
-import { EnvironmentPhase } from "../../../proto/gen/gitpod/v1/environment_pb";
+import {
+  type Environment,
+  type EnvironmentMetadata,
+  EnvironmentPhase,
+  type EnvironmentSpec,
+  type UpdateEnvironmentRequest,
+} from "../../../proto/gen/gitpod/v1/environment_pb";
 import { verifyEnvironmentToken } from "../../../workers/core/environment-tokens";
 import { installationHmacKey } from "../../../workers/d1/installation-keys";
 import { alreadyExists, bounded, failedPrecondition, notFound } from "../../../workers/core/errors";
@@ -9,8 +15,13 @@ import * as devEnv from "./store";
 import { onReport, onUser, phaseByName, PHASE_NAMES, phaseName } from "./phases";
 import type { EnvironmentAutomations } from "../automations/automations";
 import type { EnvironmentHost } from "../host";
-import { attempt, type Outcome } from "../../../workers/core/outcome";
 import type { RunnerMessage, ServerMessage } from "../../../proto/frames/runner";
+
+/** A user's change of the environment, other than its deletion. */
+type DevChange =
+  | { op: "start" | "stop" | "unarchive" }
+  | { op: "update"; request: UpdateEnvironmentRequest }
+  | { op: "mark-active"; source: string; at: number };
 
 export class DevEnvironment {
   /** The developer environment (dev/store.ts), if the object holds one; `destroy` drops it. */
@@ -40,42 +51,33 @@ export class DevEnvironment {
   /**
    * CreateEnvironment, once the Worker has made the environment's Rig side (`initialize`):
    * the environment is to run, which only a runner can make happen, so it starts CREATING.
-   * Answers the gitpod.v1.Environment, binary.
    */
-  create(metadata: Uint8Array, spec: Uint8Array): Promise<Outcome<Uint8Array>> {
-    return attempt(() => {
-      const { environmentId } = this.host.requireIdentity();
-      if (this.dev().get()) throw alreadyExists(`environment ${bounded(environmentId)}`);
-      return this.save(null, devEnv.newDevEnvironment(metadata, spec));
-    });
+  create(metadata: EnvironmentMetadata, spec: EnvironmentSpec): Promise<Environment> {
+    const { environmentId } = this.host.requireIdentity();
+    if (this.dev().get()) throw alreadyExists(`environment ${bounded(environmentId)}`);
+    return this.save(null, devEnv.newDevEnvironment(metadata, spec));
   }
 
-  /** GetEnvironment: the gitpod.v1.Environment, binary. */
-  get(): Promise<Outcome<Uint8Array>> {
-    return attempt(() => {
-      const { environmentId, state } = this.requireDev();
-      return devEnv.environmentBinary(environmentId, state);
-    });
+  /** GetEnvironment. */
+  get(): Environment {
+    const { environmentId, state } = this.requireDev();
+    return devEnv.environmentOf(environmentId, state);
   }
 
-  /** Start, Stop, Unarchive, Update (an UpdateEnvironmentRequest, binary) and MarkActive: failed_precondition when the phase forbids it. */
-  change(
-    change: { op: "start" | "stop" | "unarchive" } | { op: "update"; request: Uint8Array } | { op: "mark-active"; source: string; at: number },
-  ): Promise<Outcome<void>> {
-    return attempt(async () => {
-      const { environmentId, state } = this.requireDev();
-      const t = onUser(change.op === "start" || change.op === "stop" ? change.op : "change", devEnv.phaseState(state));
-      if (!t.ok) throw failedPrecondition(`environment ${environmentId} cannot ${change.op.replace("-", " ")}: ${t.reason}`);
-      let next = devEnv.withPhase(state, t);
-      const now = Date.now();
-      if (change.op === "start") next = devEnv.started(next, now);
-      if (change.op === "update") next = devEnv.updated(next, change.request);
-      if (change.op === "mark-active") next = devEnv.withActivity(next, change.source, change.at);
-      // Unarchiving restarts the archive clock; an environment that is not archived stays as it is.
-      if (change.op === "unarchive" && (devEnv.archiveAt(state) ?? Infinity) <= now) next = { ...next, unarchivedAt: now };
-      // Starting a stopped machine is a new request to the runner even when the spec reads the same.
-      await this.save(state, next, { touchSpec: change.op === "start" && t.phase !== state.phase });
-    });
+  /** Start, Stop, Unarchive, Update and MarkActive: failed_precondition when the phase forbids it. */
+  async change(change: DevChange): Promise<void> {
+    const { environmentId, state } = this.requireDev();
+    const t = onUser(change.op === "start" || change.op === "stop" ? change.op : "change", devEnv.phaseState(state));
+    if (!t.ok) throw failedPrecondition(`environment ${environmentId} cannot ${change.op.replace("-", " ")}: ${t.reason}`);
+    let next = devEnv.withPhase(state, t);
+    const now = Date.now();
+    if (change.op === "start") next = devEnv.started(next, now);
+    if (change.op === "update") next = devEnv.applyUpdate(next, change.request);
+    if (change.op === "mark-active") next = devEnv.withActivity(next, change.source, change.at);
+    // Unarchiving restarts the archive clock; an environment that is not archived stays as it is.
+    if (change.op === "unarchive" && (devEnv.archiveAt(state) ?? Infinity) <= now) next = { ...next, unarchivedAt: now };
+    // Starting a stopped machine is a new request to the runner even when the spec reads the same.
+    await this.save(state, next, { touchSpec: change.op === "start" && t.phase !== state.phase });
   }
 
   /**
@@ -83,33 +85,29 @@ export class DevEnvironment {
    * environment is gone once the runner reports it deleted. Without a machine, or with
    * `force`, it is removed at once (the runner is still told, so it can clean up).
    */
-  delete(force: boolean): Promise<Outcome<void>> {
-    return attempt(async () => {
-      const { environmentId, state } = this.requireDev();
-      const t = onUser("delete", devEnv.phaseState(state));
-      if (!t.ok) throw failedPrecondition(t.reason);
-      const next = devEnv.withPhase(state, t);
-      if (force || t.phase === EnvironmentPhase.DELETED) {
-        if (state.ackedVersion !== null) this.host.toRunner(devEnv.desiredMessage(environmentId, next));
-        return this.remove(environmentId);
-      }
-      await this.save(state, next);
-    });
+  async delete(force: boolean): Promise<void> {
+    const { environmentId, state } = this.requireDev();
+    const t = onUser("delete", devEnv.phaseState(state));
+    if (!t.ok) throw failedPrecondition(t.reason);
+    const next = devEnv.withPhase(state, t);
+    if (force || t.phase === EnvironmentPhase.DELETED) {
+      if (state.ackedVersion !== null) this.host.toRunner(devEnv.desiredMessage(environmentId, next));
+      return this.remove(environmentId);
+    }
+    await this.save(state, next);
   }
 
   /** WatchEvents: a ticket for the environment's event stream and the last event so far, to follow from. */
-  watchFrom(subject: string): Promise<Outcome<{ ticket: string; after: number }>> {
-    return attempt(() => {
-      this.host.requireIdentity();
-      return { ticket: this.host.stream.issueTicket(subject).ticket, after: this.host.open().log.lastSeq() };
-    });
+  watchFrom(subject: string): { ticket: string; after: number } {
+    this.host.requireIdentity();
+    return { ticket: this.host.stream.issueTicket(subject).ticket, after: this.host.open().log.lastSeq() };
   }
 
   /**
    * Commits a change: the store sets the versions, the stream gets its events, the runner the
-   * new spec, and D1 the summary ListEnvironments reads. Answers the environment, binary.
+   * new spec, and D1 the summary ListEnvironments reads. Answers the environment.
    */
-  private async save(prev: devEnv.DevEnvironmentState | null, next: devEnv.DevEnvironmentState, opts: { touchSpec?: boolean } = {}): Promise<Uint8Array> {
+  private async save(prev: devEnv.DevEnvironmentState | null, next: devEnv.DevEnvironmentState, opts: { touchSpec?: boolean } = {}): Promise<Environment> {
     const { environmentId } = this.host.requireIdentity();
     const c = this.dev().commit(prev, next, (s) => this.waiting(environmentId, s), opts);
     if (c.changed) {
@@ -122,7 +120,7 @@ export class DevEnvironment {
       const executions = prev ? this.automations.onPhase(prev.phase, c.state) : [];
       await writeBatch(env, [devEnv.summaryStatement(env, environmentId, c), ...this.automations.indexExecutions(environmentId, executions)]);
     }
-    return devEnv.environmentBinary(environmentId, c.state);
+    return devEnv.environmentOf(environmentId, c.state);
   }
 
   /** Why the environment is not moving, for its status: never pretend that a runner is at work. */

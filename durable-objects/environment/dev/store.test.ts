@@ -1,4 +1,4 @@
-import { create, toBinary, toJson } from "@bufbuild/protobuf";
+import { create, toJson } from "@bufbuild/protobuf";
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import {
@@ -23,7 +23,7 @@ const withStore = (fn: (store: DevEnvironmentStore) => void) =>
   });
 
 const fresh = () =>
-  newDevEnvironment(toBinary(EnvironmentMetadataSchema, create(EnvironmentMetadataSchema, { name: "a" })), toBinary(EnvironmentSpecSchema, create(EnvironmentSpecSchema)));
+  newDevEnvironment(create(EnvironmentMetadataSchema, { name: "a" }), create(EnvironmentSpecSchema));
 
 const noWait = () => "";
 

@@ -28,7 +28,6 @@ import {
   EnvironmentStatus_RunnerACK_StatusCode,
   EnvironmentStatusSchema,
   type UpdateEnvironmentRequest,
-  UpdateEnvironmentRequestSchema,
 } from "../../../proto/gen/gitpod/v1/environment_pb";
 import type { Env } from "../../../workers/env";
 import { mirrorStatement } from "../../../workers/d1/dev-environments";
@@ -151,11 +150,11 @@ export class DevEnvironmentStore {
 
 // ---- Building states ----------------------------------------------------------------------
 
-/** A new environment from CreateEnvironment's metadata and spec (binary): CREATING, to run. */
-export function newDevEnvironment(metadata: Uint8Array, spec: Uint8Array): DevEnvironmentState {
+/** A new environment from CreateEnvironment's metadata and spec: CREATING, to run. */
+export function newDevEnvironment(metadata: EnvironmentMetadata, spec: EnvironmentSpec): DevEnvironmentState {
   const s: DevEnvironmentState = {
-    metadata: fromBinary(EnvironmentMetadataSchema, metadata),
-    spec: fromBinary(EnvironmentSpecSchema, spec),
+    metadata: clone(EnvironmentMetadataSchema, metadata),
+    spec: clone(EnvironmentSpecSchema, spec),
     phase: P.CREATING,
     statusVersion: 0n,
     ackedVersion: null,
@@ -183,9 +182,6 @@ export function started(s: DevEnvironmentState, now: number): DevEnvironmentStat
   report.failureMessage = [];
   return { ...s, metadata, report };
 }
-
-/** UpdateEnvironment (an UpdateEnvironmentRequest, binary) applied to `s`. */
-export const updated = (s: DevEnvironmentState, request: Uint8Array) => applyUpdate(s, fromBinary(UpdateEnvironmentRequestSchema, request));
 
 /** MarkEnvironmentActive. */
 export const withActivity = (s: DevEnvironmentState, source: string, at: number): DevEnvironmentState => ({
@@ -284,8 +280,6 @@ export function environmentOf(id: string, s: DevEnvironmentState, now = Date.now
   if (archived !== null && archived <= now) metadata.archivedAt = timestampFromMs(archived);
   return create(EnvironmentSchema, { id, metadata, spec: s.spec, status: statusOf(s) });
 }
-
-export const environmentBinary = (id: string, s: DevEnvironmentState) => toBinary(EnvironmentSchema, environmentOf(id, s));
 
 /** The runner's `environment-desired` for `s`. */
 export const desiredMessage = (id: string, s: DevEnvironmentState): ServerMessage => ({

@@ -2,9 +2,11 @@
 import { bounded, notFound } from "../../../workers/core/errors";
 import { capsuleKey, type EnvironmentHost, noRunner } from "../host";
 import type { CapsuleRollouts } from "../rollouts/rollouts";
-import { attempt, type Outcome } from "../../../workers/core/outcome";
 import type { RunnerMessage } from "../../../proto/frames/runner";
 import type { InstanceRow, StoredLogLine, StoredSample } from "./reports";
+
+/** An instance as the Worker gets it: with the image of the rollout it runs. */
+export type InstanceWithImage = InstanceRow & { image_id: string };
 
 export class CapsuleInstances {
   /** Logs calls waiting for the next lines (long poll). */
@@ -16,7 +18,7 @@ export class CapsuleInstances {
   ) {}
 
   /** Instances with the image of the rollout each runs. */
-  private withImages(projectId: string, capsuleId: string, rows: InstanceRow[]): (InstanceRow & { image_id: string })[] {
+  private withImages(projectId: string, capsuleId: string, rows: InstanceRow[]): InstanceWithImage[] {
     const images = new Map<number, string>();
     return rows.map((r) => {
       if (!images.has(r.rollout_id)) images.set(r.rollout_id, this.rollouts.rolloutConfig(projectId, capsuleId, r.rollout_id)?.imageId ?? "");
@@ -24,22 +26,22 @@ export class CapsuleInstances {
     });
   }
 
-  list(projectId: string, capsuleId: string, opts: { includeDeleted?: boolean; excludeExisting?: boolean }) {
+  /** The capsule's instances here, each with its rollout's image. */
+  list(projectId: string, capsuleId: string, opts: { includeDeleted?: boolean; excludeExisting?: boolean }): InstanceWithImage[] {
     return this.withImages(projectId, capsuleId, this.host.open().reports.instances(projectId, capsuleId, opts));
   }
 
-  get(projectId: string, capsuleId: string, instanceId: string) {
+  /** One instance, or null. */
+  get(projectId: string, capsuleId: string, instanceId: string): InstanceWithImage | null {
     const row = this.host.open().reports.instance(projectId, capsuleId, instanceId);
     return row ? this.withImages(projectId, capsuleId, [row])[0]! : null;
   }
 
   /** RestartInstance: relayed to the runner, which reports the restart in its next instances. */
-  restart(projectId: string, capsuleId: string, instanceId: string): Promise<Outcome<void>> {
-    return attempt(() => {
-      const i = this.host.open().reports.instance(projectId, capsuleId, instanceId);
-      if (!i || i.deleted_at !== null) throw notFound(`instance ${bounded(instanceId)} of capsule ${bounded(capsuleId)}`);
-      if (!this.host.toRunner({ type: "restart-instance", projectId, capsuleId, instanceId })) throw noRunner(this.host, "restart an instance");
-    });
+  restart(projectId: string, capsuleId: string, instanceId: string): void {
+    const i = this.host.open().reports.instance(projectId, capsuleId, instanceId);
+    if (!i || i.deleted_at !== null) throw notFound(`instance ${bounded(instanceId)} of capsule ${bounded(capsuleId)}`);
+    if (!this.host.toRunner({ type: "restart-instance", projectId, capsuleId, instanceId })) throw noRunner(this.host, "restart an instance");
   }
 
   /**
@@ -63,18 +65,15 @@ export class CapsuleInstances {
   }
 
   /** Metric samples; answers failed_precondition while no runner has ever reported here. */
-  metrics(projectId: string, capsuleId: string, q: { instanceId?: string; sinceMs?: number }): Promise<Outcome<StoredSample[]>> {
-    return attempt(() => {
-      this.requireReporter();
-      return this.host.open().reports.metrics(projectId, capsuleId, q);
-    });
+  metrics(projectId: string, capsuleId: string, q: { instanceId?: string; sinceMs?: number }): StoredSample[] {
+    this.requireReporter();
+    return this.host.open().reports.metrics(projectId, capsuleId, q);
   }
 
-  customMetrics(projectId: string, capsuleId: string): Promise<Outcome<{ name: string; value: number; time: number }[]>> {
-    return attempt(() => {
-      this.requireReporter();
-      return this.host.open().reports.customMetrics(projectId, capsuleId);
-    });
+  /** The latest value of each custom metric; failed_precondition while no runner has ever reported here. */
+  customMetrics(projectId: string, capsuleId: string): { name: string; value: number; time: number }[] {
+    this.requireReporter();
+    return this.host.open().reports.customMetrics(projectId, capsuleId);
   }
 
   /** failed_precondition while no runner is connected and none has ever been. */

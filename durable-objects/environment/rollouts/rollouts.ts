@@ -5,7 +5,7 @@
  */
 import { fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { type RolloutConfig, RolloutConfigSchema } from "../../../proto/gen/api/v1/capsule/rollout_pb";
-import { DeployRequestSchema } from "../../../proto/gen/api/v1/capsule/service_pb";
+import type { DeployRequest } from "../../../proto/gen/api/v1/capsule/service_pb";
 import { aborted, bounded, failedPrecondition, notFound } from "../../../workers/core/errors";
 import { insertImage } from "../../../workers/d1/images";
 import { parseReference } from "../../../workers/core/image-reference";
@@ -18,7 +18,7 @@ import { renderResources } from "../../../workers/core/rollouts/resources";
 import { capsuleKey, type EnvironmentHost } from "../host";
 import type { JobExecutions } from "../jobs/jobs";
 import type { EnvironmentSkaffold } from "../skaffold/skaffold";
-import { attempt, type Outcome, unwrap } from "../../../workers/core/outcome";
+import { unwrap } from "../../../workers/core/outcome";
 import { type Author, rolloutName } from "../../contract";
 import type { RolloutSummary } from "../../rollout/rollout";
 import type { RunnerMessage } from "../../../proto/frames/runner";
@@ -32,8 +32,8 @@ export interface DeployedCapsule {
 
 /** A Deploy as the Worker hands it over, authorized and checked against D1. */
 export interface DeployInput {
-  /** api.v1.capsule.DeployRequest, binary. */
-  request: Uint8Array;
+  /** The request, with the environment it resolved to. */
+  request: DeployRequest;
   /** model.Author init shape of the caller. */
   createdBy: Author;
   /** The capsule's registered image ids, for `image_id` changes. */
@@ -44,8 +44,7 @@ export interface DeployInput {
 
 export interface DeployResult {
   rolloutId: number;
-  /** api.v1.capsule.RolloutConfig, binary. */
-  config: Uint8Array;
+  config: RolloutConfig;
   resources: Record<string, string>;
 }
 
@@ -108,12 +107,12 @@ export class CapsuleRollouts {
    * changes. Deploys of one capsule run one at a time, so of two racing ones exactly one
    * starts a rollout and the other finds it in progress.
    */
-  deploy(input: DeployInput): Promise<Outcome<DeployResult>> {
-    const req = fromBinary(DeployRequestSchema, input.request);
-    return attempt(() => this.host.serialize(capsuleKey(req.projectId, req.capsuleId), () => this.deployNow(req, input)));
+  deploy(input: DeployInput): Promise<DeployResult> {
+    const req = input.request;
+    return this.host.serialize(capsuleKey(req.projectId, req.capsuleId), () => this.deployNow(req, input));
   }
 
-  private async deployNow(req: ReturnType<typeof fromBinary<typeof DeployRequestSchema>>, input: DeployInput): Promise<DeployResult> {
+  private async deployNow(req: DeployRequest, input: DeployInput): Promise<DeployResult> {
     const { env, ctx, stream } = this.host;
     const { environmentId } = this.host.requireIdentity();
     const { projectId, capsuleId } = req;
@@ -133,7 +132,7 @@ export class CapsuleRollouts {
       imageExists: (id) => images.has(id),
     });
     const resources = renderResources({ projectId, capsuleId, environmentId, namespace: input.namespace }, config);
-    if (req.dryRun) return { rolloutId: 0, config: toBinary(RolloutConfigSchema, config), resources };
+    if (req.dryRun) return { rolloutId: 0, config, resources };
 
     const running = state.in_progress_rollout_id;
     if (running !== null && !req.force) {
@@ -187,7 +186,7 @@ export class CapsuleRollouts {
       else this.track(await previous.replace(rolloutId, req.changes.some((c) => c.field.case === "rollback"), input.createdBy));
     }
     await this.startRollout(projectId, capsuleId, rolloutId);
-    return { rolloutId, config: configBytes, resources };
+    return { rolloutId, config, resources };
   }
 
   /**
@@ -262,39 +261,35 @@ export class CapsuleRollouts {
   }
 
   /** AbortRollout of a rollout of this environment. */
-  abort(projectId: string, capsuleId: string, rolloutId: number, createdBy: Author): Promise<Outcome<void>> {
-    return attempt(() =>
-      this.host.serialize(capsuleKey(projectId, capsuleId), async () => {
-        this.track(unwrap(await this.rollout(projectId, capsuleId, rolloutId).abort(createdBy)));
-      }),
-    );
+  abort(projectId: string, capsuleId: string, rolloutId: number, createdBy: Author): Promise<void> {
+    return this.host.serialize(capsuleKey(projectId, capsuleId), async () => {
+      this.track(unwrap(await this.rollout(projectId, capsuleId, rolloutId).abort(createdBy)));
+    });
   }
 
   /** StopRollout: the runner removes the rollout's resources, and the capsule no longer runs it. */
-  stop(projectId: string, capsuleId: string, rolloutId: number, createdBy: Author): Promise<Outcome<void>> {
-    return attempt(() =>
-      this.host.serialize(capsuleKey(projectId, capsuleId), async () => {
-        const summary = unwrap(await this.rollout(projectId, capsuleId, rolloutId).stop(createdBy));
-        const { env, ctx } = this.host;
-        const { environmentId } = this.host.requireIdentity();
-        const state = this.capsuleState(projectId, capsuleId);
-        if (state.desired_rollout_id === rolloutId) {
-          await writeBatch(env, [
-            dropDeploymentStatement(env, { projectId, capsuleId, environmentId, rolloutId }),
-            ...scheduleStatements(env, { environmentId, projectId, capsuleId }, []),
-          ]);
-          ctx.storage.transactionSync(() => {
-            this.host
-              .open()
-              .sql.exec("UPDATE capsule_state SET desired_rollout_id = NULL, updated_at = ? WHERE project_id = ? AND capsule_id = ?", Date.now(), projectId, capsuleId);
-            this.host.open().jobs.clearJobs(projectId, capsuleId);
-          });
-          await this.jobs.terminate(projectId, capsuleId, `rollout ${rolloutId} was stopped`);
-        }
-        this.track(summary);
-        this.host.toRunner({ type: "stop", projectId, capsuleId, rolloutId });
-      }),
-    );
+  stop(projectId: string, capsuleId: string, rolloutId: number, createdBy: Author): Promise<void> {
+    return this.host.serialize(capsuleKey(projectId, capsuleId), async () => {
+      const summary = unwrap(await this.rollout(projectId, capsuleId, rolloutId).stop(createdBy));
+      const { env, ctx } = this.host;
+      const { environmentId } = this.host.requireIdentity();
+      const state = this.capsuleState(projectId, capsuleId);
+      if (state.desired_rollout_id === rolloutId) {
+        await writeBatch(env, [
+          dropDeploymentStatement(env, { projectId, capsuleId, environmentId, rolloutId }),
+          ...scheduleStatements(env, { environmentId, projectId, capsuleId }, []),
+        ]);
+        ctx.storage.transactionSync(() => {
+          this.host
+            .open()
+            .sql.exec("UPDATE capsule_state SET desired_rollout_id = NULL, updated_at = ? WHERE project_id = ? AND capsule_id = ?", Date.now(), projectId, capsuleId);
+          this.host.open().jobs.clearJobs(projectId, capsuleId);
+        });
+        await this.jobs.terminate(projectId, capsuleId, `rollout ${rolloutId} was stopped`);
+      }
+      this.track(summary);
+      this.host.toRunner({ type: "stop", projectId, capsuleId, rolloutId });
+    });
   }
 
   /**

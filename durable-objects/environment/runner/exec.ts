@@ -2,7 +2,6 @@
 import { bounded, notFound } from "../../../workers/core/errors";
 import { type EnvironmentHost, noRunner } from "../host";
 import type { Json } from "../../lib/event-log";
-import { attempt, type Outcome } from "../../../workers/core/outcome";
 import type { ServerMessage } from "../../../proto/frames/runner";
 import type { Watched } from "../../lib/socket-liveness";
 import { badTicket, socketError, type Tickets } from "../../lib/tickets";
@@ -25,13 +24,11 @@ export class ExecSessions {
   ) {}
 
   /** A ticket for an Execute session; the Worker has checked `capsule:execute`. */
-  issueTicket(subject: string, session: ExecSession): Promise<Outcome<{ ticket: string; expiresAt: number }>> {
-    return attempt(() => {
-      const i = this.host.open().reports.instance(session.projectId, session.capsuleId, session.instanceId);
-      if (!i || i.deleted_at !== null) throw notFound(`instance ${bounded(session.instanceId)} of capsule ${bounded(session.capsuleId)}`);
-      if (!this.host.runner()) throw noRunner(this.host, "execute a command");
-      return this.tickets.issue(EXEC, subject, session);
-    });
+  issueTicket(subject: string, session: ExecSession): { ticket: string; expiresAt: number } {
+    const i = this.host.open().reports.instance(session.projectId, session.capsuleId, session.instanceId);
+    if (!i || i.deleted_at !== null) throw notFound(`instance ${bounded(session.instanceId)} of capsule ${bounded(session.capsuleId)}`);
+    if (!this.host.runner()) throw noRunner(this.host, "execute a command");
+    return this.tickets.issue(EXEC, subject, session);
   }
 
   accept(request: Request): Response {

@@ -17,6 +17,7 @@ import {
   EventSchema,
   type Intent,
   IntentSchema,
+  type LogEntry,
   LogEntrySchema,
   MetadataSchema,
   type State,
@@ -53,10 +54,10 @@ export type IntentFlags = Pick<Intent, "build" | "sync" | "deploy" | "devloop">;
  */
 export const PENDING_INTENT = "pendingIntent";
 
-/** One log entry: its sequence number and the proto.LogEntry, binary. */
+/** One log entry: its sequence number and the proto.LogEntry. */
 export interface SkaffoldLogRow {
   seq: number;
-  entry: Uint8Array;
+  entry: LogEntry;
 }
 
 export class SkaffoldSession {
@@ -64,11 +65,6 @@ export class SkaffoldSession {
 
   constructor(private readonly storage: DurableObjectStorage) {
     this.sql = storage.sql;
-  }
-
-  /** GetState: proto.State, binary. */
-  stateBinary(): Uint8Array {
-    return toBinary(StateSchema, this.state());
   }
 
   /** The current State. */
@@ -85,12 +81,11 @@ export class SkaffoldSession {
   }
 
   /**
-   * Handle (a proto.Event, binary): folds the event into State and appends it to the log,
+   * Handle (a proto.Event): folds the event into State and appends it to the log,
    * stamped with the server's time and entry text. Refuses (invalid_argument) an event that
    * cannot be folded. Returns the entry's sequence number.
    */
-  handle(bytes: Uint8Array, now = Date.now()): number {
-    const event = fromBinary(EventSchema, bytes);
+  handle(event: Event, now = Date.now()): number {
     const bad = problemOf(event);
     if (bad) throw invalidArgument(bad.field, bad.problem);
     return this.storage.transactionSync(() => this.append(event, now));
@@ -109,12 +104,13 @@ export class SkaffoldSession {
     return this.sql
       .exec<{ seq: number; entry: ArrayBuffer }>("SELECT seq, entry FROM skaffold_log WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
       .toArray()
-      .map((r) => ({ seq: r.seq, entry: new Uint8Array(r.entry) }));
+      .map((r) => ({ seq: r.seq, entry: fromBinary(LogEntrySchema, new Uint8Array(r.entry)) }));
   }
 
-  /** What an Execute (a proto.Intent, binary) asks for; undefined for nothing (a no-op, as in Skaffold). */
-  intentOf(bytes: Uint8Array): IntentFlags | undefined {
-    const { build, sync, deploy, devloop } = fromBinary(IntentSchema, bytes);
+  /** What an Execute (a proto.Intent) asks for; undefined for nothing (a no-op, as in Skaffold). */
+  intentOf(intent: Intent | undefined): IntentFlags | undefined {
+    if (!intent) return undefined;
+    const { build, sync, deploy, devloop } = intent;
     return build || sync || deploy || devloop ? { build, sync, deploy, devloop } : undefined;
   }
 
@@ -155,7 +151,7 @@ export class SkaffoldSession {
   /** The intent waiting for a runner, if any. */
   pending(): IntentFlags | undefined {
     const row = this.sql.exec<{ intent: ArrayBuffer }>("SELECT intent FROM skaffold_pending_intent").toArray()[0];
-    return row ? this.intentOf(new Uint8Array(row.intent)) : undefined;
+    return row ? this.intentOf(fromBinary(IntentSchema, new Uint8Array(row.intent))) : undefined;
   }
 
   /**

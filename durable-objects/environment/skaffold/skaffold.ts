@@ -1,9 +1,10 @@
 /** The environment's Skaffold API (proto.SkaffoldService): the session, its long poll, and the intents the runner gets. */
 import type { EnvironmentHost } from "../host";
-import { attempt, type Outcome } from "../../../workers/core/outcome";
+import type { Event, Intent, State } from "../../../proto/gen/skaffold/v1/skaffold_pb";
 import { rolloutName } from "../../contract";
 import type { RolloutSummary } from "../../rollout/rollout";
 import { SkaffoldSession, type SkaffoldLogRow } from "./session";
+import type { Phase } from "./state";
 
 export class EnvironmentSkaffold {
   /** The environment's Skaffold session (skaffold/session.ts), created on first use; `destroy` drops it. */
@@ -28,9 +29,9 @@ export class EnvironmentSkaffold {
     for (const wake of this.waiters) wake();
   }
 
-  /** GetState: proto.State, binary. */
-  state(): Promise<Outcome<Uint8Array>> {
-    return attempt(() => this.session().stateBinary());
+  /** GetState. */
+  state(): State {
+    return this.session().state();
   }
 
   /**
@@ -38,54 +39,47 @@ export class EnvironmentSkaffold {
    * that long for one when there are none yet: a long poll, which the Worker calls in a loop
    * per subscriber, so a slow subscriber holds up no one else.
    */
-  events(after: number, waitMs = 0): Promise<Outcome<SkaffoldLogRow[]>> {
-    return attempt(async () => {
-      const rows = this.session().after(after);
-      if (rows.length > 0 || !waitMs) return rows;
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          this.waiters.delete(wake);
-          resolve();
-        };
-        const timer = setTimeout(wake, waitMs);
-        this.waiters.add(wake);
-      });
-      return this.session().after(after);
+  async events(after: number, waitMs = 0): Promise<SkaffoldLogRow[]> {
+    const rows = this.session().after(after);
+    if (rows.length > 0 || !waitMs) return rows;
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.waiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, waitMs);
+      this.waiters.add(wake);
     });
+    return this.session().after(after);
   }
 
-  /** Handle: folds a proto.Event (binary) into the State and logs it. */
-  handle(event: Uint8Array): Promise<Outcome<void>> {
-    return attempt(() => {
-      this.session().handle(event);
-      this.wake();
-    });
+  /** Handle: folds a proto.Event into the State and logs it. */
+  handle(event: Event): void {
+    this.session().handle(event);
+    this.wake();
   }
 
   /**
-   * Execute (a proto.Intent, binary). State changes only once a runner has the intent; with
-   * none connected the intent waits for one, and State says so (skaffold/session.ts `pend`).
+   * Execute (a proto.Intent; none is a no-op). State changes only once a runner has the
+   * intent; with none connected the intent waits for one, and State says so
+   * (skaffold/session.ts `pend`).
    */
-  execute(bytes: Uint8Array): Promise<Outcome<void>> {
-    return attempt(() => {
-      const session = this.session();
-      const intent = session.intentOf(bytes);
-      if (!intent) return;
-      if (this.host.toRunner({ type: "skaffold-intent", intent, auto: session.autoTriggers() })) session.delivered(intent);
-      else session.pend(intent, `no runner is connected to environment ${this.host.requireIdentity().environmentId}; it is sent when one connects`);
-    });
+  execute(request: Intent | undefined): void {
+    const session = this.session();
+    const intent = session.intentOf(request);
+    if (!intent) return;
+    if (this.host.toRunner({ type: "skaffold-intent", intent, auto: session.autoTriggers() })) session.delivered(intent);
+    else session.pend(intent, `no runner is connected to environment ${this.host.requireIdentity().environmentId}; it is sent when one connects`);
   }
 
   /**
    * AutoBuild, AutoSync, AutoDeploy: already_exists when `enabled` is the trigger's value
    * already. A trigger turned on resets its phase only if a runner is there to run it.
    */
-  autoTrigger(phase: "build" | "sync" | "deploy", enabled: boolean): Promise<Outcome<void>> {
-    return attempt(() => {
-      const session = this.session();
-      if (this.host.toRunner({ type: "skaffold-intent", auto: session.setAutoTrigger(phase, enabled) }) && enabled) session.triggered(phase);
-    });
+  autoTrigger(phase: Phase, enabled: boolean): void {
+    const session = this.session();
+    if (this.host.toRunner({ type: "skaffold-intent", auto: session.setAutoTrigger(phase, enabled) }) && enabled) session.triggered(phase);
   }
 
   /**
