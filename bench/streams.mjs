@@ -7,6 +7,8 @@ import { performance } from "node:perf_hooks";
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 15);
 const MANY = Number(process.env.BENCH_MANY_SUBSCRIBERS ?? 10_000);
+/** Well inside the objects' 90 s silence deadline (workers/core/config.ts). */
+const PING_EVERY_MS = 20_000;
 
 const bare = `
 import { DurableObject } from "cloudflare:workers";
@@ -65,6 +67,7 @@ async function subscribers(n, open) {
   for (let i = 0; i < n; i++) {
     const ws = await open();
     ws.addEventListener("message", (m) => {
+      if (m.data === "pong") return;
       const frames = [JSON.parse(m.data)].flat();
       for (const e of frames) {
         const round = e.data?.round;
@@ -77,10 +80,16 @@ async function subscribers(n, open) {
     ws.accept();
     sockets.push(ws);
   }
+  // Subscribers ping as every client must: opening thousands takes longer than the silence
+  // deadline after which an object closes a socket it has not heard from (lib/socket-liveness.ts).
+  const pinger = setInterval(() => {
+    for (const ws of sockets) ws.send("ping");
+  }, PING_EVERY_MS);
   return {
     received,
     all: (round) => (received.get(round) === n ? Promise.resolve() : new Promise((resolve) => waiters.set(round, resolve))),
     close: () => {
+      clearInterval(pinger);
       for (const ws of sockets) ws.close();
     },
   };
