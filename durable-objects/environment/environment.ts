@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../../workers/env";
 import { notFound } from "../../workers/core/errors";
-import type { AutomationCall, AutomationCaller, AutomationResult } from "./automations/store";
+import { type AutomationCaller, AutomationsApi } from "./automations/api";
 import { CronJobs, type ExecutionQuery, type ExecutionRow } from "./jobs/store";
 import { EnvironmentAutomations } from "./automations/automations";
 import { DevEnvironment } from "./dev/dev";
@@ -54,7 +54,7 @@ export class EnvironmentDO extends DurableObject<Env> {
   private readonly queues = new Map<string, Promise<unknown>>();
 
   private readonly skaffold: EnvironmentSkaffold;
-  private readonly automations: EnvironmentAutomations;
+  private readonly environmentAutomations: EnvironmentAutomations;
   private readonly dev: DevEnvironment;
   private readonly jobs: JobExecutions;
   private readonly rollouts: CapsuleRollouts;
@@ -80,13 +80,13 @@ export class EnvironmentDO extends DurableObject<Env> {
       destroy: () => this.destroy(),
     };
     this.skaffold = new EnvironmentSkaffold(host);
-    this.automations = new EnvironmentAutomations(host);
-    this.dev = new DevEnvironment(host, this.automations);
+    const automations = (this.environmentAutomations = new EnvironmentAutomations(host));
+    this.dev = new DevEnvironment(host, automations);
     this.jobs = new JobExecutions(host);
     this.rollouts = new CapsuleRollouts(host, this.jobs, this.skaffold);
     this.instances = new CapsuleInstances(host, this.rollouts);
     this.exec = new ExecSessions(host, tickets);
-    const { skaffold, automations, dev, jobs, rollouts, instances, exec } = this;
+    const { skaffold, dev, jobs, rollouts, instances, exec } = this;
     this.runnerLink = new RunnerConnection(host, tickets, { rollouts, jobs, instances, exec, automations, skaffold, dev });
   }
 
@@ -190,7 +190,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     this.jobStore = undefined;
     this.timerStore = undefined;
     this.skaffold.reset();
-    this.automations.reset();
+    this.environmentAutomations.reset();
     this.dev.reset();
   }
 
@@ -331,11 +331,11 @@ export class EnvironmentDO extends DurableObject<Env> {
     return this.dev.watchFrom(subject);
   }
 
-  // ---- Automations (automations/automations.ts) ------------------------------------------------
+  // ---- Automations (automations/api.ts) -------------------------------------------------------
 
-  /** One gitpod.v1.EnvironmentAutomationService call about this environment; null when the environment does not exist. */
-  async automation(call: AutomationCall, caller: AutomationCaller): Promise<Outcome<AutomationResult | null>> {
-    return this.automations.call(call, caller);
+  /** gitpod.v1.EnvironmentAutomationService for `caller`, as the Worker established it (automations/api.ts). */
+  automations(caller: AutomationCaller): AutomationsApi {
+    return new AutomationsApi(this.environmentAutomations, caller);
   }
 
   // ---- Skaffold (skaffold/skaffold.ts) ------------------------------------------------------
