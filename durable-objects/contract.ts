@@ -3,7 +3,7 @@
  * classes' types, for namespaces and stubs; the names objects are addressed by; and the types
  * their RPC methods take and return. Everything else under durable-objects/ is the objects' own.
  */
-export type { AutomationCall, AutomationMethod, AutomationResult } from "./environment/automations/store";
+export type { AutomationsApi, Page, Written } from "./environment/automations/api";
 export type { EnvironmentDO } from "./environment/environment";
 export type { RolloutDO } from "./rollout/rollout";
 export type { InstanceRow } from "./environment/instances/reports";

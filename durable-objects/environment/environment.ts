@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../../workers/env";
 import { notFound } from "../../workers/core/errors";
-import type { AutomationCall, AutomationCaller, AutomationResult } from "./automations/store";
+import { type AutomationCaller, AutomationsApi } from "./automations/api";
 import { CronJobs } from "./jobs/store";
 import { EnvironmentAutomations } from "./automations/automations";
 import { DevApi } from "./dev/api";
@@ -20,7 +20,6 @@ import { SkaffoldApi } from "./skaffold/api";
 import { EnvironmentSkaffold } from "./skaffold/skaffold";
 import { EventLog, type LoggedEvent } from "../lib/event-log";
 import { EventStream } from "../lib/event-stream";
-import type { Outcome } from "../../workers/core/outcome";
 import type { RolloutSummary } from "../rollout/rollout";
 import { RunnerReports } from "./instances/reports";
 import type { ServerMessage } from "../../proto/frames/runner";
@@ -57,7 +56,7 @@ export class EnvironmentDO extends DurableObject<Env> {
   private readonly queues = new Map<string, Promise<unknown>>();
 
   private readonly environmentSkaffold: EnvironmentSkaffold;
-  private readonly automations: EnvironmentAutomations;
+  private readonly environmentAutomations: EnvironmentAutomations;
   private readonly devEnvironment: DevEnvironment;
   private readonly jobExecutions: JobExecutions;
   private readonly capsuleRollouts: CapsuleRollouts;
@@ -83,13 +82,12 @@ export class EnvironmentDO extends DurableObject<Env> {
       destroy: () => this.destroy(),
     };
     const skaffold = (this.environmentSkaffold = new EnvironmentSkaffold(host));
-    this.automations = new EnvironmentAutomations(host);
-    const dev = (this.devEnvironment = new DevEnvironment(host, this.automations));
+    const automations = (this.environmentAutomations = new EnvironmentAutomations(host));
+    const dev = (this.devEnvironment = new DevEnvironment(host, automations));
     const jobs = (this.jobExecutions = new JobExecutions(host));
     const rollouts = (this.capsuleRollouts = new CapsuleRollouts(host, jobs, skaffold));
     const instances = (this.capsuleInstances = new CapsuleInstances(host, rollouts));
     const exec = (this.execSessions = new ExecSessions(host, tickets));
-    const { automations } = this;
     this.runnerLink = new RunnerConnection(host, tickets, { rollouts, jobs, instances, exec, automations, skaffold, dev });
   }
 
@@ -188,7 +186,7 @@ export class EnvironmentDO extends DurableObject<Env> {
     this.jobStore = undefined;
     this.timerStore = undefined;
     this.environmentSkaffold.reset();
-    this.automations.reset();
+    this.environmentAutomations.reset();
     this.devEnvironment.reset();
   }
 
@@ -240,14 +238,10 @@ export class EnvironmentDO extends DurableObject<Env> {
     return new DevApi(this.devEnvironment);
   }
 
-  // ---- Automations (automations/automations.ts) ------------------------------------------------
-
-  /** One gitpod.v1.EnvironmentAutomationService call about this environment; null when the environment does not exist. */
-  async automation(call: AutomationCall, caller: AutomationCaller): Promise<Outcome<AutomationResult | null>> {
-    return this.automations.call(call, caller);
+  /** gitpod.v1.EnvironmentAutomationService for `caller`, as the Worker established it (automations/api.ts). */
+  automations(caller: AutomationCaller): AutomationsApi {
+    return new AutomationsApi(this.environmentAutomations, caller);
   }
-
-  // ---- Skaffold ---------------------------------------------------------------------------
 
   /** proto.SkaffoldService (skaffold/api.ts). */
   skaffold(): SkaffoldApi {

@@ -3,45 +3,16 @@
  * developer environment. Requests that name a service or task rather than the environment
  * have their environment resolved and checked by the handler.
  *
- * The environment's EnvironmentDO holds the automations (durable-objects/environment/automations/store.ts).
+ * The environment's EnvironmentDO holds the automations: `stub.automations(caller)` is their
+ * API, one typed method per RPC (durable-objects/environment/automations/api.ts).
  * D1's `automation_index` says which environment holds an id: a row is written before the
  * object creates the item and removed after it deleted it, so a stale row only ever leads to
  * the object's not_found.
  */
-import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { AutomationCall, AutomationMethod, AutomationResult } from "../../durable-objects/contract";
-import { unwrap } from "../core/outcome";
-import {
-  CreateServiceRequestSchema,
-  CreateServiceResponseSchema,
-  CreateTaskRequestSchema,
-  CreateTaskResponseSchema,
-  DeleteServiceRequestSchema,
-  DeleteTaskRequestSchema,
-  EnvironmentAutomationService,
-  GetServiceRequestSchema,
-  GetServiceResponseSchema,
-  GetTaskExecutionRequestSchema,
-  GetTaskExecutionResponseSchema,
-  GetTaskRequestSchema,
-  GetTaskResponseSchema,
-  ListServicesRequestSchema,
-  ListServicesResponseSchema,
-  ListTaskExecutionsRequestSchema,
-  ListTaskExecutionsResponseSchema,
-  ListTasksRequestSchema,
-  ListTasksResponseSchema,
-  StartServiceRequestSchema,
-  StartTaskRequestSchema,
-  StartTaskResponseSchema,
-  StopServiceRequestSchema,
-  StopTaskExecutionRequestSchema,
-  UpdateServiceRequestSchema,
-  UpdateTaskRequestSchema,
-  UpsertAutomationsFileRequestSchema,
-  UpsertAutomationsFileResponseSchema,
-} from "../../proto/gen/gitpod/v1/environment_automation_pb";
+import { type AutomationsApi, held, type Page, type Written } from "../../durable-objects/contract";
+import { type Outcome, unwrap } from "../core/outcome";
+import { EnvironmentAutomationService } from "../../proto/gen/gitpod/v1/environment_automation_pb";
 import { Principal } from "../../proto/gen/gitpod/v1/identity_pb";
 import type { PaginationRequest } from "../../proto/gen/gitpod/v1/pagination_pb";
 import type { Action } from "../core/actions";
@@ -72,11 +43,17 @@ function requireAction(ctx: HandlerContext, action: Action, environmentId: strin
   if (!allows(principalOf(ctx), action, envScope(environmentId))) throw permissionDenied(`${action} on environment ${environmentId} is not granted to this caller`);
 }
 
+/** The environment's automations as the caller reaches them (durable-objects/environment/automations/api.ts). */
+type Api = Rpc.Provider<AutomationsApi>;
+
+/** One RPC on the environment's object: `call` gets its API for this caller; null when the environment does not exist. */
+type Call<T> = (api: Api) => Promise<Outcome<T | null>>;
+
 /**
  * Runs a call in the environment's object; a refusal is rethrown as the ConnectError it was.
  * A duplicate reference must not invite the SDK's automatic retry of 409s.
  */
-async function run(ctx: HandlerContext, environmentId: string, call: AutomationCall): Promise<AutomationResult | null> {
+async function run<T>(ctx: HandlerContext, environmentId: string, call: Call<T>): Promise<T | null> {
   const p = principalOf(ctx);
   const caller = {
     subject: { id: p.subjectId, principal: p.subjectType === "user" ? Principal.USER : Principal.SERVICE_ACCOUNT },
@@ -84,7 +61,9 @@ async function run(ctx: HandlerContext, environmentId: string, call: AutomationC
     mayReportStatus: allows(p, "runner:connect", envScope(environmentId)),
   };
   try {
-    return unwrap(await envOf(ctx).ENVIRONMENTS.getByName(environmentId).automation(call, caller));
+    // Pipelined: the API and the call on it are one round trip; the API's stub goes with the scope.
+    using api = held(envOf(ctx).ENVIRONMENTS.getByName(environmentId).automations(caller));
+    return unwrap(await call(api));
   } catch (err) {
     if (err instanceof ConnectError && err.code === Code.AlreadyExists) err.metadata.set("x-should-retry", "false");
     throw err;
@@ -92,11 +71,11 @@ async function run(ctx: HandlerContext, environmentId: string, call: AutomationC
 }
 
 /** A call that may create (`fresh`, indexed first) and delete items; the index follows what it did. */
-async function write(ctx: HandlerContext, environmentId: string, call: AutomationCall, fresh: { id: string; kind: Kind }[] = []): Promise<AutomationResult> {
+async function write<T>(ctx: HandlerContext, environmentId: string, call: Call<Written<T>>, fresh: { id: string; kind: Kind }[] = []): Promise<T> {
   const env = envOf(ctx);
   // Indexed before the object may create the items.
   await indexItems(env, environmentId, fresh);
-  let result: AutomationResult | null;
+  let result: Written<T> | null;
   try {
     result = await run(ctx, environmentId, call);
   } catch (err) {
@@ -109,7 +88,7 @@ async function write(ctx: HandlerContext, environmentId: string, call: Automatio
   }
   const created = new Set(result.created);
   await unindex(env, [...fresh.filter((f) => !created.has(f.id)).map((f) => f.id), ...result.deleted]);
-  return result;
+  return result.response;
 }
 
 /** The environment of an item named by id, once the caller may do `action` there. */
@@ -121,23 +100,18 @@ async function locate(ctx: HandlerContext, kind: Kind, rawId: string, action: Ac
   return { id, environmentId };
 }
 
-/** A call about one item named by id. */
-async function onItem<D extends DescMessage>(
-  ctx: HandlerContext,
-  kind: Kind,
-  method: AutomationMethod,
-  schema: D,
-  req: MessageShape<D> & { id: string },
-  action: Action,
-): Promise<AutomationResult> {
-  const { id, environmentId } = await locate(ctx, kind, req.id, action);
-  const call = { method, request: toBinary(schema, { ...req, id }) };
-  if (action === "environment:view") {
-    const result = await run(ctx, environmentId, call);
-    if (!result) throw notFound(`${KIND_NAMES[kind]} ${bounded(id)}`);
-    return result;
-  }
-  return write(ctx, environmentId, call);
+/** A read of one item named by id: `call` gets the request with its id checked. */
+async function readItem<R extends { id: string }, T>(ctx: HandlerContext, kind: Kind, req: R, call: (api: Api, req: R) => Promise<Outcome<T | null>>): Promise<T> {
+  const { id, environmentId } = await locate(ctx, kind, req.id, "environment:view");
+  const result = await run(ctx, environmentId, (api) => call(api, { ...req, id }));
+  if (!result) throw notFound(`${KIND_NAMES[kind]} ${bounded(id)}`);
+  return result;
+}
+
+/** A change of one item named by id: `call` gets the request with its id checked. */
+async function changeItem<R extends { id: string }, T>(ctx: HandlerContext, kind: Kind, req: R, call: (api: Api, req: R) => Promise<Outcome<Written<T> | null>>): Promise<T> {
+  const { id, environmentId } = await locate(ctx, kind, req.id, "environment:edit:ephemeral");
+  return write(ctx, environmentId, (api) => call(api, { ...req, id }));
 }
 
 // ---- Lists ----------------------------------------------------------------------------------------
@@ -162,10 +136,8 @@ async function listAcross<T extends { id: string }>(
   ctx: HandlerContext,
   opts: {
     kind: Kind;
-    method: AutomationMethod;
-    request: Uint8Array;
-    /** The items of a response. */
-    items: (response: Uint8Array) => T[];
+    /** The page in one environment after the id `after`. */
+    list: (api: Api, after: string, limit: number) => Promise<Outcome<Page<T> | null>>;
     environmentIds: string[];
     /** Ids the filter names, whose environments the list spans. */
     ids: { kind: Kind; ids: string[] };
@@ -186,9 +158,9 @@ async function listAcross<T extends { id: string }>(
   const items: T[] = [];
   for (const [i, environmentId] of environments.entries()) {
     const after = cursor && environmentId === cursor.e ? cursor.a : "";
-    const result = await run(ctx, environmentId, { method: opts.method, request: opts.request, after, limit: size - items.length });
+    const result = await run(ctx, environmentId, (api) => opts.list(api, after, size - items.length));
     if (!result) continue;
-    items.push(...opts.items(result.response));
+    items.push(...result.items);
     if (items.length < size) continue;
     if (result.more) return { items, nextToken: pageToken({ e: environmentId, a: items.at(-1)!.id }) };
     const next = environments[i + 1];
@@ -232,21 +204,17 @@ export const gitpodAutomations = defineService(
       ] as const) {
         for (const ref of refs) fresh.push({ id: (newIds[`${kind}:${ref}`] = uuidv7()), kind });
       }
-      const request = toBinary(UpsertAutomationsFileRequestSchema, { ...req, environmentId });
-      const result = await write(ctx, environmentId, { method: "upsertAutomationsFile", request, newIds }, fresh);
-      return fromBinary(UpsertAutomationsFileResponseSchema, result.response);
+      return write(ctx, environmentId, (api) => api.upsertAutomationsFile({ ...req, environmentId }, newIds), fresh);
     },
 
     async createService(req, ctx) {
       const environmentId = checkUuid("environment_id", req.environmentId);
       const id = uuidv7();
-      const request = toBinary(CreateServiceRequestSchema, { ...req, environmentId });
-      const result = await write(ctx, environmentId, { method: "createService", request, newIds: { new: id } }, [{ id, kind: "service" }]);
-      return fromBinary(CreateServiceResponseSchema, result.response);
+      return write(ctx, environmentId, (api) => api.createService({ ...req, environmentId }, id), [{ id, kind: "service" }]);
     },
 
     async getService(req, ctx) {
-      return fromBinary(GetServiceResponseSchema, (await onItem(ctx, "service", "getService", GetServiceRequestSchema, req, "environment:view")).response);
+      return readItem(ctx, "service", req, (api, r) => api.getService(r));
     },
 
     async listServices(req, ctx) {
@@ -257,49 +225,40 @@ export const gitpodAutomations = defineService(
       checkFilter("filter.roles", (f?.roles ?? []).map(String), false);
       const { items, nextToken } = await listAcross(
         ctx,
-        {
-          kind: "service",
-          method: "listServices",
-          items: (r) => fromBinary(ListServicesResponseSchema, r).services,
-          request: toBinary(ListServicesRequestSchema, req),
-          environmentIds,
-          ids: { kind: "service", ids: serviceIds },
-        },
+        { kind: "service", list: (api, after, limit) => api.listServices(req, after, limit), environmentIds, ids: { kind: "service", ids: serviceIds } },
         req.pagination,
       );
       return { services: items, pagination: { nextToken } };
     },
 
     async updateService(req, ctx) {
-      await onItem(ctx, "service", "updateService", UpdateServiceRequestSchema, req, "environment:edit:ephemeral");
+      await changeItem(ctx, "service", req, (api, r) => api.updateService(r));
       return {};
     },
 
     async deleteService(req, ctx) {
-      await onItem(ctx, "service", "deleteService", DeleteServiceRequestSchema, req, "environment:edit:ephemeral");
+      await changeItem(ctx, "service", req, (api, r) => api.deleteService(r));
       return {};
     },
 
     async startService(req, ctx) {
-      await onItem(ctx, "service", "startService", StartServiceRequestSchema, req, "environment:edit:ephemeral");
+      await changeItem(ctx, "service", req, (api, r) => api.startService(r));
       return {};
     },
 
     async stopService(req, ctx) {
-      await onItem(ctx, "service", "stopService", StopServiceRequestSchema, req, "environment:edit:ephemeral");
+      await changeItem(ctx, "service", req, (api, r) => api.stopService(r));
       return {};
     },
 
     async createTask(req, ctx) {
       const environmentId = checkUuid("environment_id", req.environmentId);
       const id = uuidv7();
-      const request = toBinary(CreateTaskRequestSchema, { ...req, environmentId });
-      const result = await write(ctx, environmentId, { method: "createTask", request, newIds: { new: id } }, [{ id, kind: "task" }]);
-      return fromBinary(CreateTaskResponseSchema, result.response);
+      return write(ctx, environmentId, (api) => api.createTask({ ...req, environmentId }, id), [{ id, kind: "task" }]);
     },
 
     async getTask(req, ctx) {
-      return fromBinary(GetTaskResponseSchema, (await onItem(ctx, "task", "getTask", GetTaskRequestSchema, req, "environment:view")).response);
+      return readItem(ctx, "task", req, (api, r) => api.getTask(r));
     },
 
     async listTasks(req, ctx) {
@@ -309,35 +268,26 @@ export const gitpodAutomations = defineService(
       checkFilter("filter.references", f?.references ?? [], false);
       const { items, nextToken } = await listAcross(
         ctx,
-        {
-          kind: "task",
-          method: "listTasks",
-          items: (r) => fromBinary(ListTasksResponseSchema, r).tasks,
-          request: toBinary(ListTasksRequestSchema, req),
-          environmentIds,
-          ids: { kind: "task", ids: taskIds },
-        },
+        { kind: "task", list: (api, after, limit) => api.listTasks(req, after, limit), environmentIds, ids: { kind: "task", ids: taskIds } },
         req.pagination,
       );
       return { tasks: items, pagination: { nextToken } };
     },
 
     async updateTask(req, ctx) {
-      await onItem(ctx, "task", "updateTask", UpdateTaskRequestSchema, req, "environment:edit:ephemeral");
+      await changeItem(ctx, "task", req, (api, r) => api.updateTask(r));
       return {};
     },
 
     async deleteTask(req, ctx) {
-      await onItem(ctx, "task", "deleteTask", DeleteTaskRequestSchema, req, "environment:edit:ephemeral");
+      await changeItem(ctx, "task", req, (api, r) => api.deleteTask(r));
       return {};
     },
 
     async startTask(req, ctx) {
       const { id, environmentId } = await locate(ctx, "task", req.id, "environment:edit:ephemeral");
       const executionId = uuidv7();
-      const request = toBinary(StartTaskRequestSchema, { ...req, id });
-      const result = await write(ctx, environmentId, { method: "startTask", request, newIds: { new: executionId } }, [{ id: executionId, kind: "execution" }]);
-      return fromBinary(StartTaskResponseSchema, result.response);
+      return write(ctx, environmentId, (api) => api.startTask({ ...req, id }, executionId), [{ id: executionId, kind: "execution" }]);
     },
 
     async listTaskExecutions(req, ctx) {
@@ -348,26 +298,18 @@ export const gitpodAutomations = defineService(
       checkFilter("filter.phases", (f?.phases ?? []).map(String), false);
       const { items, nextToken } = await listAcross(
         ctx,
-        {
-          kind: "execution",
-          method: "listTaskExecutions",
-          items: (r) => fromBinary(ListTaskExecutionsResponseSchema, r).taskExecutions,
-          request: toBinary(ListTaskExecutionsRequestSchema, req),
-          environmentIds,
-          ids: { kind: "task", ids: taskIds },
-        },
+        { kind: "execution", list: (api, after, limit) => api.listTaskExecutions(req, after, limit), environmentIds, ids: { kind: "task", ids: taskIds } },
         req.pagination,
       );
       return { taskExecutions: items, pagination: { nextToken } };
     },
 
     async getTaskExecution(req, ctx) {
-      const result = await onItem(ctx, "execution", "getTaskExecution", GetTaskExecutionRequestSchema, req, "environment:view");
-      return fromBinary(GetTaskExecutionResponseSchema, result.response);
+      return readItem(ctx, "execution", req, (api, r) => api.getTaskExecution(r));
     },
 
     async stopTaskExecution(req, ctx) {
-      await onItem(ctx, "execution", "stopTaskExecution", StopTaskExecutionRequestSchema, req, "environment:edit:ephemeral");
+      await changeItem(ctx, "execution", req, (api, r) => api.stopTaskExecution(r));
       return {};
     },
   },

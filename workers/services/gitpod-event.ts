@@ -28,7 +28,7 @@ import { defineService } from "./registry";
 /**
  * Which events are about Gitpod resources: `<resource>.<operation>` with the resource's id in
  * `data[<field>]`, as the developer environment (durable-objects/environment/dev/store.ts) and the
- * automations (durable-objects/environment/automations/store.ts) log them.
+ * automations (durable-objects/environment/automations/) log them.
  */
 const RESOURCES: Record<string, [ResourceType, string]> = {
   "dev-environment": [ResourceType.ENVIRONMENT, "environmentId"],

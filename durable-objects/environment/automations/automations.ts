@@ -4,15 +4,17 @@ import { create } from "@bufbuild/protobuf";
 import { EnvironmentPhase } from "../../../proto/gen/gitpod/v1/environment_pb";
 import { SubjectSchema } from "../../../proto/gen/gitpod/v1/identity_pb";
 import { permissionDenied } from "../../../workers/core/errors";
-import { type AutomationCall, type AutomationCaller, type AutomationResult, Automations, isRead, Op } from "./store";
+import type { AutomationCaller } from "./api";
+import { Op } from "./op";
+import { AutomationStores } from "./stores";
 import type { DevEnvironmentState } from "../dev/store";
 import type { EnvironmentHost } from "../host";
 import { attempt, type Outcome } from "../../../workers/core/outcome";
 import type { RunnerMessage } from "../../../proto/frames/runner";
 
 export class EnvironmentAutomations {
-  /** Services, tasks and task executions (automations.ts), created on first use; `destroy` drops it. */
-  private store?: Automations;
+  /** Services, tasks and task executions (stores.ts), created on first use; `destroy` drops it. */
+  private store?: AutomationStores;
 
   constructor(private readonly host: EnvironmentHost) {}
 
@@ -21,15 +23,15 @@ export class EnvironmentAutomations {
     this.store = undefined;
   }
 
-  private automations(): Automations {
-    return (this.store ??= new Automations(this.host.open().sql));
+  private automations(): AutomationStores {
+    return (this.store ??= new AutomationStores(this.host.open().sql));
   }
 
   /**
    * Runs `fn` as one transaction together with the events it collected, then sends the runner
    * what it must hear. Synchronous throughout, so calls and runner reports never interleave.
    */
-  op<T>(fn: (store: Automations, op: Op) => T): T {
+  op<T>(fn: (store: AutomationStores, op: Op) => T): T {
     const op = new Op(this.host.requireIdentity().environmentId, this.host.runner()?.name ?? null);
     // Outside the transaction: a refused call must not roll back the creation of the tables.
     const store = this.automations();
@@ -43,18 +45,18 @@ export class EnvironmentAutomations {
   }
 
   /**
-   * One gitpod.v1.EnvironmentAutomationService call about this environment; null when the
-   * environment does not exist. Changing the automations of a non-ephemeral environment runs
-   * commands in it, so that needs `environment:edit` there.
+   * One gitpod.v1.EnvironmentAutomationService call about this environment (api.ts); null
+   * when the environment does not exist. A `change` of the automations of a non-ephemeral
+   * environment runs commands in it, so that needs `environment:edit` there.
    */
-  call(call: AutomationCall, caller: AutomationCaller): Promise<Outcome<AutomationResult | null>> {
+  call<T>(change: boolean, caller: AutomationCaller, fn: (store: AutomationStores, op: Op) => T): Promise<Outcome<T | null>> {
     return attempt(() => {
       const identity = this.host.identity();
       if (!identity) return null;
-      if (!isRead(call.method) && !identity.ephemeral && !caller.mayEditPermanent) {
+      if (change && !identity.ephemeral && !caller.mayEditPermanent) {
         throw permissionDenied(`environment ${identity.environmentId} is not ephemeral: changing its automations needs environment:edit there`);
       }
-      return this.op((store, op) => store.call(call, op, caller));
+      return this.op(fn);
     });
   }
 
