@@ -82,7 +82,7 @@ export const environmentMigrations: readonly StorageMigration[] = [
         project_id TEXT NOT NULL, capsule_id TEXT NOT NULL, port INTEGER NOT NULL, url TEXT NOT NULL,
         PRIMARY KEY (project_id, capsule_id, port)
       )`,
-      // Automations (automations.ts).
+      // Automations (automations/: services.ts, tasks.ts, executions.ts).
       `CREATE TABLE IF NOT EXISTS automation_services (
         id TEXT PRIMARY KEY, reference TEXT NOT NULL UNIQUE, from_file INTEGER NOT NULL, body BLOB NOT NULL
       )`,
