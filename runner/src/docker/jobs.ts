@@ -86,6 +86,7 @@ export class CommandJobs {
       [JOB_LABELS.instance]: instanceId,
     };
     let container: Docker.Container;
+    let output: NodeJS.ReadableStream;
     try {
       container = await this.deps.docker.createContainer({
         ...options,
@@ -100,6 +101,9 @@ export class CommandJobs {
         HostConfig: { ...options.HostConfig, RestartPolicy: { Name: "no" }, AutoRemove: false },
       });
       await putConfigFiles(container, files);
+      // Attached before it starts, as `docker run` does: a logs stream that follows a container
+      // which exits at once may end before its last lines arrive, and a job's output is its result.
+      output = await container.attach({ stream: true, stdout: true, stderr: true });
       await container.start();
     } catch (err) {
       return this.result(msg.executionId, -1, `the job's container could not start: ${reason(err)}`);
@@ -109,7 +113,7 @@ export class CommandJobs {
     if (msg.timeoutMs !== undefined && msg.timeoutMs > 0) {
       attempt.timer = setTimeout(() => void this.abandon(msg.executionId, "timeout"), msg.timeoutMs);
     }
-    void this.follow(msg.executionId, attempt, { projectId: msg.projectId, capsuleId: msg.capsuleId, instanceId });
+    void this.follow(msg.executionId, attempt, { projectId: msg.projectId, capsuleId: msg.capsuleId, instanceId }, output);
   }
 
   /** `job-cancel`: the execution ended on the server; the attempt is killed and removed, and not reported. */
@@ -145,13 +149,22 @@ export class CommandJobs {
     await Promise.all([...this.attempts.keys()].map((id) => this.abandon(id, "cancel")));
   }
 
-  /** Streams the attempt's output to the logs until the container exits, then removes it and reports. */
-  private async follow(executionId: string, attempt: Attempt, where: { projectId: string; capsuleId: string; instanceId: string }): Promise<void> {
+  /**
+   * Streams the attempt's output to the logs until the container exits, then removes it and
+   * reports. `attached` is the output of a container this runner started; an adopted one is
+   * followed through its logs.
+   */
+  private async follow(
+    executionId: string,
+    attempt: Attempt,
+    where: { projectId: string; capsuleId: string; instanceId: string },
+    attached?: NodeJS.ReadableStream,
+  ): Promise<void> {
     const lines = new LineBatcher((batch) => void this.deps.send({ type: "log", ...where, lines: batch }));
     let tail = "";
     let result: { exitCode: number; message?: string };
     try {
-      const stream = await attempt.container.logs({ follow: true, stdout: true, stderr: true, timestamps: false });
+      const stream = attached ?? (await attempt.container.logs({ follow: true, stdout: true, stderr: true, timestamps: false }));
       const done = new Promise<void>((ok) => {
         stream.once("end", ok);
         stream.once("close", ok);
