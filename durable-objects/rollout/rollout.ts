@@ -283,14 +283,14 @@ export class RolloutDO extends DurableObject<Env> {
     if (summary.message) await this.env.ENVIRONMENTS.getByName(summary.environmentId).rolloutChanged(summary);
   }
 
-  /** The rollout (config and status, binary), or null for an id that was never started. */
-  async get(): Promise<{ identity: RolloutIdentity; config: Uint8Array; status: Uint8Array } | null> {
+  /** The rollout, or null for an id that was never started. Messages cross RPC as they are (structured clone). */
+  async get(): Promise<{ identity: RolloutIdentity; config: RolloutConfig; status: Status } | null> {
     const r = this.row();
     if (!r) return null;
     return {
       identity: { projectId: r.project_id, capsuleId: r.capsule_id, rolloutId: r.rollout_id, environmentId: r.environment_id },
-      config: new Uint8Array(r.config),
-      status: new Uint8Array(r.status),
+      config: fromBinary(RolloutConfigSchema, new Uint8Array(r.config)),
+      status: fromBinary(StatusSchema, new Uint8Array(r.status)),
     };
   }
 

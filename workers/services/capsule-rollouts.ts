@@ -2,12 +2,12 @@
  * api.v1.capsule.Service: Deploy and rollouts. The Worker authorizes and checks D1; the
  * environment's object sequences deploys and each rollout's object owns its status.
  */
-import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { EventSchema } from "../../proto/gen/api/v1/capsule/event_pb";
-import { RolloutConfigSchema } from "../../proto/gen/api/v1/capsule/rollout_pb";
-import { StatusSchema } from "../../proto/gen/api/v1/capsule/rollout/status_pb";
+import type { RolloutConfig } from "../../proto/gen/api/v1/capsule/rollout_pb";
+import type { Status } from "../../proto/gen/api/v1/capsule/rollout/status_pb";
 import type { AuthorSchema } from "../../proto/gen/model/author_pb";
 import { DeployRequestSchema, type Service } from "../../proto/gen/api/v1/capsule/service_pb";
 import { type Author, type EnvironmentDO, held, type RolloutIdentity, rolloutName } from "../../durable-objects/contract";
@@ -72,10 +72,10 @@ async function inRolloutEnvironment(
   unwrap(await act(rollouts, rollout.identity, authorOf(principalOf(ctx))));
 }
 
-const rolloutMessage = (r: { config: Uint8Array; status: Uint8Array; identity: { rolloutId: number } }) => ({
+const rolloutMessage = (r: { config: RolloutConfig; status: Status; identity: { rolloutId: number } }) => ({
   rolloutId: BigInt(r.identity.rolloutId),
-  config: fromBinary(RolloutConfigSchema, r.config),
-  status: fromBinary(StatusSchema, r.status),
+  config: r.config,
+  status: r.status,
 });
 
 /** The checks of a deploy target in one D1 batch: capsule, environment, project active there, images. */
