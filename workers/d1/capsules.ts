@@ -2,10 +2,10 @@
 import type { Env } from "../env";
 import type { pageOf } from "../core/pagination";
 import { count, query, type Query, readBatch, total } from "./batch";
-import { projectExistsQuery } from "./projects";
 import type { Columns } from "./row";
 import type { capsules } from "./schema";
 import { bounded, invalidArgument, notFound } from "../core/errors";
+import { existsQuery } from "./exists";
 
 export type CapsuleRow = Columns<typeof capsules, "id" | "updated_by" | "updated_at">;
 
@@ -44,7 +44,7 @@ export async function insertCapsule(
   env: Env,
   c: { projectId: string; id: string; updatedBy: string; now: number },
 ): Promise<{ projectFound: boolean; inserted: boolean }> {
-  const project = projectExistsQuery(env, c.projectId);
+  const project = existsQuery(env, "project", c.projectId);
   const [inserted, found] = await env.DB.batch([
     env.DB.prepare(
       `INSERT INTO capsules (project_id, id, updated_by, created_at, updated_at)
@@ -76,7 +76,7 @@ export async function touchCapsule(env: Env, projectId: string, capsuleId: strin
 export async function listCapsulesPage(env: Env, projectId: string, page: ReturnType<typeof pageOf>) {
   const [project, rows, n] = await readBatch(
     env.DB,
-    projectExistsQuery(env, projectId),
+    existsQuery(env, "project", projectId),
     query<CapsuleRow>(
       env.DB.prepare(`SELECT id, updated_by, updated_at FROM capsules WHERE project_id = ? ORDER BY id ${page.descending ? "DESC" : "ASC"} LIMIT ? OFFSET ?`).bind(
         projectId,

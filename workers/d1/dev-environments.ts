@@ -22,8 +22,6 @@ export function mirrorStatement(env: Env, s: DevEnvironmentSummary): D1PreparedS
     .bind(s.id, s.creatorId, s.projectId, s.runnerId, s.phase, s.archiveAt, s.revision, s.environment);
 }
 
-export const devEnvironmentExists = async (env: Env, id: string): Promise<boolean> =>
-  !!(await env.DB.prepare("SELECT 1 AS one FROM dev_environments WHERE id = ?").bind(id).first());
 
 /** ListEnvironments' filter, checked: each list the column must be one of (unset or empty: any). */
 export interface DevEnvironmentFilter {

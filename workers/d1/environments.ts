@@ -1,9 +1,10 @@
 /** The `environments` table group: an environment and the rows that hang off it (`environment_projects`). */
 import type { Env } from "../env";
-import { query, type Query, readBatch } from "./batch";
-import { existingProjectsQuery, projectExistsQuery } from "./projects";
+import { query, readBatch } from "./batch";
+import { existingProjectsQuery } from "./projects";
 import type { Columns } from "./row";
 import type { environmentProjects, environments } from "./schema";
+import { existsQuery } from "./exists";
 
 /** Deletes environment `id`'s row (first in `deleteEnvironmentStatements`, so its changes tell whether it existed). */
 export const deleteEnvironmentRow = (env: Env, id: string) => env.DB.prepare("DELETE FROM environments WHERE id = ?").bind(id);
@@ -25,14 +26,9 @@ const SELECT_ENVIRONMENTS = `SELECT e.id, e.cluster_id, e.namespace_template, e.
   (SELECT json_group_array(project_id) FROM (SELECT project_id FROM environment_projects WHERE environment_id = e.id ORDER BY project_id)) AS projects
   FROM environments e`;
 
-export const environmentExistsQuery = (env: Env, id: string): Query<{ one: number }> =>
-  query(env.DB.prepare("SELECT 1 AS one FROM environments WHERE id = ?").bind(id));
-
-export const environmentExists = async (env: Env, id: string): Promise<boolean> => !!(await environmentExistsQuery(env, id).statement.first());
-
 /** Whether the project and the environment exist, read together. */
 export async function projectAndEnvironmentExist(env: Env, projectId: string, environmentId: string): Promise<[boolean, boolean]> {
-  const [p, e] = await readBatch(env.DB, projectExistsQuery(env, projectId), environmentExistsQuery(env, environmentId));
+  const [p, e] = await readBatch(env.DB, existsQuery(env, "project", projectId), existsQuery(env, "environment", environmentId));
   return [p.length > 0, e.length > 0];
 }
 
@@ -134,7 +130,7 @@ export async function listEnvironments(
            ORDER BY e.id ${f.descending ? "DESC" : "ASC"}`,
       ).bind(f.excludeEphemeral ? 1 : 0, f.projectId),
     ),
-    projectExistsQuery(env, f.projectId),
+    existsQuery(env, "project", f.projectId),
   );
   return { rows, projectFound: project.length > 0 };
 }

@@ -20,10 +20,6 @@ export const selectGroups = (rest: string) =>
 
 export const getGroup = (env: Env, id: string) => env.DB.prepare(selectGroups("WHERE g.id = ?")).bind(id).first<GroupRow>();
 
-export async function groupExists(env: Env, id: string): Promise<boolean> {
-  return (await env.DB.prepare("SELECT 1 AS one FROM groups WHERE id = ?").bind(id).first()) !== null;
-}
-
 /** Creates the group; false when one with its id exists. */
 export async function insertGroup(env: Env, g: Columns<typeof groups, "id" | "metadata" | "created_by">, now: number): Promise<boolean> {
   const res = await env.DB.prepare(

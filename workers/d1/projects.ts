@@ -11,15 +11,9 @@ import type { projects } from "./schema";
 export type ProjectRow = Columns<typeof projects, "id" | "name" | "installation_id" | "created_at" | "updated_at">;
 const COLUMNS = "id, name, installation_id, created_at, updated_at";
 
-/** Whether project `id` exists, for batches that check it with their own statements. */
-export const projectExistsQuery = (env: Env, id: string): Query<{ one: number }> =>
-  query(env.DB.prepare("SELECT 1 AS one FROM projects WHERE id = ?").bind(id));
-
 /** Those of `ids` that are projects. */
 export const existingProjectsQuery = (env: Env, ids: string[]): Query<Columns<typeof projects, "id">> =>
   query(env.DB.prepare("SELECT id FROM projects WHERE id IN (SELECT value FROM json_each(?))").bind(JSON.stringify(ids)));
-
-export const projectExists = async (env: Env, id: string): Promise<boolean> => !!(await projectExistsQuery(env, id).statement.first());
 
 export async function existingProjects(env: Env, ids: string[]): Promise<Set<string>> {
   const q = existingProjectsQuery(env, ids);

@@ -5,9 +5,8 @@ import { held } from "../../durable-objects/contract";
 import { allows, type Principal } from "../auth/principal";
 import { scoped } from "../auth/scopes";
 import { defaultNamespaceTemplate, platformVersion } from "../core/config";
-import { requireExisting } from "../d1/exists";
+import { exists, requireExisting } from "../d1/exists";
 import {
-  environmentExists,
   environmentScope,
   type EnvironmentWrite,
   insertEnvironmentRows,
@@ -146,7 +145,7 @@ export interface NewEnvironment {
  */
 export async function insertEnvironment(env: Env, e: NewEnvironment): Promise<number> {
   const { id, state: s } = e;
-  if (await environmentExists(env, id)) throw alreadyExists(`environment ${bounded(id)}`);
+  if (await exists(env, "environment", id)) throw alreadyExists(`environment ${bounded(id)}`);
   await requireProjects(env, s.added);
   const now = Date.now();
   await insertEnvironmentRows(env, e, s, now);

@@ -39,11 +39,12 @@ import { gitpodPage, pageToken } from "../core/gitpod-pages";
 import { envOf, principalOf } from "./context";
 import { bounded, invalidArgument, notFound } from "../core/errors";
 import { clustersOf } from "./cluster";
-import { devEnvironmentExists, type DevEnvironmentFilter, listDevEnvironments } from "../d1/dev-environments";
+import { type DevEnvironmentFilter, listDevEnvironments } from "../d1/dev-environments";
 import { deleteEnvironment } from "../d1/cascades";
 import { type EnvironmentState, insertEnvironment } from "./environment";
 import { defineService } from "./registry";
 import { searchPattern } from "../core/pagination";
+import { exists } from "../d1/exists";
 
 const environment = scoped<{ environmentId?: string }>("environment", "environmentId");
 const anyEnvironment = scoped("environment");
@@ -53,7 +54,7 @@ const edit = { action: "environment:edit:ephemeral", scope: environment } as con
 /** The object of an existing developer environment: not_found for anything else, without waking an object for it. */
 async function devObject(env: Env, environmentId: string) {
   const id = checkUuid("environment_id", environmentId);
-  if (!(await devEnvironmentExists(env, id))) throw notFound(`environment ${bounded(id)}`);
+  if (!(await exists(env, "dev_environment", id))) throw notFound(`environment ${bounded(id)}`);
   return { id, object: env.ENVIRONMENTS.getByName(id) };
 }
 

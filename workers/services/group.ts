@@ -5,12 +5,11 @@ import type { MemberID, Update } from "../../proto/gen/api/v1/group/group_pb";
 import { requireGrantable } from "../auth/grants";
 import type { Permission } from "../auth/principal";
 import { scoped } from "../auth/scopes";
-import { requireExisting } from "../d1/exists";
+import { exists, requireExisting } from "../d1/exists";
 import { deleteMembership, insertMemberships, type MemberType } from "../d1/group-members";
 import {
   deleteGroup,
   getGroup,
-  groupExists,
   type GroupRow,
   insertGroup,
   listGroupMembers,
@@ -112,7 +111,7 @@ export const groups = defineService(
       const next = applyUpdates(req.updates, current);
       const now = Date.now();
       const renamed = next.id !== current.id;
-      if (renamed && (await groupExists(env, next.id))) throw alreadyExists(`group ${bounded(next.id)}`);
+      if (renamed && (await exists(env, "group", next.id))) throw alreadyExists(`group ${bounded(next.id)}`);
       // A rename carries the members and role assignments along in the same transaction.
       await updateGroup(env, current.id, next, now);
       return {};

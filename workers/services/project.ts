@@ -8,7 +8,6 @@ import {
   insertProject,
   listProjects,
   type ProjectRow,
-  projectExists,
   projectPublicKey,
   renameProject,
 } from "../d1/projects";
@@ -24,6 +23,7 @@ import { alreadyExists, bounded, failedPrecondition, invalidArgument, notFound }
 import { pageOf } from "../core/pagination";
 import { checkDnsLabel } from "../core/names";
 import { defineService } from "./registry";
+import { exists } from "../d1/exists";
 
 const project = scoped<{ projectId?: string }>("project", "projectId");
 
@@ -99,7 +99,7 @@ export const projects = defineService(
       const env = envOf(ctx);
       checkDnsLabel("project_id", req.projectId);
       const name = nameFrom(req.initializers, "initializers") ?? req.projectId;
-      if (await projectExists(env, req.projectId)) throw alreadyExists(`project ${bounded(req.projectId)}`);
+      if (await exists(env, "project", req.projectId)) throw alreadyExists(`project ${bounded(req.projectId)}`);
       const [installation, keys] = await Promise.all([installationId(env), keyPair(env, req.projectId)]);
       const now = Date.now();
       // already_exists too if another request created it since the check above.
@@ -145,7 +145,7 @@ export const projects = defineService(
     async update(req, ctx) {
       const env = envOf(ctx);
       const name = nameFrom(req.updates, "updates");
-      const found = await (name === undefined ? projectExists(env, req.projectId) : renameProject(env, req.projectId, name, Date.now()));
+      const found = await (name === undefined ? exists(env, "project", req.projectId) : renameProject(env, req.projectId, name, Date.now()));
       if (!found) throw notFound(`project ${bounded(req.projectId)}`);
       return {};
     },
