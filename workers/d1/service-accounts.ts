@@ -16,9 +16,6 @@ export const selectServiceAccounts = (rest: string) => `SELECT s.id, s.name, s.c
   (SELECT json_group_array(group_id) FROM (SELECT group_id FROM group_members WHERE member_id = s.id ORDER BY group_id)) AS group_ids
   FROM service_accounts s ${rest}`;
 
-export const getServiceAccount = (env: Env, id: string) =>
-  env.DB.prepare(selectServiceAccounts("WHERE s.id = ?")).bind(id).first<ServiceAccountRow>();
-
 export const listServiceAccounts = async (env: Env) =>
   (await env.DB.prepare(selectServiceAccounts("ORDER BY s.name")).all<ServiceAccountRow>()).results;
 
